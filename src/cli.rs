@@ -1,0 +1,206 @@
+//! The command line. `patchbay` with no subcommand runs the bot. `--config` is global, so it
+//! goes before or after the subcommand. `status`, `migrate` and `backup` work on the database
+//! directly, with or without a running bot; `healthcheck` asks the running bot.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigErrors, Environment};
+use crate::store::Store;
+
+/// patchbay: a self-hosted Discord chat-ops control plane for your integrations.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// The config file [env: PATCHBAY_CONFIG] [default: ./patchbay.toml if it exists]
+    #[arg(long, short, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// What to do (default: run).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bot: monitor integrations, serve health and metrics (the default).
+    Run,
+    /// Validate the config and the environment; list every problem and exit 1 if any.
+    Check,
+    /// Print every integration's state, since, latency p95 and 24h uptime from the database.
+    Status {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Write a consistent copy of the SQLite database to FILE, even while the bot runs.
+    Backup {
+        /// Where to write the copy (must not exist).
+        file: PathBuf,
+    },
+    /// GET /healthz on the running bot ([http].listen); exit 0 if healthy, 1 if not.
+    Healthcheck,
+}
+
+/// Parses the arguments, loads `.env`, and runs the chosen command.
+pub fn main() -> ExitCode {
+    // `.env` is optional; a malformed one is worth saying so, since it may hold the token.
+    if let Err(err) = dotenvy::dotenv()
+        && !err.not_found()
+    {
+        eprintln!("warning: could not read .env: {err}");
+    }
+    let cli = Cli::parse();
+    let env = Environment::from_process();
+    let (path, required) = config::resolve_path(cli.config.as_deref(), &env);
+    let loaded = config::load(&path, required, &env);
+    let command = cli.command.unwrap_or(Command::Run);
+
+    if let Command::Check = command {
+        return check(&path, loaded);
+    }
+    let config = match loaded {
+        Ok(config) => config,
+        Err(errors) => {
+            eprint!("{errors}");
+            eprintln!("Run `patchbay check` after fixing to validate.");
+            return ExitCode::from(2);
+        }
+    };
+    if matches!(command, Command::Run) {
+        crate::logging::init(config.log.format);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime can be built");
+    let outcome = runtime.block_on(async move {
+        match command {
+            Command::Run => crate::app::run(config, path, required).await,
+            Command::Status { json } => status(&config, json).await,
+            Command::Migrate => migrate(&config).await,
+            Command::Backup { file } => backup(&config, &file).await,
+            Command::Healthcheck => return healthcheck(&config).await,
+            Command::Check => unreachable!("handled above"),
+        }
+        .map(|()| ExitCode::SUCCESS)
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &std::path::Path, loaded: Result<Config, ConfigErrors>) -> ExitCode {
+    match loaded {
+        Ok(config) => {
+            let source = config.source.as_ref().map_or_else(
+                || "defaults (no config file)".to_string(),
+                |p| p.display().to_string(),
+            );
+            println!(
+                "{source}: ok ({} integrations, database {}, HTTP on {})",
+                config.integrations.len(),
+                config.storage.url,
+                config.http.listen
+            );
+            if config.bot.token.is_none() {
+                println!("note: DISCORD_TOKEN is not set, so the bot will run headless");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{}: invalid", path.display());
+            eprint!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
+    let store = Store::open(&config.storage.url).await?;
+    let rows = crate::service::status_overview(config, &store, None, Utc::now()).await?;
+    store.close().await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    let name_width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    println!(
+        "{:<name_width$}  {:<8}  {:<20}  {:>9}  {:>10}",
+        "NAME", "STATE", "SINCE", "P95", "UPTIME 24H"
+    );
+    for row in rows {
+        let p95 = row
+            .latency_p95_ms
+            .map_or_else(|| "-".to_string(), |ms| format!("{ms:.0}ms"));
+        let uptime = row
+            .uptime_24h
+            .map_or_else(|| "-".to_string(), |pct| format!("{pct:.2}%"));
+        println!(
+            "{:<name_width$}  {:<8}  {:<20}  {:>9}  {:>10}",
+            row.name,
+            row.state.as_str(),
+            row.since.format("%Y-%m-%d %H:%M:%S"),
+            p95,
+            uptime
+        );
+    }
+    Ok(())
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let store = Store::connect(&config.storage.url).await?;
+    let applied = store.migrate().await?;
+    store.close().await;
+    println!(
+        "{}: applied {applied} migration{}; the schema is up to date",
+        config.storage.url,
+        if applied == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+async fn backup(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let store = Store::open(&config.storage.url).await?;
+    store.backup(file).await?;
+    store.close().await;
+    println!("backed up {} to {}", config.storage.url, file.display());
+    Ok(())
+}
+
+async fn healthcheck(config: &Config) -> anyhow::Result<ExitCode> {
+    let mut address = config.http.listen;
+    if address.ip().is_unspecified() {
+        // A wildcard bind is reachable on loopback, which is where a container HEALTHCHECK runs.
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{address}/healthz");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()?;
+    match client.get(&url).send().await {
+        Ok(response) if response.status().is_success() => {
+            println!("healthy: {url}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(response) => {
+            eprintln!("unhealthy: {url} answered {}", response.status());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(err) => {
+            eprintln!("unhealthy: {url}: {}", err.without_url());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The HTTP front: `/healthz`, `/readyz` and `/metrics` (the REST API and signed webhooks arrive
+//! in later releases). The only module that imports axum. Handlers are thin: they ask the
+//! engine, the store or the metrics registry and render the answer.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+use crate::monitor::Engine;
+use crate::store::Store;
+
+/// What the handlers need.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database, for readiness.
+    pub store: Store,
+    /// The engine, for readiness.
+    pub engine: Engine,
+    /// The registry rendered at `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The router, separate from serving so tests can drive it on their own listener.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` is cancelled, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let storage = match state.store.ping().await {
+        Ok(()) => "ok".to_string(),
+        Err(err) => err.to_string(),
+    };
+    let scheduler = if state.engine.is_running() {
+        "ok"
+    } else {
+        "stopped"
+    };
+    let ready = storage == "ok" && scheduler == "ok";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "storage": storage,
+        "scheduler": scheduler,
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

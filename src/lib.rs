@@ -1,0 +1,30 @@
+//! patchbay: a self-hosted chat-ops control plane for a team's integrations.
+//!
+//! Read [`ARCHITECTURE.md`](../ARCHITECTURE.md) first. In short: domain modules (config, store,
+//! monitor) know nothing of Discord or HTTP; the fronts (`http`, and `discord` in a later
+//! release) are thin layers over [`service`].
+
+/// Wiring for `patchbay run`: opens the store, starts the engine and the fronts, handles signals.
+pub mod app;
+/// The command line (clap): `run`, `check`, `status`, `migrate`, `backup`, `healthcheck`.
+pub mod cli;
+/// Loading and validating `patchbay.toml` and the environment.
+pub mod config;
+/// The HTTP front: health, readiness and metrics (the only module that imports axum).
+pub mod http;
+/// Logging set-up (pretty or JSON lines).
+pub mod logging;
+/// Prometheus metrics.
+pub mod metrics;
+/// Shared vocabulary: states, check results, transitions.
+pub mod model;
+/// The monitoring engine: scheduler, checks, conditions, state machine.
+pub mod monitor;
+/// The resilience layer every outbound API client goes through.
+pub mod resilience;
+/// Values that must never be printed.
+pub mod secret;
+/// The control-plane service the fronts call.
+pub mod service;
+/// The database.
+pub mod store;

@@ -1,0 +1,144 @@
+//! The vocabulary shared by the engine, the store and the fronts: integration states, check
+//! results and state transitions. These types know nothing of HTTP, Discord or SQL, so every
+//! other module can speak about an integration's health in the same words.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// The health state of one integration, as decided by the state machine in
+/// [`crate::monitor::state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum State {
+    /// No check has decided anything yet (new integration, or first checks still running).
+    Unknown,
+    /// Checks pass and the degraded limits are not exceeded.
+    Up,
+    /// Checks pass, but latency p95 or the error rate over the window passes the limits.
+    Degraded,
+    /// `failure_threshold` checks in a row failed.
+    Down,
+    /// The integration is disabled; nothing is checked.
+    Paused,
+}
+
+impl State {
+    /// Every state, in the order a summary lists them (worst first).
+    pub const ALL: [State; 5] = [
+        State::Down,
+        State::Degraded,
+        State::Unknown,
+        State::Paused,
+        State::Up,
+    ];
+
+    /// The stable upper-case name used in logs, JSON, metrics and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Unknown => "UNKNOWN",
+            State::Up => "UP",
+            State::Degraded => "DEGRADED",
+            State::Down => "DOWN",
+            State::Paused => "PAUSED",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for State {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        State::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown state {s:?}"))
+    }
+}
+
+/// The outcome of one check of one integration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
+    /// The integration's configured name.
+    pub integration: String,
+    /// When the check started.
+    pub at: DateTime<Utc>,
+    /// Whether every condition held.
+    pub success: bool,
+    /// Time from sending the request to reading the whole body, in milliseconds.
+    pub latency_ms: f64,
+    /// The HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// For failures: the error class (`timeout`, `connect`, `conditions`, ...).
+    pub error_kind: Option<String>,
+    /// For failures: what went wrong, one line per failed condition or the transport error.
+    pub message: Option<String>,
+}
+
+/// The persisted state of one integration: everything needed to continue after a restart
+/// without starting from scratch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntegrationState {
+    /// The integration's configured name.
+    pub integration: String,
+    /// The current state.
+    pub state: State,
+    /// When the current state began.
+    pub since: DateTime<Utc>,
+    /// Failures in a row, counting the last check.
+    pub consecutive_failures: u32,
+    /// Successes in a row, counting the last check.
+    pub consecutive_successes: u32,
+    /// The last check, if any.
+    pub last_check: Option<LastCheck>,
+}
+
+/// A summary of the most recent check, kept with the state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastCheck {
+    /// When it ran.
+    pub at: DateTime<Utc>,
+    /// Whether it passed.
+    pub success: bool,
+    /// Its latency in milliseconds.
+    pub latency_ms: f64,
+    /// What failed, when it failed.
+    pub message: Option<String>,
+}
+
+impl IntegrationState {
+    /// The state of an integration that has never been checked.
+    pub fn new(integration: impl Into<String>, now: DateTime<Utc>) -> Self {
+        IntegrationState {
+            integration: integration.into(),
+            state: State::Unknown,
+            since: now,
+            consecutive_failures: 0,
+            consecutive_successes: 0,
+            last_check: None,
+        }
+    }
+}
+
+/// A change of state, with the reason the state machine gives for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// The integration's configured name.
+    pub integration: String,
+    /// The state before.
+    pub from: State,
+    /// The state after.
+    pub to: State,
+    /// Why, in one human sentence (failed conditions, thresholds, degraded limits).
+    pub reason: String,
+    /// When the deciding check ran.
+    pub at: DateTime<Utc>,
+}

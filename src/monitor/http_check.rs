@@ -1,0 +1,269 @@
+//! HTTP checks: one request per check, over pooled keep-alive connections, with redirects
+//! followed by hand (so each hop passes the SSRF guard and the per-integration limit), the body
+//! read up to a cap, and the conditions evaluated on what came back.
+//!
+//! Health checks are deliberately not retried: one failed check is one failure for the state
+//! machine, which is where thresholds belong.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::{Client, StatusCode, Url, redirect};
+use tokio::time::Instant;
+
+use crate::config::{HttpCheck, Integration};
+use crate::model::CheckResult;
+use crate::monitor::condition::{self, Observation};
+use crate::monitor::ssrf;
+
+/// The shared HTTP clients, one per combination of TLS verification and SSRF guard, each with
+/// its own connection pool. Built on first use.
+#[derive(Default)]
+pub struct HttpChecker {
+    clients: [OnceLock<Client>; 4],
+}
+
+/// What came back from the final request of a check.
+struct Response {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+/// Why a check failed before conditions could be evaluated.
+struct Failure {
+    kind: &'static str,
+    message: String,
+    status: Option<u16>,
+}
+
+impl HttpChecker {
+    /// Clients are created lazily; this only allocates the slots.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn client(&self, spec: &HttpCheck) -> &Client {
+        let index = usize::from(spec.tls_verify) * 2 + usize::from(spec.allow_private);
+        self.clients[index].get_or_init(|| {
+            let mut builder = Client::builder()
+                .redirect(redirect::Policy::none())
+                .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
+                .tcp_nodelay(true)
+                .pool_idle_timeout(Duration::from_secs(90))
+                .danger_accept_invalid_certs(!spec.tls_verify);
+            if !spec.allow_private {
+                builder = builder.dns_resolver(ssrf::resolver());
+            }
+            builder
+                .build()
+                .expect("the HTTP client configuration is valid")
+        })
+    }
+
+    /// Runs one check of `integration` (an HTTP one) and returns its result; never panics and
+    /// never takes longer than the integration's timeout.
+    pub async fn check(&self, integration: &Integration, spec: &HttpCheck) -> CheckResult {
+        let at = Utc::now();
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(integration.timeout, self.exchange(spec))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure {
+                    kind: "timeout",
+                    message: format!(
+                        "no complete response within {}",
+                        crate::config::duration::format(integration.timeout)
+                    ),
+                    status: None,
+                })
+            });
+        let latency = started.elapsed();
+        result_of(integration, at, latency, outcome)
+    }
+
+    async fn exchange(&self, spec: &HttpCheck) -> Result<Response, Failure> {
+        let client = self.client(spec);
+        let mut url = spec.url.clone();
+        let mut method = spec.method.clone();
+        let mut body = spec.body.clone();
+        let mut redirects = 0;
+        loop {
+            let mut request = client.request(method.clone(), url.clone());
+            for (name, value) in &spec.headers {
+                request = request.header(name, value.expose());
+            }
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
+            let response = request.send().await.map_err(transport_failure)?;
+            let status = response.status();
+            if status.is_redirection()
+                && let Some(location) = response.headers().get(reqwest::header::LOCATION)
+            {
+                if redirects >= spec.max_redirects {
+                    return Err(Failure {
+                        kind: "bad_response",
+                        message: format!("more than {} redirects", spec.max_redirects),
+                        status: Some(status.as_u16()),
+                    });
+                }
+                redirects += 1;
+                url = next_url(&url, location, spec.allow_private).map_err(|message| Failure {
+                    kind: "bad_response",
+                    message,
+                    status: Some(status.as_u16()),
+                })?;
+                // 301/302/303 turn the request into a GET without a body, as browsers do.
+                if status != StatusCode::TEMPORARY_REDIRECT
+                    && status != StatusCode::PERMANENT_REDIRECT
+                {
+                    method = reqwest::Method::GET;
+                    body = None;
+                }
+                continue;
+            }
+            let headers = response.headers().clone();
+            let bytes = read_capped(response, spec.max_body_bytes).await?;
+            return Ok(Response {
+                status,
+                headers,
+                body: bytes,
+            });
+        }
+    }
+}
+
+/// Resolves a `Location` against the current URL and applies the guard to literal addresses.
+fn next_url(
+    current: &Url,
+    location: &reqwest::header::HeaderValue,
+    allow_private: bool,
+) -> Result<Url, String> {
+    let location = location
+        .to_str()
+        .map_err(|_| "redirect Location is not text".to_string())?;
+    let next = current
+        .join(location)
+        .map_err(|err| format!("redirect to an invalid URL: {err}"))?;
+    if !matches!(next.scheme(), "http" | "https") {
+        return Err(format!("redirect to a {} URL", next.scheme()));
+    }
+    if !allow_private {
+        let ip = match next.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = ip
+            && ssrf::is_blocked(ip)
+        {
+            return Err(format!(
+                "redirect to {ip}, a link-local or metadata address (set allow_private = true to allow)"
+            ));
+        }
+    }
+    Ok(next)
+}
+
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, Failure> {
+    let status = Some(response.status().as_u16());
+    let too_large = || Failure {
+        kind: "bad_response",
+        message: format!("response body larger than {cap} bytes"),
+        status,
+    };
+    if response
+        .content_length()
+        .is_some_and(|len| len > cap as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
+    while let Some(chunk) = response.chunk().await.map_err(transport_failure)? {
+        if body.len() + chunk.len() > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn transport_failure(err: reqwest::Error) -> Failure {
+    let kind = if err.is_timeout() {
+        "timeout"
+    } else if err.is_connect() {
+        "connect"
+    } else if err.is_decode() || err.is_body() {
+        "bad_response"
+    } else {
+        "connect"
+    };
+    // The error's Display carries the URL; the source chain has the cause without it, and the
+    // URL may hold a token in its query string.
+    let mut cause = std::error::Error::source(&err);
+    let mut message = String::new();
+    while let Some(inner) = cause {
+        message = inner.to_string();
+        cause = inner.source();
+    }
+    if message.is_empty() {
+        message = err.without_url().to_string();
+    }
+    Failure {
+        kind,
+        message: format!("{kind}: {message}"),
+        status: None,
+    }
+}
+
+fn result_of(
+    integration: &Integration,
+    at: DateTime<Utc>,
+    latency: Duration,
+    outcome: Result<Response, Failure>,
+) -> CheckResult {
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    match outcome {
+        Ok(Response {
+            status,
+            headers,
+            body,
+        }) => {
+            let observation = Observation::new(status.as_u16(), latency, &headers, &body);
+            let failures = if integration.conditions.is_empty() {
+                // Without conditions, any final status below 400 counts as healthy.
+                if status.as_u16() < 400 {
+                    Vec::new()
+                } else {
+                    vec![format!(
+                        "status {} is an error (no conditions configured)",
+                        status.as_u16()
+                    )]
+                }
+            } else {
+                condition::evaluate_all(&integration.conditions, &observation)
+            };
+            let success = failures.is_empty();
+            CheckResult {
+                integration: integration.name.clone(),
+                at,
+                success,
+                latency_ms,
+                status: Some(status.as_u16()),
+                error_kind: (!success).then(|| "conditions".to_string()),
+                message: (!success).then(|| failures.join("; ")),
+            }
+        }
+        Err(failure) => CheckResult {
+            integration: integration.name.clone(),
+            at,
+            success: false,
+            latency_ms,
+            status: failure.status,
+            error_kind: Some(failure.kind.to_string()),
+            message: Some(failure.message),
+        },
+    }
+}

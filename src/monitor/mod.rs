@@ -1,0 +1,403 @@
+//! The monitoring engine: runs every enabled integration's check at its interval, feeds results
+//! to the state machine, stores them through the batching writer, and publishes transitions.
+//!
+//! - Each integration has one task. Its first check is offset by a hash of its name within the
+//!   interval, so 10,000 integrations spread evenly instead of firing at once, and the offset
+//!   survives reloads and restarts. A shared semaphore bounds the checks in flight.
+//! - A slow upstream only holds its own task (and one semaphore permit, for at most its timeout).
+//! - A transition is committed to the database *before* it is logged and published, so after a
+//!   crash the engine never announces a transition it already announced, nor loses one it did.
+//! - [`Engine::apply`] reloads: unchanged integrations keep running untouched, changed ones
+//!   restart with their state, removed ones stop.
+
+pub mod condition;
+pub mod http_check;
+pub mod ssrf;
+pub mod state;
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::BoxFuture;
+use tokio::sync::{Semaphore, broadcast};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{CheckSpec, Integration};
+use crate::metrics::Metrics;
+use crate::model::{CheckResult, IntegrationState, State, Transition};
+use crate::store::Store;
+use crate::store::writer::WriterHandle;
+use state::Machine;
+
+/// Something that can run one check of an integration. [`http_check::HttpChecker`] is the real
+/// one; the scheduler's paused-clock tests use a scripted one, because a paused clock and real
+/// sockets do not mix.
+pub trait Probe: Send + Sync + 'static {
+    /// Runs one check; must return within the integration's timeout.
+    fn check<'a>(&'a self, integration: &'a Integration) -> BoxFuture<'a, CheckResult>;
+}
+
+impl Probe for http_check::HttpChecker {
+    fn check<'a>(&'a self, integration: &'a Integration) -> BoxFuture<'a, CheckResult> {
+        Box::pin(async move {
+            match &integration.check {
+                CheckSpec::Http(spec) => {
+                    http_check::HttpChecker::check(self, integration, spec).await
+                }
+            }
+        })
+    }
+}
+
+/// The engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    writer: WriterHandle,
+    metrics: Arc<Metrics>,
+    probe: Arc<dyn Probe>,
+    permits: Arc<Semaphore>,
+    states: Mutex<HashMap<String, IntegrationState>>,
+    events: broadcast::Sender<Transition>,
+    tasks: tokio::sync::Mutex<HashMap<String, Running>>,
+    stopping: CancellationToken,
+}
+
+struct Running {
+    integration: Arc<Integration>,
+    cancel: CancellationToken,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// How many transitions a slow subscriber may fall behind before it misses some.
+const EVENT_BUFFER: usize = 4096;
+
+impl Engine {
+    /// Loads the stored states and starts checking `integrations`.
+    pub async fn start(
+        store: Store,
+        writer: WriterHandle,
+        metrics: Arc<Metrics>,
+        probe: Arc<dyn Probe>,
+        concurrency: usize,
+        integrations: Vec<Integration>,
+    ) -> Result<Engine, crate::store::StoreError> {
+        let states = store
+            .load_states()
+            .await?
+            .into_iter()
+            .map(|state| (state.integration.clone(), state))
+            .collect();
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                store,
+                writer,
+                metrics,
+                probe,
+                permits: Arc::new(Semaphore::new(concurrency.max(1))),
+                states: Mutex::new(states),
+                events: broadcast::channel(EVENT_BUFFER).0,
+                tasks: tokio::sync::Mutex::new(HashMap::new()),
+                stopping: CancellationToken::new(),
+            }),
+        };
+        engine.apply(integrations).await;
+        Ok(engine)
+    }
+
+    /// Receives every transition from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Transition> {
+        self.inner.events.subscribe()
+    }
+
+    /// The current state of every configured integration, sorted by name.
+    pub fn snapshot(&self) -> Vec<IntegrationState> {
+        let states = self.inner.states.lock().expect("state lock");
+        let mut out: Vec<_> = states.values().cloned().collect();
+        out.sort_by(|a, b| a.integration.cmp(&b.integration));
+        out
+    }
+
+    /// Whether the scheduler is running (not shutting down).
+    pub fn is_running(&self) -> bool {
+        !self.inner.stopping.is_cancelled()
+    }
+
+    /// Applies a (re)loaded list of integrations; see the module docs.
+    pub async fn apply(&self, integrations: Vec<Integration>) {
+        let inner = &self.inner;
+        let mut tasks = inner.tasks.lock().await;
+        let wanted: HashSet<&str> = integrations.iter().map(|i| i.name.as_str()).collect();
+        let removed: Vec<String> = tasks
+            .keys()
+            .filter(|name| !wanted.contains(name.as_str()))
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some(running) = tasks.remove(&name) {
+                running.cancel.cancel();
+            }
+            inner.states.lock().expect("state lock").remove(&name);
+            inner.metrics.remove_integration(&name);
+            tracing::info!(integration = %name, "integration removed; its checks stopped");
+        }
+        for integration in integrations {
+            let previous = match tasks.remove(&integration.name) {
+                Some(running) if *running.integration == integration => {
+                    tasks.insert(integration.name.clone(), running);
+                    continue;
+                }
+                Some(running) => {
+                    running.cancel.cancel();
+                    tracing::info!(integration = %integration.name, "integration changed; restarting its checks");
+                    running.handle
+                }
+                None => None,
+            };
+            let name = integration.name.clone();
+            let current = {
+                let mut states = inner.states.lock().expect("state lock");
+                states
+                    .entry(name.clone())
+                    .or_insert_with(|| IntegrationState::new(name.clone(), Utc::now()))
+                    .clone()
+            };
+            inner.metrics.set_state(&name, current.state);
+            let cancel = inner.stopping.child_token();
+            let integration = Arc::new(integration);
+            let handle = if integration.enabled {
+                if current.state == State::Paused {
+                    inner
+                        .change_state(&name, State::Unknown, "enabled in the config".into(), None)
+                        .await;
+                }
+                Some(tokio::spawn(run(
+                    self.inner.clone(),
+                    integration.clone(),
+                    cancel.clone(),
+                    previous,
+                )))
+            } else {
+                if current.state != State::Paused {
+                    inner
+                        .change_state(&name, State::Paused, "disabled in the config".into(), None)
+                        .await;
+                }
+                None
+            };
+            tasks.insert(
+                name,
+                Running {
+                    integration,
+                    cancel,
+                    handle,
+                },
+            );
+        }
+    }
+
+    /// Stops scheduling, waits up to `grace` for checks in flight to finish and record, then
+    /// flushes the writer. Returns the number of checks that had to be abandoned.
+    pub async fn shutdown(&self, grace: Duration) -> usize {
+        let inner = &self.inner;
+        inner.stopping.cancel();
+        let handles: Vec<JoinHandle<()>> = inner
+            .tasks
+            .lock()
+            .await
+            .drain()
+            .filter_map(|(_, running)| running.handle)
+            .collect();
+        let deadline = Instant::now() + grace;
+        let mut abandoned = 0;
+        for handle in handles {
+            let abort = handle.abort_handle();
+            if tokio::time::timeout_at(deadline, handle).await.is_err() {
+                abort.abort();
+                abandoned += 1;
+            }
+        }
+        if let Err(err) = inner.writer.flush().await {
+            tracing::error!(error = %err, "final flush failed");
+        }
+        abandoned
+    }
+}
+
+impl Inner {
+    /// Commits a state change (with the result that caused it), then announces it.
+    async fn change_state(
+        &self,
+        name: &str,
+        to: State,
+        reason: String,
+        result: Option<CheckResult>,
+    ) {
+        let (state, transition) = {
+            let mut states = self.states.lock().expect("state lock");
+            let Some(state) = states.get_mut(name) else {
+                return;
+            };
+            let at = result.as_ref().map_or_else(Utc::now, |r| r.at);
+            let transition = Transition {
+                integration: name.to_string(),
+                from: state.state,
+                to,
+                reason,
+                at,
+            };
+            state.state = to;
+            state.since = at;
+            state.consecutive_failures = 0;
+            state.consecutive_successes = 0;
+            (state.clone(), transition)
+        };
+        self.commit_and_announce(result, state, transition).await;
+    }
+
+    async fn commit_and_announce(
+        &self,
+        result: Option<CheckResult>,
+        state: IntegrationState,
+        transition: Transition,
+    ) {
+        if let Err(err) = self
+            .writer
+            .commit_transition(result, state, transition.clone())
+            .await
+        {
+            // Announcing an unstored transition would be re-announced differently after a
+            // restart; log the failure instead and let the next check decide again.
+            tracing::error!(integration = %transition.integration, error = %err, "could not store a transition");
+            return;
+        }
+        self.announce(&transition);
+    }
+
+    fn announce(&self, t: &Transition) {
+        self.metrics
+            .transitions_total
+            .with_label_values(&[t.to.as_str()])
+            .inc();
+        self.metrics.set_state(&t.integration, t.to);
+        // The field names and their rendering (`reason` quoted in pretty logs, a plain JSON string
+        // in json logs) are a contract: scripts parse these lines.
+        let reason = t.reason.as_str();
+        match t.to {
+            State::Down | State::Degraded => tracing::warn!(
+                target: "patchbay::alert",
+                integration = %t.integration, from = %t.from, to = %t.to, reason,
+                "state changed"
+            ),
+            _ => tracing::info!(
+                target: "patchbay::alert",
+                integration = %t.integration, from = %t.from, to = %t.to, reason,
+                "state changed"
+            ),
+        }
+        let _ = self.events.send(t.clone());
+    }
+
+    /// Feeds one result to the machine and stores it; transitions are committed and announced.
+    async fn record(&self, machine: &mut Machine, result: CheckResult) {
+        let outcome = if result.success { "success" } else { "failure" };
+        self.metrics
+            .checks_total
+            .with_label_values(&[result.integration.as_str(), outcome])
+            .inc();
+        self.metrics
+            .check_duration
+            .observe(result.latency_ms / 1000.0);
+        let (state, transition) = {
+            let mut states = self.states.lock().expect("state lock");
+            let Some(state) = states.get_mut(&result.integration) else {
+                return;
+            };
+            let transition = machine.apply(state, &result);
+            (state.clone(), transition)
+        };
+        match transition {
+            Some(transition) => {
+                self.commit_and_announce(Some(result), state, transition)
+                    .await
+            }
+            None => {
+                if self.writer.record(result, state).await.is_err() {
+                    tracing::error!("the storage writer stopped; a result was not stored");
+                }
+            }
+        }
+    }
+}
+
+/// The offset of an integration's first check within its interval, from a hash of its name.
+pub fn spread(name: &str, interval: Duration) -> Duration {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    let fraction = (hasher.finish() % 1_000_000) as f64 / 1_000_000.0;
+    interval.mul_f64(fraction)
+}
+
+async fn run(
+    inner: Arc<Inner>,
+    integration: Arc<Integration>,
+    cancel: CancellationToken,
+    previous: Option<JoinHandle<()>>,
+) {
+    // A changed integration's old task may still be finishing a check; let it record first so
+    // results stay in order.
+    if let Some(previous) = previous {
+        let _ = previous.await;
+    }
+    let mut machine = Machine::new(&integration);
+    if let Some(window) = machine.wants_history() {
+        let since = Utc::now() - chrono::Duration::from_std(window).unwrap_or_default();
+        match inner.store.recent_results(&integration.name, since).await {
+            Ok(results) => machine.seed(&results),
+            Err(err) => {
+                tracing::warn!(integration = %integration.name, error = %err, "could not load recent results; the degraded window starts empty")
+            }
+        }
+    }
+    let interval = integration.interval;
+    let mut due = Instant::now() + spread(&integration.name, interval);
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep_until(due) => {}
+        }
+        let permit = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            permit = inner.permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let started = Instant::now();
+        inner
+            .metrics
+            .scheduler_lateness
+            .observe(started.saturating_duration_since(due).as_secs_f64());
+        inner.metrics.checks_in_flight.inc();
+        let result = inner.probe.check(&integration).await;
+        inner.metrics.checks_in_flight.dec();
+        drop(permit);
+        inner.record(&mut machine, result).await;
+        due += interval;
+        let now = Instant::now();
+        if due <= now {
+            // Missed ticks are skipped, keeping the phase, rather than run back to back.
+            let behind = now - due;
+            let skip = (behind.as_nanos() / interval.as_nanos()) as u32 + 1;
+            due += interval * skip;
+        }
+    }
+}
