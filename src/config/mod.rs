@@ -336,6 +336,18 @@ const INTEGRATION_KEYS: &[&str] = &[
     "allow_private",
 ];
 const DEGRADED_KEYS: &[&str] = &["latency_p95", "error_rate", "window"];
+
+/// Every table of the file and its keys, so tests can check the example documents each one.
+pub const KEYS: &[(&str, &[&str])] = &[
+    ("", TOP_KEYS),
+    ("bot", BOT_KEYS),
+    ("http", HTTP_KEYS),
+    ("storage", STORAGE_KEYS),
+    ("scheduler", SCHEDULER_KEYS),
+    ("defaults", DEFAULTS_KEYS),
+    ("integration", INTEGRATION_KEYS),
+    ("integration.degraded", DEGRADED_KEYS),
+];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// Per-integration defaults from `[defaults]`.
@@ -390,6 +402,9 @@ pub fn parse(
         integrations,
     };
     apply_environment(&mut config, env, &mut d.errors);
+    // File order reads best; environment problems (no line) come last.
+    d.errors
+        .sort_by_key(|error| error.line.unwrap_or(usize::MAX));
     if d.errors.is_empty() {
         Ok(config)
     } else {
@@ -559,7 +574,6 @@ fn read_integrations(
     let mut names: HashSet<String> = HashSet::new();
     let mut dependencies = Vec::new();
     for (mut table, start) in root.tables(d, "integration") {
-        table.check_keys(d, INTEGRATION_KEYS);
         let name = match table.string(d, "name") {
             Some((name, at)) if valid_name(&name) => {
                 if !names.insert(name.clone()) {
@@ -579,6 +593,7 @@ fn read_integrations(
                     format!("{name:?} is not a valid name"),
                     Some("use 1 to 64 characters from a-z, 0-9, - and _".into()),
                 );
+                table.check_keys(d, INTEGRATION_KEYS);
                 continue;
             }
             None => {
@@ -590,11 +605,13 @@ fn read_integrations(
                         Some("add name = \"...\" to this [[integration]]".into()),
                     );
                 }
+                table.check_keys(d, INTEGRATION_KEYS);
                 continue;
             }
         };
         // From here on errors name the integration rather than its index: users know names.
         table.path = format!("integration.{name}");
+        table.check_keys(d, INTEGRATION_KEYS);
         if let Some(integration) = read_integration(&table, name, start, defaults, d, env) {
             dependencies.push((
                 integration.name.clone(),
@@ -825,7 +842,7 @@ fn read_integration(
         let window = limits
             .duration(d, "window")
             .map_or(Duration::from_secs(600), |(v, _)| v);
-        if latency_p95.is_none() && error_rate.is_none() {
+        if limits.get("latency_p95").is_none() && limits.get("error_rate").is_none() {
             d.error(
                 table.get("degraded").map(|v| v.span().start),
                 limits.path.clone(),

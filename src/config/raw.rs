@@ -203,9 +203,12 @@ impl<'a, 'i> Table<'a, 'i> {
         key: String,
         value: Value<'_, '_>,
     ) -> Option<Snowflake> {
-        let parsed = match value.get_ref() {
-            DeValue::String(text) => text.trim().parse::<u64>().ok(),
-            other => integer_of(other).and_then(|int| u64::try_from(int).ok()),
+        let (parsed, shown) = match value.get_ref() {
+            DeValue::String(text) => (text.trim().parse::<u64>().ok(), format!("{text:?}")),
+            other => (
+                integer_of(other).and_then(|int| u64::try_from(int).ok()),
+                type_name(other).to_string(),
+            ),
         };
         match parsed {
             Some(id) if id > 0 => Some(Snowflake(id)),
@@ -213,7 +216,7 @@ impl<'a, 'i> Table<'a, 'i> {
                 d.error(
                     Some(value.span().start),
                     key,
-                    "is not a Discord ID",
+                    format!("{shown} is not a Discord ID"),
                     Some(
                         "copy the ID with Discord's developer mode (a number like \"123456789012345678\")"
                             .into(),

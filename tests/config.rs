@@ -1,0 +1,356 @@
+//! The configuration contract: every bad config gives the exact error a user sees (file, line,
+//! key, fix), every problem is listed at once, the committed example validates, and the docs
+//! (`patchbay.example.toml`, `.env.example`) stay in step with the code.
+
+use std::time::Duration;
+
+use patchbay::config::{self, CheckSpec, Environment, HeaderValue, LogFormat};
+
+const BASE: &str = "[[integration]]\nname = \"api\"\nurl = \"http://127.0.0.1:9/\"\n";
+
+/// Parses `text` as `test.toml` and returns the rendered errors (empty when valid).
+fn errors(text: &str, env: &[(&str, &str)]) -> Vec<String> {
+    match config::parse(
+        text,
+        "test.toml",
+        None,
+        &Environment::from_pairs(env.iter().copied()),
+    ) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn check(text: &str, expected: &[&str]) {
+    assert_eq!(errors(text, &[]), expected, "config:\n{text}");
+}
+
+#[test]
+fn bad_configs_give_exact_errors() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "[defaults]\nintervall = \"30s\"\n",
+            &["test.toml:2: defaults.intervall: unknown key (fix: did you mean `interval`?)"],
+        ),
+        (
+            "[bot]\ncolour = 1\n",
+            &[
+                "test.toml:2: bot.colour: unknown key (fix: remove it; known keys here: guilds, audit_channel)",
+            ],
+        ),
+        (
+            "[storage]\nretention = \"30x\"\n",
+            &[
+                "test.toml:2: storage.retention: \"30x\" has an unknown unit \"x\"; use ms, s, m, h or d (fix: write it like \"30s\", \"5m\", \"4h\" or \"7d\")",
+            ],
+        ),
+        (
+            "[storage]\nretention = \"30\"\n",
+            &[
+                "test.toml:2: storage.retention: \"30\" has no unit; write 30s, 30m, 30h, 30d or 30ms (fix: write it like \"30s\", \"5m\", \"4h\" or \"7d\")",
+            ],
+        ),
+        (
+            &format!("{BASE}{BASE}"),
+            &[
+                "test.toml:5: integration[1].name: duplicate integration name \"api\" (fix: give each [[integration]] a unique name)",
+            ],
+        ),
+        (
+            &format!("{BASE}conditions = [\"status == 200\", \"status = 200\"]\n"),
+            &[
+                "test.toml:4: integration.api.conditions[1]: \"status = 200\" at column 8: unknown operator \"=\"; expected one of ==, !=, <, <=, >, >=, contains, matches; did you mean ==? (fix: see the condition syntax in patchbay.example.toml)",
+            ],
+        ),
+        (
+            &format!("{BASE}headers = {{ Authorization = \"env:PAYMENTS_TOKEN\" }}\n"),
+            &[
+                "test.toml:4: integration.api.headers.Authorization: environment variable PAYMENTS_TOKEN is not set (fix: set PAYMENTS_TOKEN in the environment or in .env)",
+            ],
+        ),
+        (
+            "[[integration]]\nname = \"api\"\nurl = \"payments.example.com/healthz\"\n",
+            &[
+                "test.toml:3: integration.api.url: \"payments.example.com/healthz\" is not a valid URL: relative URL without a base (fix: write the full URL, like \"https://example.com/healthz\")",
+            ],
+        ),
+        (
+            "[[integration]]\nname = \"api\"\nurl = \"ftp://example.com/\"\n",
+            &[
+                "test.toml:3: integration.api.url: \"ftp://example.com/\" is not an http:// or https:// URL (fix: write the full URL, like \"https://example.com/healthz\")",
+            ],
+        ),
+        (
+            "[[integration]]\nname = \"Payments API\"\nurl = \"http://127.0.0.1:9/\"\n",
+            &[
+                "test.toml:2: integration[0].name: \"Payments API\" is not a valid name (fix: use 1 to 64 characters from a-z, 0-9, - and _)",
+            ],
+        ),
+        (
+            "[[integration]]\nurl = \"http://127.0.0.1:9/\"\n",
+            &[
+                "test.toml:1: integration[0].name: is missing (fix: add name = \"...\" to this [[integration]])",
+            ],
+        ),
+        (
+            &format!("{BASE}interval = \"30s\"\ntimeout = \"1m\"\n"),
+            &[
+                "test.toml:5: integration.api.timeout: timeout 1m is longer than the interval 30s (fix: make the timeout at most the interval)",
+            ],
+        ),
+        (
+            "[[integration]]\nname = \"meta\"\nurl = \"http://169.254.169.254/latest/meta-data\"\n",
+            &[
+                "test.toml:3: integration.meta.url: 169.254.169.254 is a link-local or cloud metadata address (fix: set allow_private = true on this integration if you really mean it)",
+            ],
+        ),
+        (
+            &format!(
+                "{BASE}depends_on = [\"core-netwrk\"]\n[[integration]]\nname = \"core-network\"\nurl = \"http://127.0.0.1:9/\"\n"
+            ),
+            &[
+                "test.toml:4: integration.api.depends_on: unknown integration \"core-netwrk\" (fix: did you mean \"core-network\"?)",
+            ],
+        ),
+        (
+            &format!("{BASE}kind = \"notion\"\n"),
+            &[
+                "test.toml:4: integration.api.kind: kind \"notion\" is not supported by this release (fix: use kind = \"http\")",
+            ],
+        ),
+        (
+            &format!("{BASE}degraded = {{ window = \"5m\" }}\n"),
+            &[
+                "test.toml:4: integration.api.degraded: sets neither latency_p95 nor error_rate (fix: add latency_p95 = \"500ms\" or error_rate = 0.1)",
+            ],
+        ),
+        (
+            &format!("{BASE}failure_threshold = 0\n"),
+            &[
+                "test.toml:4: integration.api.failure_threshold: 0 is out of range (fix: use a whole number of at least 1)",
+            ],
+        ),
+        (
+            &format!("{BASE}enabled = \"yes\"\n"),
+            &["test.toml:4: integration.api.enabled: expected true or false, found a string"],
+        ),
+        (
+            "[bot]\nguilds = [\"12x\"]\naudit_channel = 0\n",
+            &[
+                "test.toml:2: bot.guilds[0]: \"12x\" is not a Discord ID (fix: copy the ID with Discord's developer mode (a number like \"123456789012345678\"))",
+                "test.toml:3: bot.audit_channel: an integer is not a Discord ID (fix: copy the ID with Discord's developer mode (a number like \"123456789012345678\"))",
+            ],
+        ),
+        (
+            "[storage]\nurl = \"postgres://localhost/patchbay\"\n",
+            &[
+                "test.toml:2: storage.url: PostgreSQL is not supported by this release yet (fix: use a sqlite:// URL such as \"sqlite://patchbay.db\")",
+            ],
+        ),
+        (
+            "[http\nlisten = 1\n",
+            &[
+                "test.toml:1: (syntax): unclosed table, expected `]` (fix: fix the TOML syntax at that line)",
+            ],
+        ),
+    ];
+    for (text, expected) in cases {
+        check(text, expected);
+    }
+}
+
+#[test]
+fn every_problem_is_listed_in_file_order() {
+    let text = "[defaults]\ninterval = \"soon\"\n[storage]\nretension = \"1d\"\n[[integration]]\nname = \"a\"\nurl = \"nope\"\nconditions = [\"stauts == 200\"]\n";
+    let found = errors(text, &[("PATCHBAY_LOG_FORMAT", "xml")]);
+    let lines: Vec<&str> = found
+        .iter()
+        .map(|e| e.split(": ").next().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "test.toml:2",
+            "test.toml:4",
+            "test.toml:7",
+            "test.toml:8",
+            "environment"
+        ],
+        "{found:#?}"
+    );
+    assert_eq!(
+        found[4],
+        "environment: PATCHBAY_LOG_FORMAT: \"xml\" is not a log format (fix: use pretty or json)"
+    );
+}
+
+#[test]
+fn ids_are_accepted_as_strings_or_integers() {
+    let config = config::parse(
+        "[bot]\nguilds = [\"123456789012345678\", 876543210987654321]\naudit_channel = \"42\"\n",
+        "test.toml",
+        None,
+        &Environment::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        config.bot.guilds,
+        [
+            config::Snowflake(123_456_789_012_345_678),
+            config::Snowflake(876_543_210_987_654_321)
+        ]
+    );
+    assert_eq!(config.bot.audit_channel, Some(config::Snowflake(42)));
+}
+
+#[test]
+fn defaults_then_file_then_environment() {
+    let text = format!(
+        "[defaults]\ninterval = \"1m\"\ntimeout = \"5s\"\n[storage]\nurl = \"sqlite://file.db\"\n{BASE}"
+    );
+    let env = Environment::from_pairs([
+        ("DATABASE_URL", "sqlite://from-env.db"),
+        ("PATCHBAY_HTTP_LISTEN", "0.0.0.0:9090"),
+        ("PATCHBAY_LOG_FORMAT", "json"),
+        ("DISCORD_TOKEN", "very-secret-token"),
+    ]);
+    let config = config::parse(&text, "test.toml", None, &env).unwrap();
+    assert_eq!(config.storage.url, "sqlite://from-env.db");
+    assert_eq!(config.http.listen.to_string(), "0.0.0.0:9090");
+    assert_eq!(config.log.format, LogFormat::Json);
+    let api = &config.integrations[0];
+    assert_eq!(api.interval, Duration::from_secs(60));
+    assert_eq!(api.timeout, Duration::from_secs(5));
+    // Untouched defaults.
+    assert_eq!((api.failure_threshold, api.success_threshold), (3, 2));
+    assert_eq!(config.scheduler.concurrency, 512);
+    assert_eq!(config.storage.retention, Duration::from_secs(30 * 86_400));
+    // The token is held, but never printed.
+    assert_eq!(
+        config.bot.token.as_ref().unwrap().expose(),
+        "very-secret-token"
+    );
+    assert!(!format!("{config:?}").contains("very-secret-token"));
+}
+
+#[test]
+fn env_header_values_are_secrets() {
+    let text = format!(
+        "{BASE}headers = {{ Authorization = \"env:PAYMENTS_TOKEN\", Accept = \"application/json\" }}\n"
+    );
+    let env = Environment::from_pairs([("PAYMENTS_TOKEN", "Bearer s3cr3t")]);
+    let config = config::parse(&text, "test.toml", None, &env).unwrap();
+    let CheckSpec::Http(http) = &config.integrations[0].check;
+    let auth = http
+        .headers
+        .iter()
+        .find(|(name, _)| name == "Authorization")
+        .map(|(_, value)| value)
+        .unwrap();
+    assert!(matches!(auth, HeaderValue::Env { variable, .. } if variable == "PAYMENTS_TOKEN"));
+    assert_eq!(auth.expose(), "Bearer s3cr3t");
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("s3cr3t"), "{debug}");
+    assert!(debug.contains("env:PAYMENTS_TOKEN"));
+}
+
+#[test]
+fn the_example_config_validates() {
+    let config = config::load(
+        std::path::Path::new("patchbay.example.toml"),
+        true,
+        &Environment::default(),
+    )
+    .unwrap();
+    assert_eq!(config.integrations.len(), 2);
+    assert!(config.integrations.iter().any(|i| !i.enabled));
+}
+
+#[test]
+fn a_missing_default_file_means_defaults_but_a_named_one_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("patchbay.toml");
+    let defaults = config::load(&missing, false, &Environment::default()).unwrap();
+    assert!(defaults.integrations.is_empty());
+    assert_eq!(defaults.http.listen.to_string(), "127.0.0.1:8080");
+    let err = config::load(&missing, true, &Environment::default()).unwrap_err();
+    assert!(
+        err.0[0].message.starts_with("cannot read the config file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_example_documents_every_key() {
+    let example = std::fs::read_to_string("patchbay.example.toml").unwrap();
+    for (table, keys) in config::KEYS {
+        for key in *keys {
+            let documented = if table.is_empty() {
+                example.contains(&format!("[{key}]")) || example.contains(&format!("[[{key}]]"))
+            } else {
+                example.contains(&format!("{key} =")) || example.contains(&format!("{key} = "))
+            };
+            assert!(
+                documented,
+                "patchbay.example.toml does not show `{table}.{key}`"
+            );
+        }
+    }
+    // The first line that sets each key (possibly commented out) has a comment right above it.
+    let lines: Vec<&str> = example.lines().collect();
+    for (table, keys) in config::KEYS {
+        if table.is_empty() || table.contains('.') {
+            continue; // Tables are headers, and inline-table keys are explained with their key.
+        }
+        for key in *keys {
+            let first = lines
+                .iter()
+                .position(|line| {
+                    line.trim_start_matches("# ")
+                        .starts_with(&format!("{key} ="))
+                })
+                .unwrap_or_else(|| panic!("`{table}.{key}` is never set in the example"));
+            assert!(
+                first > 0 && lines[first - 1].starts_with('#'),
+                "`{table}.{key}` (line {}) has no comment above it",
+                first + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn env_example_documents_every_variable_and_nothing_else() {
+    let example = std::fs::read_to_string(".env.example").unwrap();
+    let mut documented: Vec<&str> = example
+        .lines()
+        .map(|line| line.trim_start_matches('#').trim())
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, _)| name.trim())
+        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .collect();
+    documented.sort_unstable();
+    documented.dedup();
+    let mut known: Vec<&str> = config::ENV_VARS.to_vec();
+    known.sort_unstable();
+    assert_eq!(
+        documented, known,
+        ".env.example and config::ENV_VARS differ"
+    );
+    // Each variable carries a comment line right above it.
+    let lines: Vec<&str> = example.lines().collect();
+    for variable in config::ENV_VARS {
+        let at = lines
+            .iter()
+            .position(|line| {
+                line.trim_start_matches('#')
+                    .trim()
+                    .starts_with(&format!("{variable}="))
+            })
+            .unwrap();
+        assert!(
+            at > 0 && lines[at - 1].starts_with("# "),
+            "{variable} has no comment above it"
+        );
+    }
+}
