@@ -8,6 +8,13 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+/// The current time at the precision the store keeps (milliseconds), so a value read back from
+/// the database equals the one that was written.
+pub fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
 /// The health state of one integration, as decided by the state machine in
 /// [`crate::monitor::state`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

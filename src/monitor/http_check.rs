@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+
 use reqwest::{Client, StatusCode, Url, redirect};
 use tokio::time::Instant;
 
@@ -65,7 +66,7 @@ impl HttpChecker {
     /// Runs one check of `integration` (an HTTP one) and returns its result; never panics and
     /// never takes longer than the integration's timeout.
     pub async fn check(&self, integration: &Integration, spec: &HttpCheck) -> CheckResult {
-        let at = Utc::now();
+        let at = crate::model::now();
         let started = Instant::now();
         let outcome = tokio::time::timeout(integration.timeout, self.exchange(spec))
             .await

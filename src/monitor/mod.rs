@@ -91,8 +91,8 @@ impl Engine {
         concurrency: usize,
         integrations: Vec<Integration>,
     ) -> Result<Engine, crate::store::StoreError> {
-        let states = store
-            .load_states()
+        let loading = store.clone();
+        let states = crate::store::offload(async move { loading.load_states().await })
             .await?
             .into_iter()
             .map(|state| (state.integration.clone(), state))
@@ -168,7 +168,7 @@ impl Engine {
                 let mut states = inner.states.lock().expect("state lock");
                 states
                     .entry(name.clone())
-                    .or_insert_with(|| IntegrationState::new(name.clone(), Utc::now()))
+                    .or_insert_with(|| IntegrationState::new(name.clone(), crate::model::now()))
                     .clone()
             };
             inner.metrics.set_state(&name, current.state);
@@ -247,7 +247,7 @@ impl Inner {
             let Some(state) = states.get_mut(name) else {
                 return;
             };
-            let at = result.as_ref().map_or_else(Utc::now, |r| r.at);
+            let at = result.as_ref().map_or_else(crate::model::now, |r| r.at);
             let transition = Transition {
                 integration: name.to_string(),
                 from: state.state,
@@ -361,7 +361,8 @@ async fn run(
     let mut machine = Machine::new(&integration);
     if let Some(window) = machine.wants_history() {
         let since = Utc::now() - chrono::Duration::from_std(window).unwrap_or_default();
-        match inner.store.recent_results(&integration.name, since).await {
+        let (store, name) = (inner.store.clone(), integration.name.clone());
+        match crate::store::offload(async move { store.recent_results(&name, since).await }).await {
             Ok(results) => machine.seed(&results),
             Err(err) => {
                 tracing::warn!(integration = %integration.name, error = %err, "could not load recent results; the degraded window starts empty")
@@ -393,10 +394,12 @@ async fn run(
         inner.record(&mut machine, result).await;
         due += interval;
         let now = Instant::now();
-        if due <= now {
-            // Missed ticks are skipped, keeping the phase, rather than run back to back.
+        if now >= due + interval {
+            // A whole tick was missed (the runtime stalled): skip the missed ticks, keeping the
+            // phase, rather than run them back to back. A check that merely ran long (up to its
+            // timeout, which is at most the interval) starts its next check at once instead.
             let behind = now - due;
-            let skip = (behind.as_nanos() / interval.as_nanos()) as u32 + 1;
+            let skip = (behind.as_nanos() / interval.as_nanos()) as u32;
             due += interval * skip;
         }
     }

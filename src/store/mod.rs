@@ -24,6 +24,24 @@ use tracing::instrument;
 use crate::model::{CheckResult, IntegrationState, LastCheck, State, Transition};
 use rollup::{Aggregate, BUCKETS};
 
+/// Runs a storage future on tokio's blocking pool and awaits it there.
+///
+/// The engine's storage calls go through here, so database work never occupies the threads
+/// that run checks. It also makes tests on tokio's paused clock deterministic: tokio does not
+/// auto-advance a paused clock while a blocking task runs, so virtual time stands still while
+/// SQLite works instead of racing ahead of it.
+pub async fn offload<T, F>(work: F) -> T
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    match tokio::task::spawn_blocking(move || handle.block_on(work)).await {
+        Ok(value) => value,
+        Err(err) => std::panic::resume_unwind(err.into_panic()),
+    }
+}
+
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

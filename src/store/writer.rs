@@ -239,8 +239,10 @@ async fn write(store: &Store, pending: &mut Pending, metrics: &Metrics) {
 /// A locked or briefly unavailable database should not lose a batch: try a few times.
 async fn write_with_retry(store: &Store, batch: &Batch) -> Result<(), StoreError> {
     let mut delay = Duration::from_millis(50);
+    let batch = Arc::new(batch.clone());
     for attempt in 1.. {
-        match store.write(batch).await {
+        let (store, batch) = (store.clone(), batch.clone());
+        match super::offload(async move { store.write(&batch).await }).await {
             Ok(()) => return Ok(()),
             Err(err) if attempt < 5 => {
                 tracing::warn!(error = %err, attempt, "storage batch failed; retrying");
