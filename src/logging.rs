@@ -1,6 +1,8 @@
 //! Logging set-up: `RUST_LOG` filters (default `info`), `PATCHBAY_LOG_FORMAT` picks one-line
 //! human output (`pretty`, the default) or one JSON object per line (`json`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -10,7 +12,9 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: log files and collectors get the plain `key=value` text.
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

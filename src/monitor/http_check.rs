@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use reqwest::{Client, StatusCode, Url, redirect};
 use tokio::time::Instant;
 
-use crate::config::{HttpCheck, Integration};
+use crate::config::{HeaderValue, HttpCheck, Integration};
 use crate::model::CheckResult;
 use crate::monitor::condition::{self, Observation};
 use crate::monitor::ssrf;
@@ -90,9 +90,16 @@ impl HttpChecker {
         let mut method = spec.method.clone();
         let mut body = spec.body.clone();
         let mut redirects = 0;
+        // Once a redirect leaves the configured origin, credentials stay behind for good, as
+        // curl and browsers do: an upstream must not be able to collect a token by redirecting.
+        let mut crossed_origin = false;
         loop {
+            crossed_origin |= url.origin() != spec.url.origin();
             let mut request = client.request(method.clone(), url.clone());
             for (name, value) in &spec.headers {
+                if crossed_origin && is_credential(name, value) {
+                    continue;
+                }
                 request = request.header(name, value.expose());
             }
             if let Some(body) = &body {
@@ -116,10 +123,16 @@ impl HttpChecker {
                     message,
                     status: Some(status.as_u16()),
                 })?;
-                // 301/302/303 turn the request into a GET without a body, as browsers do.
-                if status != StatusCode::TEMPORARY_REDIRECT
-                    && status != StatusCode::PERMANENT_REDIRECT
-                {
+                // As the Fetch standard says: 301/302 turn a POST into a GET, 303 turns anything
+                // but HEAD into a GET; 307/308 repeat the request as it was.
+                let to_get = match status {
+                    StatusCode::SEE_OTHER => method != reqwest::Method::HEAD,
+                    StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND => {
+                        method == reqwest::Method::POST
+                    }
+                    _ => false,
+                };
+                if to_get {
                     method = reqwest::Method::GET;
                     body = None;
                 }
@@ -134,6 +147,15 @@ impl HttpChecker {
             });
         }
     }
+}
+
+/// Whether a header carries credentials: any value read from the environment, and the
+/// standard credential headers.
+fn is_credential(name: &str, value: &HeaderValue) -> bool {
+    matches!(value, HeaderValue::Env { .. })
+        || ["authorization", "proxy-authorization", "cookie"]
+            .iter()
+            .any(|credential| name.eq_ignore_ascii_case(credential))
 }
 
 /// Resolves a `Location` against the current URL and applies the guard to literal addresses.

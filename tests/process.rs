@@ -1,0 +1,574 @@
+//! The real `patchbay` binary, started with the committed example config pointed at local
+//! upstreams: state changes appear as log lines in the documented shape, `/readyz` and
+//! `/metrics` answer, SIGHUP reloads (and refuses a broken config), `kill -9` and a restart
+//! neither lose nor re-announce a transition, the CLI reads the database of a running bot, and
+//! SIGTERM exits 0.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+
+const BIN: &str = env!("CARGO_BIN_EXE_patchbay");
+/// Generous: CI machines are slow, and waits end as soon as the awaited line appears.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A local upstream whose health the test flips.
+struct Upstream {
+    url: String,
+    healthy: Arc<AtomicBool>,
+}
+
+fn start_upstream() -> Upstream {
+    let healthy = Arc::new(AtomicBool::new(true));
+    let flag = healthy.clone();
+    let listener = StdListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let app = Router::new().route(
+                "/healthz",
+                get(move || {
+                    let healthy = flag.load(Ordering::SeqCst);
+                    async move {
+                        if healthy {
+                            (StatusCode::OK, r#"{"status":"ok"}"#)
+                        } else {
+                            (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"down"}"#)
+                        }
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    Upstream {
+        url: format!("http://{address}/healthz"),
+        healthy,
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The example config with short intervals, the self-check on `port`, and payments-api enabled
+/// and pointed at `upstream`.
+fn example_config(port: u16, upstream: &str) -> String {
+    let example = std::fs::read_to_string("patchbay.example.toml").unwrap();
+    let replaced = example
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("https://payments.example.com/healthz", upstream)
+        .replace("enabled = false", "enabled = true")
+        .replace("interval = \"30s\"", "interval = \"200ms\"")
+        .replace("interval = \"10s\"", "interval = \"200ms\"")
+        .replace("timeout = \"10s\"", "timeout = \"200ms\"")
+        .replace("timeout = \"2s\"", "timeout = \"200ms\"")
+        .replace("flush_interval = \"500ms\"", "flush_interval = \"50ms\"")
+        // The error-rate rule would make a recovery go through DEGRADED depending on how many
+        // checks passed before the outage; the latency rule alone keeps the story exact.
+        .replace("error_rate = 0.1, ", "");
+    assert_ne!(replaced, example);
+    replaced
+}
+
+/// A running bot whose log lines are collected as they arrive.
+struct Bot {
+    child: Child,
+    lines: Arc<(Mutex<Vec<String>>, Condvar)>,
+    port: u16,
+}
+
+impl Bot {
+    fn start(dir: &Path, config: &Path, port: u16, format: &str) -> Bot {
+        let mut child = command(dir, config)
+            .env("PATCHBAY_LOG_FORMAT", format)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
+        let sink = lines.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let (lock, ready) = &*sink;
+                lock.lock().unwrap().push(line);
+                ready.notify_all();
+            }
+        });
+        let bot = Bot { child, lines, port };
+        bot.wait_for("HTTP server listening");
+        bot
+    }
+
+    /// Waits until a log line containing every one of `parts` appears; returns it.
+    fn wait_for_all(&self, parts: &[&str]) -> String {
+        let (lock, ready) = &*self.lines;
+        let deadline = Instant::now() + WAIT;
+        let mut lines = lock.lock().unwrap();
+        loop {
+            if let Some(line) = lines.iter().find(|l| parts.iter().all(|p| l.contains(p))) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no log line with {parts:?}; log:\n{}",
+                lines.join("\n")
+            );
+            lines = ready.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    fn wait_for(&self, part: &str) -> String {
+        self.wait_for_all(&[part])
+    }
+
+    fn count(&self, parts: &[&str]) -> usize {
+        let lines = self.lines.0.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| parts.iter().all(|p| l.contains(p)))
+            .count()
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.port, path)
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(rc, 0);
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the bot did not exit");
+            // Polling a child's exit has no event to await in std; 20 ms keeps it cheap.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Reads a counter from /metrics, waiting until it reaches `at_least`.
+    fn wait_metric(&self, series: &str, at_least: f64) -> f64 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (_, body) = self.get("/metrics");
+            let value = body
+                .lines()
+                .find(|l| l.starts_with(series))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if value >= at_least {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "{series} stayed at {value}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(dir: &Path, config: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir)
+        .arg("--config")
+        .arg(config)
+        .env_remove("DISCORD_TOKEN")
+        .env_remove("PATCHBAY_CONFIG")
+        .env_remove("PATCHBAY_HTTP_LISTEN")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("patchbay.db").display()),
+        );
+    command
+}
+
+/// A minimal HTTP/1.1 GET, so the test needs no client beyond std.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn setup() -> (tempfile::TempDir, PathBuf, u16, Upstream) {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_upstream();
+    let port = free_port();
+    let config = dir.path().join("patchbay.toml");
+    std::fs::write(&config, example_config(port, &upstream.url)).unwrap();
+    (dir, config, port, upstream)
+}
+
+/// Checks the exposition format line by line: `# HELP`/`# TYPE` comments, and samples of the
+/// form `name{labels} value` whose family was declared.
+fn assert_valid_exposition(body: &str) {
+    let mut declared = std::collections::HashSet::new();
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split(' ');
+            let name = parts.next().unwrap();
+            let kind = parts.next().unwrap();
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            assert!(declared.insert(name.to_string()), "declared twice: {name}");
+        } else if line.starts_with("# HELP ") || line.is_empty() {
+            continue;
+        } else {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            value
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("bad value: {line}"));
+            let name = series.split('{').next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .filter(|base| declared.contains(*base))
+                .unwrap_or(name);
+            assert!(declared.contains(family), "undeclared sample: {line}");
+            assert!(name.starts_with("patchbay_"), "{line}");
+            if let Some(labels) = series.strip_prefix(name) {
+                assert!(
+                    labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                    "{line}"
+                );
+            }
+        }
+    }
+    for required in [
+        "patchbay_checks_total",
+        "patchbay_check_duration_seconds",
+        "patchbay_integration_state",
+        "patchbay_scheduler_lateness_seconds",
+        "patchbay_build_info",
+        "patchbay_write_queue_depth",
+        "patchbay_storage_write_batches_total",
+    ] {
+        assert!(
+            declared.contains(required),
+            "{required} missing from /metrics"
+        );
+    }
+}
+
+#[test]
+fn runs_headless_logs_transitions_and_shuts_down_cleanly() {
+    let (dir, config, port, upstream) = setup();
+    let mut bot = Bot::start(dir.path(), &config, port, "pretty");
+    bot.wait_for("running headless");
+
+    // Both integrations come up: patchbay watching itself and the local payments upstream.
+    bot.wait_for_all(&["integration=patchbay-self", "from=UNKNOWN", "to=UP"]);
+    bot.wait_for_all(&[
+        "integration=payments-api",
+        "from=UNKNOWN",
+        "to=UP",
+        "reason=\"first check passed\"",
+    ]);
+
+    let (status, body) = bot.get("/readyz");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"status\":\"ready\""), "{body}");
+    assert_eq!(bot.get("/healthz").0, 200);
+
+    // The upstream fails: three failures in a row make it DOWN, in the documented line shape.
+    upstream.healthy.store(false, Ordering::SeqCst);
+    let down = bot.wait_for_all(&["integration=payments-api", "from=UP", "to=DOWN"]);
+    assert!(
+        down.contains("reason=\"3 failures in a row: status == 200 failed: got 503; body.status == \\\"ok\\\" failed: got \\\"down\\\"\""),
+        "{down}"
+    );
+    assert!(down.contains("WARN"), "{down}");
+
+    let (status, metrics) = bot.get("/metrics");
+    assert_eq!(status, 200);
+    assert_valid_exposition(&metrics);
+    assert!(
+        metrics
+            .contains("patchbay_integration_state{integration=\"payments-api\",state=\"DOWN\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("patchbay_integration_state{integration=\"payments-api\",state=\"UP\"}")
+    );
+    assert!(metrics.contains(&format!(
+        "patchbay_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    )));
+
+    // The CLI reads the running bot's database.
+    let output = command(dir.path(), &config)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let payments = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "payments-api")
+        .unwrap();
+    assert_eq!(payments["state"], "DOWN");
+    assert_eq!(payments["kind"], "http");
+    assert_eq!(payments["tags"], serde_json::json!(["payments", "prod"]));
+    assert!(payments["last_check"].is_string());
+    assert!(payments["uptime_24h"].as_f64().unwrap() < 100.0);
+    assert!(chrono::DateTime::parse_from_rfc3339(payments["since"].as_str().unwrap()).is_ok());
+    let table = command(dir.path(), &config).arg("status").output().unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.starts_with("NAME"), "{table}");
+    let first_row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        first_row[..2],
+        ["payments-api", "DOWN"],
+        "worst first:\n{table}"
+    );
+
+    let health = command(dir.path(), &config)
+        .env("PATCHBAY_HTTP_LISTEN", format!("127.0.0.1:{port}"))
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    assert!(health.status.success());
+
+    let backup = dir.path().join("copy.db");
+    let output = command(dir.path(), &config)
+        .arg("backup")
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(std::fs::metadata(&backup).unwrap().len() > 0);
+
+    // Recovery: two successes in a row.
+    upstream.healthy.store(true, Ordering::SeqCst);
+    bot.wait_for_all(&[
+        "integration=payments-api",
+        "from=DOWN",
+        "to=UP",
+        "reason=\"2 successes in a row\"",
+    ]);
+
+    bot.signal(libc::SIGTERM);
+    let status = bot.wait_exit();
+    assert_eq!(status.code(), Some(0));
+    bot.wait_for("patchbay stopped");
+
+    // Stopped: the health check now fails.
+    let health = command(dir.path(), &config)
+        .env("PATCHBAY_HTTP_LISTEN", format!("127.0.0.1:{port}"))
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    assert_eq!(health.status.code(), Some(1));
+}
+
+#[test]
+fn kill_9_and_restart_neither_lose_nor_reannounce() {
+    let (dir, config, port, upstream) = setup();
+    upstream.healthy.store(false, Ordering::SeqCst);
+    let mut first = Bot::start(dir.path(), &config, port, "json");
+    let down = first.wait_for_all(&["\"integration\":\"payments-api\"", "\"to\":\"DOWN\""]);
+    // JSON lines carry the contract's fields as plain JSON strings.
+    let line: serde_json::Value = serde_json::from_str(&down).unwrap();
+    assert_eq!(line["from"], "UNKNOWN");
+    assert_eq!(line["to"], "DOWN");
+    assert!(
+        line["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("3 failures in a row: status == 200 failed: got 503")
+    );
+    first.signal(libc::SIGKILL);
+    first.wait_exit();
+
+    let second = Bot::start(dir.path(), &config, port, "json");
+    // Let the restarted bot run several failing checks of payments-api.
+    second.wait_metric(
+        "patchbay_checks_total{integration=\"payments-api\",result=\"failure\"}",
+        5.0,
+    );
+    assert_eq!(
+        second.count(&["\"integration\":\"payments-api\"", "\"to\":\"DOWN\""]),
+        0,
+        "DOWN was already announced before the kill"
+    );
+    let (_, metrics) = second.get("/metrics");
+    assert!(
+        metrics
+            .contains("patchbay_integration_state{integration=\"payments-api\",state=\"DOWN\"} 1")
+    );
+    upstream.healthy.store(true, Ordering::SeqCst);
+    let up = second.wait_for_all(&["\"integration\":\"payments-api\"", "\"to\":\"UP\""]);
+    let line: serde_json::Value = serde_json::from_str(&up).unwrap();
+    assert_eq!(line["from"], "DOWN", "the state before the kill was kept");
+}
+
+#[test]
+fn sighup_reloads_and_refuses_a_broken_config() {
+    let (dir, config, port, upstream) = setup();
+    let bot = Bot::start(dir.path(), &config, port, "pretty");
+    bot.wait_for_all(&["integration=payments-api", "to=UP"]);
+
+    // A broken config is refused and the running one kept.
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        good.replace("interval = \"200ms\"", "interval = \"soon\""),
+    )
+    .unwrap();
+    bot.signal(libc::SIGHUP);
+    bot.wait_for_all(&["config reload refused", "defaults.interval"]);
+    bot.wait_for("keeping the running one");
+    assert_eq!(bot.get("/readyz").0, 200);
+
+    // A valid change adds an integration without touching the others.
+    let added = format!(
+        "{good}\n[[integration]]\nname = \"added-later\"\nurl = \"{}\"\ninterval = \"200ms\"\ntimeout = \"200ms\"\n",
+        upstream.url
+    );
+    std::fs::write(&config, added).unwrap();
+    bot.signal(libc::SIGHUP);
+    bot.wait_for_all(&["config reloaded", "integrations=3"]);
+    bot.wait_for_all(&["integration=added-later", "from=UNKNOWN", "to=UP"]);
+    assert_eq!(
+        bot.count(&["integration=payments-api", "to=UP"]),
+        1,
+        "unchanged integrations keep their state"
+    );
+}
+
+#[test]
+fn check_lists_every_problem_and_exits_nonzero() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[defaults]\ninterval = \"30x\"\n[[integration]]\nname = \"a\"\nurl = \"nope\"\n",
+    )
+    .unwrap();
+    let output = command(dir.path(), &config).arg("check").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("2 configuration problems"), "{stderr}");
+    assert!(stderr.contains("bad.toml:2: defaults.interval"), "{stderr}");
+    assert!(stderr.contains("bad.toml:5: integration.a.url"), "{stderr}");
+
+    // The config flag is global: it works after the subcommand too.
+    let output = Command::new(BIN)
+        .current_dir(dir.path())
+        .arg("check")
+        .arg("--config")
+        .arg(std::fs::canonicalize("patchbay.example.toml").unwrap())
+        .env_remove("PATCHBAY_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Every subcommand has --help.
+    for sub in ["run", "check", "status", "migrate", "backup", "healthcheck"] {
+        let help = Command::new(BIN).args([sub, "--help"]).output().unwrap();
+        assert!(help.status.success(), "{sub} --help");
+        assert!(
+            String::from_utf8(help.stdout).unwrap().contains("Usage"),
+            "{sub}"
+        );
+    }
+
+    let output = command(dir.path(), Path::new("/nonexistent.toml"))
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn migrate_creates_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("none.toml");
+    std::fs::write(&config, "").unwrap();
+    let output = command(dir.path(), &config)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .contains("applied 1 migration")
+    );
+    let again = command(dir.path(), &config)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(again.stdout)
+            .unwrap()
+            .contains("applied 0 migrations")
+    );
+    assert!(dir.path().join("patchbay.db").exists());
+}
