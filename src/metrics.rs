@@ -13,6 +13,7 @@ use prometheus::{
 };
 
 use crate::model::State;
+use crate::resilience::Upstream;
 
 /// The process's metrics.
 pub struct Metrics {
@@ -41,6 +42,8 @@ pub struct Metrics {
     pub storage_errors: IntCounter,
     /// The state series currently set, so a change can remove the old one.
     current_states: Mutex<std::collections::HashMap<String, State>>,
+    /// API upstreams whose circuit breaker state is read at every scrape.
+    upstreams: Mutex<Vec<Upstream>>,
 }
 
 fn histogram(name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
@@ -126,6 +129,7 @@ impl Metrics {
             )
             .expect("valid metric"),
             current_states: Mutex::new(std::collections::HashMap::new()),
+            upstreams: Mutex::new(Vec::new()),
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -192,8 +196,14 @@ impl Metrics {
         }
     }
 
+    /// Reports `upstream`'s circuit breaker state in `patchbay_circuit_state` from now on.
+    /// Every API client registers its upstream here when it is built.
+    pub fn watch_upstream(&self, upstream: Upstream) {
+        self.upstreams.lock().expect("metrics lock").push(upstream);
+    }
+
     /// Records an upstream's circuit breaker state (`closed`, `open`, `half_open`).
-    pub fn set_circuit(&self, upstream: &str, state: &str) {
+    fn set_circuit(&self, upstream: &str, state: &str) {
         for other in ["closed", "open", "half_open"] {
             self.circuit_state
                 .with_label_values(&[upstream, other])
@@ -203,10 +213,73 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        // Breaker states change on their own clock (an open breaker half-opens after a
+        // while), so they are read at scrape time rather than pushed.
+        for upstream in self.upstreams.lock().expect("metrics lock").iter() {
+            self.set_circuit(upstream.name(), upstream.circuit_state().as_str());
+        }
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
             .expect("text encoding cannot fail");
         String::from_utf8(out).expect("exposition is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resilience::{BreakerConfig, UpstreamConfig};
+
+    #[test]
+    fn state_series_follow_the_current_state_only() {
+        let metrics = Metrics::new();
+        metrics.set_state("api", State::Up);
+        metrics.set_state("api", State::Down);
+        let text = metrics.render();
+        assert!(text.contains("patchbay_integration_state{integration=\"api\",state=\"DOWN\"} 1"));
+        assert!(!text.contains("state=\"UP\""), "{text}");
+        metrics.remove_integration("api");
+        assert!(!metrics.render().contains("integration=\"api\""));
+    }
+
+    #[tokio::test]
+    async fn watched_upstreams_show_their_circuit_state() {
+        let metrics = Metrics::new();
+        let notion = Upstream::new(
+            "notion",
+            UpstreamConfig {
+                breaker: BreakerConfig {
+                    failure_threshold: 1,
+                    open_duration: std::time::Duration::from_secs(60),
+                },
+                ..UpstreamConfig::default()
+            },
+        );
+        metrics.watch_upstream(notion.clone());
+        let text = metrics.render();
+        assert!(
+            text.contains("patchbay_circuit_state{state=\"closed\",upstream=\"notion\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("patchbay_circuit_state{state=\"open\",upstream=\"notion\"} 0"));
+
+        // One refused connection opens a breaker with a threshold of one.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", closed.local_addr().unwrap());
+        drop(closed);
+        let client = reqwest::Client::new();
+        let outcome = notion
+            .send(crate::resilience::Idempotency::NonIdempotent, || {
+                client.post(&url)
+            })
+            .await;
+        assert_eq!(outcome.unwrap_err().kind(), "connect");
+        let text = metrics.render();
+        assert!(
+            text.contains("patchbay_circuit_state{state=\"open\",upstream=\"notion\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("patchbay_circuit_state{state=\"closed\",upstream=\"notion\"} 0"));
     }
 }

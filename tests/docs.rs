@@ -17,7 +17,10 @@ fn commands_md_documents_every_subcommand() {
         );
     }
     for endpoint in ["/healthz", "/readyz", "/metrics"] {
-        assert!(commands.contains(endpoint), "commands.md does not list {endpoint}");
+        assert!(
+            commands.contains(endpoint),
+            "commands.md does not list {endpoint}"
+        );
     }
 }
 
