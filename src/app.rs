@@ -72,6 +72,11 @@ pub async fn run(config: Config, config_path: PathBuf, required: bool) -> anyhow
             "DISCORD_TOKEN is set, but this release has no Discord front yet: running headless"
         );
     }
+    if config.source.is_none() {
+        tracing::warn!(
+            "no config file (./patchbay.toml is absent and neither --config nor PATCHBAY_CONFIG is set): running with defaults and no integrations; see patchbay.example.toml"
+        );
+    }
     tracing::info!(
         integrations = config.integrations.len(),
         database = %config.storage.url,

@@ -93,6 +93,10 @@ fn bad_configs_give_exact_errors() {
             ],
         ),
         (
+            "[[integration]]\nname = \"api\"\n",
+            &["test.toml:1: integration.api.url: is missing (fix: add url = \"https://...\" (http checks need a URL))"],
+        ),
+        (
             &format!("{BASE}interval = \"30s\"\ntimeout = \"1m\"\n"),
             &[
                 "test.toml:5: integration.api.timeout: timeout 1m is longer than the interval 30s (fix: make the timeout at most the interval)",

@@ -597,14 +597,12 @@ fn read_integrations(
                 continue;
             }
             None => {
-                if table.get("name").is_none() {
-                    d.error(
-                        Some(start),
-                        table.key("name"),
-                        "is missing",
-                        Some("add name = \"...\" to this [[integration]]".into()),
-                    );
-                }
+                table.require(
+                    d,
+                    "name",
+                    start,
+                    "add name = \"...\" to this [[integration]]",
+                );
                 table.check_keys(d, INTEGRATION_KEYS);
                 continue;
             }
@@ -739,14 +737,12 @@ fn read_integration(
             }
         }
         None => {
-            if table.get("url").is_none() {
-                d.error(
-                    Some(start),
-                    table.key("url"),
-                    "is missing",
-                    Some("add url = \"https://...\" (http checks need a URL)".into()),
-                );
-            }
+            table.require(
+                d,
+                "url",
+                start,
+                "add url = \"https://...\" (http checks need a URL)",
+            );
             None
         }
     };

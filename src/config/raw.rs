@@ -78,6 +78,14 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
+    /// Reports a required `key` as missing, at `at` (the table's start). A key that is present
+    /// with a wrong type was already reported by its getter, so it is not reported again.
+    pub(crate) fn require(&self, d: &mut Diagnostics, key: &str, at: usize, fix: &str) {
+        if self.get(key).is_none() {
+            d.error(Some(at), self.key(key), "is missing", Some(fix.to_string()));
+        }
+    }
+
     pub(crate) fn get(&self, key: &str) -> Option<Value<'a, 'i>> {
         self.inner.get(key)
     }
