@@ -315,7 +315,10 @@ fn runs_headless_logs_transitions_and_shuts_down_cleanly() {
 
     let (status, body) = bot.get("/readyz");
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("\"status\":\"ready\""), "{body}");
+    assert_eq!(
+        body,
+        r#"{"status":"ready","storage":"ok","scheduler":"ok"}"#
+    );
     assert_eq!(bot.get("/healthz").0, 200);
 
     // The upstream fails: three failures in a row make it DOWN, in the documented line shape.

@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +51,14 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// The `/readyz` body: the verdict first, then each part's own answer.
+#[derive(serde::Serialize)]
+struct Readiness {
+    status: &'static str,
+    storage: String,
+    scheduler: &'static str,
+}
+
 async fn readyz(State(state): State<AppState>) -> Response {
     let storage = match state.store.ping().await {
         Ok(()) => "ok".to_string(),
@@ -68,11 +75,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": if ready { "ready" } else { "not ready" },
-        "storage": storage,
-        "scheduler": scheduler,
-    });
+    let body = Readiness {
+        status: if ready { "ready" } else { "not ready" },
+        storage,
+        scheduler,
+    };
     (status, axum::Json(body)).into_response()
 }
 
