@@ -4,6 +4,8 @@
 //! monitor) know nothing of Discord or HTTP; the fronts (`http`, and `discord` in a later
 //! release) are thin layers over [`service`].
 
+/// Permissions, grants and the access decision every front asks for.
+pub mod access;
 /// Wiring for `patchbay run`: opens the store, starts the engine and the fronts, handles signals.
 pub mod app;
 /// The command line (clap): `run`, `check`, `status`, `migrate`, `backup`, `healthcheck`.
