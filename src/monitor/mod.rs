@@ -309,11 +309,8 @@ impl Inner {
 
     /// Feeds one result to the machine and stores it; transitions are committed and announced.
     async fn record(&self, machine: &mut Machine, result: CheckResult) {
-        let outcome = if result.success { "success" } else { "failure" };
         self.metrics
-            .checks_total
-            .with_label_values(&[result.integration.as_str(), outcome])
-            .inc();
+            .record_check(&result.integration, result.success);
         self.metrics
             .check_duration
             .observe(result.latency_ms / 1000.0);
@@ -359,16 +356,7 @@ async fn run(
         let _ = previous.await;
     }
     let mut machine = Machine::new(&integration);
-    if let Some(window) = machine.wants_history() {
-        let since = Utc::now() - chrono::Duration::from_std(window).unwrap_or_default();
-        let (store, name) = (inner.store.clone(), integration.name.clone());
-        match crate::store::offload(async move { store.recent_results(&name, since).await }).await {
-            Ok(results) => machine.seed(&results),
-            Err(err) => {
-                tracing::warn!(integration = %integration.name, error = %err, "could not load recent results; the degraded window starts empty")
-            }
-        }
-    }
+    Box::pin(seed_window(&inner, &integration, &mut machine)).await;
     let interval = integration.interval;
     let mut due = Instant::now() + spread(&integration.name, interval);
     loop {
@@ -391,7 +379,10 @@ async fn run(
         let result = inner.probe.check(&integration).await;
         inner.metrics.checks_in_flight.dec();
         drop(permit);
-        inner.record(&mut machine, result).await;
+        // Boxed: a task's future is as large as its largest await point, and 10,000 tasks
+        // spend nearly all their time asleep; recording (with its commit path) would otherwise
+        // size every sleeping task.
+        Box::pin(inner.record(&mut machine, result)).await;
         due += interval;
         let now = Instant::now();
         if now >= due + interval {
@@ -401,6 +392,21 @@ async fn run(
             let behind = now - due;
             let skip = (behind.as_nanos() / interval.as_nanos()) as u32;
             due += interval * skip;
+        }
+    }
+}
+
+/// Fills a degraded window with the results stored before a restart or reload.
+async fn seed_window(inner: &Inner, integration: &Integration, machine: &mut Machine) {
+    let Some(window) = machine.wants_history() else {
+        return;
+    };
+    let since = Utc::now() - chrono::Duration::from_std(window).unwrap_or_default();
+    let (store, name) = (inner.store.clone(), integration.name.clone());
+    match crate::store::offload(async move { store.recent_results(&name, since).await }).await {
+        Ok(results) => machine.seed(&results),
+        Err(err) => {
+            tracing::warn!(integration = %integration.name, error = %err, "could not load recent results; the degraded window starts empty")
         }
     }
 }

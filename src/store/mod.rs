@@ -194,7 +194,11 @@ impl Store {
             // NORMAL is durable across process crashes in WAL mode; only a power loss can drop
             // the last transactions, which the monitoring data can afford.
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // The batch statements are built per batch size and not cached (`persistent(false)`);
+            // the fixed queries fit in a small cache. Each cached statement holds SQLite memory
+            // on every connection, which at 10,000 integrations cost tens of MiB.
+            .statement_cache_capacity(32);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -249,7 +253,7 @@ impl Store {
                     .push_bind(&result.error_kind)
                     .push_bind(&result.message);
             });
-            insert.build().execute(&mut *tx).await?;
+            insert.build().persistent(false).execute(&mut *tx).await?;
         }
         let aggregates: Vec<_> = rollup::aggregate(&batch.results).into_iter().collect();
         for chunk in aggregates.chunks(1000) {
@@ -287,7 +291,7 @@ impl Store {
                 ));
             }
             upsert.push(merge);
-            upsert.build().execute(&mut *tx).await?;
+            upsert.build().persistent(false).execute(&mut *tx).await?;
         }
         for chunk in batch.states.chunks(3000) {
             let mut upsert: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -311,7 +315,7 @@ impl Store {
                  last_at_ms = excluded.last_at_ms, last_success = excluded.last_success, \
                  last_latency_ms = excluded.last_latency_ms, last_message = excluded.last_message",
             );
-            upsert.build().execute(&mut *tx).await?;
+            upsert.build().persistent(false).execute(&mut *tx).await?;
         }
         for transition in &batch.transitions {
             sqlx::query(
