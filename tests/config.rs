@@ -94,7 +94,9 @@ fn bad_configs_give_exact_errors() {
         ),
         (
             "[[integration]]\nname = \"api\"\n",
-            &["test.toml:1: integration.api.url: is missing (fix: add url = \"https://...\" (http checks need a URL))"],
+            &[
+                "test.toml:1: integration.api.url: is missing (fix: add url = \"https://...\" (http checks need a URL))",
+            ],
         ),
         (
             &format!("{BASE}interval = \"30s\"\ntimeout = \"1m\"\n"),
