@@ -137,6 +137,18 @@ fn bad_configs_give_exact_errors() {
             ],
         ),
         (
+            &format!("{BASE}max_redirects = -1\n"),
+            &[
+                "test.toml:4: integration.api.max_redirects: -1 is out of range (fix: use a number from 0 to 20)",
+            ],
+        ),
+        (
+            "[defaults]\nmax_redirects = 21\n",
+            &[
+                "test.toml:2: defaults.max_redirects: 21 is out of range (fix: use a number from 0 to 20)",
+            ],
+        ),
+        (
             &format!("{BASE}enabled = \"yes\"\n"),
             &["test.toml:4: integration.api.enabled: expected true or false, found a string"],
         ),

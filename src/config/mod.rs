@@ -336,6 +336,8 @@ const INTEGRATION_KEYS: &[&str] = &[
     "allow_private",
 ];
 const DEGRADED_KEYS: &[&str] = &["latency_p95", "error_rate", "window"];
+/// The most redirects a check may follow.
+const MAX_REDIRECTS: usize = 20;
 
 /// Every table of the file and its keys, so tests can check the example documents each one.
 pub const KEYS: &[(&str, &[&str])] = &[
@@ -541,16 +543,8 @@ fn read_defaults(root: &Table<'_, '_>, d: &mut Diagnostics) -> Defaults {
         if let Some(bytes) = table.positive(d, "max_body_bytes") {
             defaults.max_body_bytes = bytes as usize;
         }
-        if let Some((redirects, at)) = table.integer(d, "max_redirects") {
-            match usize::try_from(redirects) {
-                Ok(redirects) if redirects <= 20 => defaults.max_redirects = redirects,
-                _ => d.error(
-                    Some(at),
-                    table.key("max_redirects"),
-                    format!("{redirects} is out of range"),
-                    Some("use a number from 0 to 20".into()),
-                ),
-            }
+        if let Some(redirects) = table.at_most(d, "max_redirects", MAX_REDIRECTS) {
+            defaults.max_redirects = redirects;
         }
     }
     defaults
@@ -869,8 +863,8 @@ fn read_integration(
     let body = table.string(d, "body").map(|(body, _)| body);
     let tls_verify = table.boolean(d, "tls_verify").unwrap_or(true);
     let max_redirects = table
-        .integer(d, "max_redirects")
-        .map_or(defaults.max_redirects, |(v, _)| v.clamp(0, 20) as usize);
+        .at_most(d, "max_redirects", MAX_REDIRECTS)
+        .unwrap_or(defaults.max_redirects);
     let max_body_bytes = table
         .positive(d, "max_body_bytes")
         .map_or(defaults.max_body_bytes, |v| v as usize);

@@ -138,6 +138,23 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
+    /// A whole number from 0 to `max`, e.g. the redirect limit.
+    pub(crate) fn at_most(&self, d: &mut Diagnostics, key: &str, max: usize) -> Option<usize> {
+        let (int, at) = self.integer(d, key)?;
+        match usize::try_from(int) {
+            Ok(value) if value <= max => Some(value),
+            _ => {
+                d.error(
+                    Some(at),
+                    self.key(key),
+                    format!("{int} is out of range"),
+                    Some(format!("use a number from 0 to {max}")),
+                );
+                None
+            }
+        }
+    }
+
     pub(crate) fn float(&self, d: &mut Diagnostics, key: &str) -> Option<(f64, usize)> {
         let value = self.get(key)?;
         let number = match value.get_ref() {
