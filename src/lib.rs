@@ -8,6 +8,8 @@
 pub mod access;
 /// Wiring for `patchbay run`: opens the store, starts the engine and the fronts, handles signals.
 pub mod app;
+/// The audit log's vocabulary: actors, outcomes, redacted options.
+pub mod audit;
 /// The command line (clap): `run`, `check`, `status`, `migrate`, `backup`, `healthcheck`.
 pub mod cli;
 /// Loading and validating `patchbay.toml` and the environment.

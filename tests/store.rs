@@ -334,3 +334,144 @@ async fn postgres_urls_are_refused_until_supported() {
     let err = Store::open("postgres://127.0.0.1/test").await.unwrap_err();
     assert!(err.to_string().contains("use sqlite://PATH"), "{err}");
 }
+
+#[tokio::test]
+async fn grants_are_stored_per_guild_and_revocable() {
+    use patchbay::access::{GrantSource, Permission};
+    use patchbay::config::Snowflake;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(&dir)).await.unwrap();
+    let (guild, other, role, admin) = (Snowflake(1), Snowflake(2), Snowflake(10), Snowflake(99));
+    assert!(
+        store
+            .add_grant(guild, role, Permission::SyncRun, admin, t0())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .add_grant(guild, role, Permission::SyncRun, admin, t0())
+            .await
+            .unwrap(),
+        "granting twice is a no-op"
+    );
+    assert!(
+        store
+            .add_grant(other, role, Permission::AuditView, admin, t0())
+            .await
+            .unwrap()
+    );
+    let grants = store.command_grants().await.unwrap();
+    assert_eq!(grants.len(), 2);
+    assert_eq!(grants[0].permission, Permission::SyncRun);
+    assert_eq!(grants[0].source, GrantSource::Command { guild, by: admin });
+    assert!(
+        store
+            .remove_grant(guild, role, Permission::SyncRun)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .remove_grant(guild, role, Permission::SyncRun)
+            .await
+            .unwrap()
+    );
+    let left = store.command_grants().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        left[0].source,
+        GrantSource::Command {
+            guild: other,
+            by: admin
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_audit_log_filters_newest_first_and_prunes() {
+    use patchbay::audit::{Actor, AuditEntry, AuditQuery, InvocationOption, Outcome, redact};
+    use patchbay::config::Snowflake;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(&dir)).await.unwrap();
+    let entry = |minute: i64, user: u64, command: &str, outcome: Outcome| AuditEntry {
+        at: t0() + chrono::Duration::minutes(minute),
+        guild: Some(Snowflake(1)),
+        channel: Some(Snowflake(2)),
+        actor: Actor::Discord {
+            user: Snowflake(user),
+            name: format!("user{user}"),
+        },
+        command: command.into(),
+        options: redact(&[
+            InvocationOption {
+                name: "integration".into(),
+                value: "payments-api".into(),
+                secret: false,
+            },
+            InvocationOption {
+                name: "token".into(),
+                value: "hunter2".into(),
+                secret: true,
+            },
+        ]),
+        outcome,
+        latency_ms: 12.5,
+        error_kind: (outcome == Outcome::Failed).then(|| "timeout".into()),
+    };
+    let entries = [
+        entry(0, 7, "status", Outcome::Ok),
+        entry(1, 8, "perms grant", Outcome::Denied),
+        entry(2, 7, "status", Outcome::Failed),
+        entry(3, 7, "audit", Outcome::RateLimited),
+    ];
+    for e in &entries {
+        store.record_audit(e).await.unwrap();
+    }
+    let all = store
+        .audit_entries(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0], entries[3], "newest first, and read back unchanged");
+    assert_eq!(all[0].options["token"], "[redacted]");
+    let by_user = store
+        .audit_entries(&AuditQuery {
+            actor_id: Some("7".into()),
+            command: Some("status".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_user, vec![entries[2].clone(), entries[0].clone()]);
+    let denied = store
+        .audit_entries(&AuditQuery {
+            outcome: Some(Outcome::Denied),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(denied, vec![entries[1].clone()]);
+    let limited = store
+        .audit_entries(&AuditQuery {
+            limit: 2,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 2);
+    // 365 days of retention, measured from a year and two minutes later: the first two go.
+    let later = t0() + chrono::Duration::days(365) + chrono::Duration::minutes(2);
+    assert_eq!(
+        store
+            .prune_audit(later, Duration::from_secs(365 * 86_400))
+            .await
+            .unwrap(),
+        2
+    );
+}

@@ -1,0 +1,181 @@
+//! Storage of `/perms` grants and the audit log.
+
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use tracing::instrument;
+
+use super::{Store, StoreError, from_millis, millis};
+use crate::access::{Grant, GrantSource, Permission};
+use crate::audit::{Actor, AuditEntry, AuditQuery, Outcome};
+use crate::config::Snowflake;
+
+fn id(value: Snowflake) -> i64 {
+    // Discord snowflakes stay below 2^63 (their top bits are a timestamp).
+    value.0 as i64
+}
+
+fn snowflake(value: i64) -> Snowflake {
+    Snowflake(value as u64)
+}
+
+impl Store {
+    /// Grants `permission` to `role` in `guild`; false when it was already granted there.
+    #[instrument(skip_all)]
+    pub async fn add_grant(
+        &self,
+        guild: Snowflake,
+        role: Snowflake,
+        permission: Permission,
+        by: Snowflake,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO grants (guild_id, role_id, permission, granted_by, granted_at_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (guild_id, role_id, permission) DO NOTHING",
+        )
+        .bind(id(guild))
+        .bind(id(role))
+        .bind(permission.as_str())
+        .bind(id(by))
+        .bind(millis(at))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    /// Revokes a grant made with `/perms grant`; false when there was none.
+    #[instrument(skip_all)]
+    pub async fn remove_grant(
+        &self,
+        guild: Snowflake,
+        role: Snowflake,
+        permission: Permission,
+    ) -> Result<bool, StoreError> {
+        let removed = sqlx::query(
+            "DELETE FROM grants WHERE guild_id = $1 AND role_id = $2 AND permission = $3",
+        )
+        .bind(id(guild))
+        .bind(id(role))
+        .bind(permission.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(removed == 1)
+    }
+
+    /// Every grant made with `/perms grant`, in every guild.
+    #[instrument(skip_all)]
+    pub async fn command_grants(&self) -> Result<Vec<Grant>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT guild_id, role_id, permission, granted_by FROM grants \
+             ORDER BY guild_id, role_id, permission",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let permission: String = row.try_get("permission")?;
+                Ok(Grant {
+                    role: snowflake(row.try_get("role_id")?),
+                    permission: permission.parse().map_err(StoreError::Corrupt)?,
+                    source: GrantSource::Command {
+                        guild: snowflake(row.try_get("guild_id")?),
+                        by: snowflake(row.try_get("granted_by")?),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Appends an entry to the audit log.
+    #[instrument(skip_all, fields(command = %entry.command, outcome = %entry.outcome))]
+    pub async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let (kind, actor_id, name) = entry.actor.parts();
+        sqlx::query(
+            "INSERT INTO audit_log (at_ms, guild_id, channel_id, actor_kind, actor_id, actor_name, \
+             command, options, outcome, latency_ms, error_kind) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(millis(entry.at))
+        .bind(entry.guild.map(id))
+        .bind(entry.channel.map(id))
+        .bind(kind)
+        .bind(actor_id)
+        .bind(name)
+        .bind(&entry.command)
+        .bind(entry.options.to_string())
+        .bind(entry.outcome.as_str())
+        .bind(entry.latency_ms)
+        .bind(&entry.error_kind)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest entries matching `query`, newest first.
+    #[instrument(skip_all)]
+    pub async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT at_ms, guild_id, channel_id, actor_kind, actor_id, actor_name, command, \
+             options, outcome, latency_ms, error_kind FROM audit_log WHERE 1 = 1",
+        );
+        if let Some(actor) = &query.actor_id {
+            sql.push(" AND actor_id = ").push_bind(actor.clone());
+        }
+        if let Some(command) = &query.command {
+            sql.push(" AND command = ").push_bind(command.clone());
+        }
+        if let Some(outcome) = query.outcome {
+            sql.push(" AND outcome = ").push_bind(outcome.as_str());
+        }
+        sql.push(" ORDER BY at_ms DESC, id DESC LIMIT ")
+            .push_bind(i64::from(query.limit));
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|row| {
+                let kind: String = row.try_get("actor_kind")?;
+                let actor = match kind.as_str() {
+                    "discord" => Actor::Discord {
+                        user: Snowflake(
+                            row.try_get::<String, _>("actor_id")?
+                                .parse()
+                                .map_err(|_| StoreError::Corrupt("audit actor id".into()))?,
+                        ),
+                        name: row.try_get("actor_name")?,
+                    },
+                    other => return Err(StoreError::Corrupt(format!("actor kind {other:?}"))),
+                };
+                let options: String = row.try_get("options")?;
+                let outcome: String = row.try_get("outcome")?;
+                Ok(AuditEntry {
+                    at: from_millis(row.try_get("at_ms")?)?,
+                    guild: row.try_get::<Option<i64>, _>("guild_id")?.map(snowflake),
+                    channel: row.try_get::<Option<i64>, _>("channel_id")?.map(snowflake),
+                    actor,
+                    command: row.try_get("command")?,
+                    options: serde_json::from_str(&options)
+                        .map_err(|err| StoreError::Corrupt(format!("audit options: {err}")))?,
+                    outcome: outcome.parse::<Outcome>().map_err(StoreError::Corrupt)?,
+                    latency_ms: row.try_get("latency_ms")?,
+                    error_kind: row.try_get("error_kind")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes audit entries older than `retention`; returns how many.
+    #[instrument(skip_all)]
+    pub async fn prune_audit(
+        &self,
+        now: DateTime<Utc>,
+        retention: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        let before = millis(now) - retention.as_millis() as i64;
+        Ok(sqlx::query("DELETE FROM audit_log WHERE at_ms < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+}
