@@ -35,7 +35,7 @@ fn bad_configs_give_exact_errors() {
         (
             "[bot]\ncolour = 1\n",
             &[
-                "test.toml:2: bot.colour: unknown key (fix: remove it; known keys here: guilds, audit_channel)",
+                "test.toml:2: bot.colour: unknown key (fix: remove it; known keys here: guilds, audit_channel, public_status, command_rate)",
             ],
         ),
         (
@@ -146,6 +146,24 @@ fn bad_configs_give_exact_errors() {
             "[defaults]\nmax_redirects = 21\n",
             &[
                 "test.toml:2: defaults.max_redirects: 21 is out of range (fix: use a number from 0 to 20)",
+            ],
+        ),
+        (
+            "[[grant]]\nrole = \"42\"\npermissions = [\"status.view\", \"sync.runn\"]\n",
+            &[
+                "test.toml:3: grant[0].permissions[1]: unknown permission \"sync.runn\" (fix: did you mean \"sync.run\"?)",
+            ],
+        ),
+        (
+            "[[grant]]\npermissions = [\"audit.view\"]\n",
+            &[
+                "test.toml:1: grant[0].role: is missing (fix: add role = \"<role id>\" to this [[grant]])",
+            ],
+        ),
+        (
+            "[bot]\ncommand_rate = \"10 per minute\"\n",
+            &[
+                "test.toml:2: bot.command_rate: \"10 per minute\" is not a rate; write it like \"10/m\" (fix: write it like \"10/m\" (a burst of 10, refilled over a minute))",
             ],
         ),
         (
@@ -371,4 +389,38 @@ fn env_example_documents_every_variable_and_nothing_else() {
             "{variable} has no comment above it"
         );
     }
+}
+
+#[test]
+fn grants_and_bot_settings_load() {
+    use patchbay::access::{GrantSource, Permission};
+    let config = config::parse(
+        "[bot]\npublic_status = false\ncommand_rate = \"5/s\"\n[[grant]]\nrole = 42\npermissions = [\"sync.run\", \"audit.view\"]\n",
+        "test.toml",
+        None,
+        &Environment::default(),
+    )
+    .unwrap();
+    assert!(!config.bot.public_status);
+    assert_eq!(config.bot.command_rate.burst, 5);
+    assert_eq!(
+        config.bot.command_rate.refill_every(),
+        Duration::from_millis(200)
+    );
+    let granted: Vec<Permission> = config.grants.iter().map(|g| g.permission).collect();
+    assert_eq!(granted, [Permission::SyncRun, Permission::AuditView]);
+    assert!(
+        config
+            .grants
+            .iter()
+            .all(|g| g.role == config::Snowflake(42) && g.source == GrantSource::Config)
+    );
+    // The defaults: status is public, 10 commands a minute (one every 6 s).
+    let defaults = config::parse("", "test.toml", None, &Environment::default()).unwrap();
+    assert!(defaults.bot.public_status);
+    assert_eq!(
+        defaults.bot.command_rate.refill_every(),
+        Duration::from_secs(6)
+    );
+    assert!(defaults.grants.is_empty());
 }

@@ -48,6 +48,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The configured integrations, in file order.
     pub integrations: Vec<Integration>,
+    /// Grants from `[[grant]]` tables: one per (role, permission), in every guild.
+    pub grants: Vec<crate::access::Grant>,
 }
 
 /// `[bot]`: the Discord front.
@@ -61,6 +63,47 @@ pub struct BotConfig {
     pub token: Option<Secret>,
     /// `DISCORD_API_BASE`: where serenity sends REST calls (a proxy or a fake in tests).
     pub api_base: Url,
+    /// Whether every member holds `status.view` (on by default).
+    pub public_status: bool,
+    /// The per-member command rate limit.
+    pub command_rate: CommandRate,
+}
+
+/// A per-member command rate limit, written `"10/m"`: a burst of 10 that refills evenly, one
+/// every 6 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandRate {
+    /// Commands allowed at once.
+    pub burst: u32,
+    /// The period in which `burst` commands refill.
+    pub per: Duration,
+}
+
+impl CommandRate {
+    /// Parses `N/s`, `N/m` or `N/h`.
+    pub fn parse(text: &str) -> Result<CommandRate, String> {
+        let (count, unit) = text
+            .split_once('/')
+            .ok_or_else(|| format!("{text:?} is not a rate; write it like \"10/m\""))?;
+        let burst: u32 = count
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{text:?}: {count:?} is not a whole number of at least 1"))?;
+        let per = match unit.trim() {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            other => return Err(format!("{text:?}: unknown period {other:?}; use s, m or h")),
+        };
+        Ok(CommandRate { burst, per })
+    }
+
+    /// The time one command takes to refill (`per / burst`).
+    pub fn refill_every(&self) -> Duration {
+        self.per / self.burst
+    }
 }
 
 /// `[http]`: the health and metrics server.
@@ -290,13 +333,15 @@ pub fn load(path: &Path, required: bool, env: &Environment) -> Result<Config, Co
 
 const TOP_KEYS: &[&str] = &[
     "bot",
+    "grant",
     "http",
     "storage",
     "scheduler",
     "defaults",
     "integration",
 ];
-const BOT_KEYS: &[&str] = &["guilds", "audit_channel"];
+const BOT_KEYS: &[&str] = &["guilds", "audit_channel", "public_status", "command_rate"];
+const GRANT_KEYS: &[&str] = &["role", "permissions"];
 const HTTP_KEYS: &[&str] = &["listen"];
 const STORAGE_KEYS: &[&str] = &[
     "url",
@@ -343,6 +388,7 @@ const MAX_REDIRECTS: usize = 20;
 pub const KEYS: &[(&str, &[&str])] = &[
     ("", TOP_KEYS),
     ("bot", BOT_KEYS),
+    ("grant", GRANT_KEYS),
     ("http", HTTP_KEYS),
     ("storage", STORAGE_KEYS),
     ("scheduler", SCHEDULER_KEYS),
@@ -391,6 +437,7 @@ pub fn parse(
     let scheduler = read_scheduler(&root, &mut d);
     let defaults = read_defaults(&root, &mut d);
     let integrations = read_integrations(&root, &defaults, &mut d, env);
+    let grants = read_grants(&root, &mut d);
 
     let mut config = Config {
         source: source.map(Path::to_path_buf),
@@ -402,6 +449,7 @@ pub fn parse(
             format: LogFormat::Pretty,
         },
         integrations,
+        grants,
     };
     apply_environment(&mut config, env, &mut d.errors);
     // File order reads best; environment problems (no line) come last.
@@ -420,13 +468,81 @@ fn read_bot(root: &Table<'_, '_>, d: &mut Diagnostics) -> BotConfig {
         audit_channel: None,
         token: None,
         api_base: Url::parse("https://discord.com").expect("static URL"),
+        public_status: true,
+        command_rate: CommandRate {
+            burst: 10,
+            per: Duration::from_secs(60),
+        },
     };
     if let Some(table) = root.table(d, "bot") {
         table.check_keys(d, BOT_KEYS);
         bot.guilds = table.snowflakes(d, "guilds").unwrap_or_default();
         bot.audit_channel = table.snowflake(d, "audit_channel");
+        if let Some(public) = table.boolean(d, "public_status") {
+            bot.public_status = public;
+        }
+        if let Some((rate, at)) = table.string(d, "command_rate") {
+            match CommandRate::parse(&rate) {
+                Ok(rate) => bot.command_rate = rate,
+                Err(message) => d.error(
+                    Some(at),
+                    table.key("command_rate"),
+                    message,
+                    Some("write it like \"10/m\" (a burst of 10, refilled over a minute)".into()),
+                ),
+            }
+        }
     }
     bot
+}
+
+fn read_grants(root: &Table<'_, '_>, d: &mut Diagnostics) -> Vec<crate::access::Grant> {
+    use crate::access::{Grant, GrantSource, Permission};
+    let names: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+    let mut grants = Vec::new();
+    for (table, start) in root.tables(d, "grant") {
+        table.check_keys(d, GRANT_KEYS);
+        let role = table.snowflake(d, "role");
+        table.require(
+            d,
+            "role",
+            start,
+            "add role = \"<role id>\" to this [[grant]]",
+        );
+        let permissions = table.strings(d, "permissions").unwrap_or_default();
+        table.require(
+            d,
+            "permissions",
+            start,
+            "add permissions = [\"status.view\", ...] to this [[grant]]",
+        );
+        for (index, (name, at)) in permissions.into_iter().enumerate() {
+            match name.parse::<Permission>() {
+                Ok(permission) => {
+                    if let Some(role) = role {
+                        grants.push(Grant {
+                            role,
+                            permission,
+                            source: GrantSource::Config,
+                        });
+                    }
+                }
+                Err(_) => {
+                    let fix = match error::did_you_mean(&name, &names) {
+                        Some(close) => format!("did you mean \"{close}\"?"),
+                        None => format!("use one of {}", names.join(", ")),
+                    };
+                    d.error(
+                        Some(at),
+                        format!("{}.permissions[{index}]", table.path),
+                        format!("unknown permission {name:?}"),
+                        Some(fix),
+                    );
+                }
+            }
+        }
+    }
+    grants
 }
 
 fn read_http(root: &Table<'_, '_>, d: &mut Diagnostics) -> HttpConfig {
