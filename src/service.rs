@@ -1,14 +1,25 @@
 //! The control-plane service: the one place the fronts (CLI, HTTP, and Discord in a later
-//! release) ask about integrations, so they all answer from the same code.
+//! release) ask about integrations and act on them, so they all answer from the same code.
 //!
-//! Status answers come from stored state and rollups only; they never wait for a live check.
+//! - [`status_overview`] answers from stored state and rollups only; it never waits for a live
+//!   check.
+//! - [`ControlPlane::invoke`] is the path of every command, button and API call: per-member
+//!   rate limit, then the access decision, then the action, then one audit entry whatever
+//!   happened. [`CommandError`] is the one user-facing error type the fronts render.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::num::NonZeroU32;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::Config;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::access::{Denied, Grant, Member, Permission, Policy};
+use crate::audit::{Actor, AuditEntry, InvocationOption, Outcome, redact};
+use crate::config::{Config, Snowflake};
 use crate::model::{IntegrationState, State};
 use crate::store::{StatsWindow, Store, StoreError};
 
@@ -97,4 +108,234 @@ fn severity(state: State) -> usize {
 
 fn round1(value: f64) -> f64 {
     (value * 10.0).round() / 10.0
+}
+
+/// What went wrong with an invocation, as the member will be told. Every front renders this
+/// one type in one place (an ephemeral reply in Discord, a status code in the REST API).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    /// The member may not do this.
+    #[error("{0}")]
+    Denied(Denied),
+    /// The member is over the command rate limit.
+    #[error("you are sending commands too fast: try again in {}s", retry_in.as_secs().max(1))]
+    RateLimited {
+        /// When the next command is allowed.
+        retry_in: std::time::Duration,
+    },
+    /// The input is wrong; the text says how to fix it.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something failed on our side; details are logged under the reference.
+    #[error("something went wrong (ref {reference})")]
+    Internal {
+        /// A short reference that appears in the log line with the details.
+        reference: String,
+        /// The error class, for the audit log.
+        kind: &'static str,
+    },
+}
+
+impl CommandError {
+    /// Logs `error` under a fresh reference and returns the user-facing error.
+    pub fn internal(kind: &'static str, error: &dyn std::fmt::Display) -> CommandError {
+        let reference = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+        tracing::error!(reference, kind, error = %error, "command failed");
+        CommandError::Internal { reference, kind }
+    }
+
+    /// The audit outcome this error records.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            CommandError::Denied(_) => Outcome::Denied,
+            CommandError::RateLimited { .. } => Outcome::RateLimited,
+            CommandError::Invalid(_) => Outcome::Invalid,
+            CommandError::Internal { .. } => Outcome::Failed,
+        }
+    }
+
+    fn error_kind(&self) -> Option<String> {
+        match self {
+            CommandError::Internal { kind, .. } => Some((*kind).to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for CommandError {
+    fn from(err: StoreError) -> Self {
+        CommandError::internal("storage", &err)
+    }
+}
+
+/// One command, button press or API call, as a front received it.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// Who, with the facts that decide their permissions.
+    pub member: Member,
+    /// Who, as the audit log names them.
+    pub actor: Actor,
+    /// Where.
+    pub channel: Option<Snowflake>,
+    /// The command path (`status`, `perms grant`) or button id.
+    pub command: String,
+    /// The options given; secret ones are redacted in the audit log.
+    pub options: Vec<InvocationOption>,
+    /// When it arrived.
+    pub received: std::time::Instant,
+}
+
+/// The control plane: the one path every front goes through. It applies the per-member rate
+/// limit, asks the access policy, runs the action, and writes one audit entry whatever the
+/// outcome, so a Discord command and a REST call are checked and recorded alike.
+pub struct ControlPlane {
+    store: Store,
+    public_status: bool,
+    config_grants: Vec<Grant>,
+    command_grants: std::sync::RwLock<Vec<Grant>>,
+    limiter: DefaultKeyedRateLimiter<u64>,
+    audit_sink: Option<tokio::sync::mpsc::UnboundedSender<AuditEntry>>,
+}
+
+impl ControlPlane {
+    /// Builds the control plane from the config and the grants stored by `/perms`.
+    pub async fn new(config: &Config, store: Store) -> Result<ControlPlane, StoreError> {
+        let command_grants = store.command_grants().await?;
+        let rate = config.bot.command_rate;
+        let quota = Quota::with_period(rate.refill_every())
+            .expect("the refill period is not zero")
+            .allow_burst(NonZeroU32::new(rate.burst).expect("the burst is at least 1"));
+        Ok(ControlPlane {
+            store,
+            public_status: config.bot.public_status,
+            config_grants: config.grants.clone(),
+            command_grants: std::sync::RwLock::new(command_grants),
+            limiter: RateLimiter::keyed(quota),
+            audit_sink: None,
+        })
+    }
+
+    /// Also sends every audit entry to `sink` (the Discord front mirrors them into
+    /// `[bot].audit_channel`).
+    pub fn mirror_audit(&mut self, sink: tokio::sync::mpsc::UnboundedSender<AuditEntry>) {
+        self.audit_sink = Some(sink);
+    }
+
+    /// The access policy as it stands: config grants plus `/perms` grants.
+    pub fn policy(&self) -> Policy {
+        let command = self.command_grants.read().expect("grants lock");
+        Policy {
+            public_status: self.public_status,
+            grants: self
+                .config_grants
+                .iter()
+                .chain(command.iter())
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Runs `action` for `invocation` if the member is within the rate limit and holds
+    /// `permission`, and records the outcome in the audit log.
+    pub async fn invoke<T, F, Fut>(
+        &self,
+        invocation: &Invocation,
+        permission: Permission,
+        action: F,
+    ) -> Result<T, CommandError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, CommandError>>,
+    {
+        let result = match self.admit(invocation, permission) {
+            Ok(()) => action().await,
+            Err(err) => Err(err),
+        };
+        self.audit(invocation, result.as_ref().err()).await;
+        result
+    }
+
+    fn admit(&self, invocation: &Invocation, permission: Permission) -> Result<(), CommandError> {
+        if let Err(not_until) = self.limiter.check_key(&invocation.member.user.0) {
+            return Err(CommandError::RateLimited {
+                retry_in: not_until.wait_time_from(DefaultClock::default().now()),
+            });
+        }
+        self.policy()
+            .decide(&invocation.member, permission)
+            .map(|_| ())
+            .map_err(CommandError::Denied)
+    }
+
+    async fn audit(&self, invocation: &Invocation, error: Option<&CommandError>) {
+        let entry = AuditEntry {
+            at: crate::model::now(),
+            guild: invocation.member.guild,
+            channel: invocation.channel,
+            actor: invocation.actor.clone(),
+            command: invocation.command.clone(),
+            options: redact(&invocation.options),
+            outcome: error.map_or(Outcome::Ok, CommandError::outcome),
+            latency_ms: invocation.received.elapsed().as_secs_f64() * 1000.0,
+            error_kind: error.and_then(CommandError::error_kind),
+        };
+        if let Err(err) = self.store.record_audit(&entry).await {
+            // The command already ran; losing its audit line must be loud, not fatal.
+            tracing::error!(error = %err, command = %entry.command, "could not write an audit entry");
+        }
+        if let Some(sink) = &self.audit_sink {
+            let _ = sink.send(entry);
+        }
+    }
+
+    /// `/perms grant`: gives `role` the `permission` in `guild`.
+    pub async fn grant(
+        &self,
+        guild: Snowflake,
+        role: Snowflake,
+        permission: Permission,
+        by: Snowflake,
+    ) -> Result<String, CommandError> {
+        let added = self
+            .store
+            .add_grant(guild, role, permission, by, crate::model::now())
+            .await?;
+        *self.command_grants.write().expect("grants lock") = self.store.command_grants().await?;
+        Ok(if added {
+            format!("<@&{}> now holds `{permission}`.", role.0)
+        } else {
+            format!("<@&{}> already held `{permission}`.", role.0)
+        })
+    }
+
+    /// `/perms revoke`: takes a `/perms` grant back; config grants cannot be revoked here.
+    pub async fn revoke(
+        &self,
+        guild: Snowflake,
+        role: Snowflake,
+        permission: Permission,
+    ) -> Result<String, CommandError> {
+        let from_config = self
+            .config_grants
+            .iter()
+            .any(|g| g.role == role && g.permission == permission);
+        let removed = self.store.remove_grant(guild, role, permission).await?;
+        *self.command_grants.write().expect("grants lock") = self.store.command_grants().await?;
+        match (removed, from_config) {
+            (_, true) => Err(CommandError::Invalid(format!(
+                "<@&{}> holds `{permission}` from the config file ([[grant]]), which Discord cannot change: remove it from the config and reload{}",
+                role.0,
+                if removed {
+                    " (the /perms grant on top of it was removed)"
+                } else {
+                    ""
+                }
+            ))),
+            (true, false) => Ok(format!("<@&{}> no longer holds `{permission}`.", role.0)),
+            (false, false) => Err(CommandError::Invalid(format!(
+                "<@&{}> does not hold `{permission}` here; /perms list shows every grant",
+                role.0
+            ))),
+        }
+    }
 }
