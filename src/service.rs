@@ -339,3 +339,161 @@ impl ControlPlane {
         }
     }
 }
+
+/// Everything `/status <integration>` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusDetail {
+    /// The overview line (state, since, last check, p95 and uptime over 24 hours, tags).
+    pub row: StatusRow,
+    /// Uptime and latency over 24 hours, 7 days and 30 days.
+    pub windows: Vec<(StatsWindow, Option<WindowFigures>)>,
+    /// Uptime per hour over the last 24 hours, oldest first (`None`: no checks that hour).
+    pub hourly_uptime: Vec<Option<f64>>,
+}
+
+/// Uptime and latency over one window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowFigures {
+    /// Percent of checks that passed.
+    pub uptime_pct: f64,
+    /// Estimated median latency (ms).
+    pub latency_p50_ms: f64,
+    /// Estimated 95th percentile latency (ms).
+    pub latency_p95_ms: f64,
+    /// Checks counted.
+    pub checks: i64,
+}
+
+/// The detail of one integration, from stored state and rollups only.
+pub async fn status_detail(
+    config: &Config,
+    store: &Store,
+    live: Option<Vec<IntegrationState>>,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<StatusDetail, CommandError> {
+    if !config.integrations.iter().any(|i| i.name == name) {
+        let suggestions = suggest_integrations(config, name, 3);
+        return Err(CommandError::Invalid(if suggestions.is_empty() {
+            format!("there is no integration named {name:?}; /status lists them all")
+        } else {
+            format!(
+                "there is no integration named {name:?}; did you mean {}?",
+                suggestions.join(" or ")
+            )
+        }));
+    }
+    let row = status_overview(config, store, live, now)
+        .await?
+        .into_iter()
+        .find(|row| row.name == name)
+        .expect("configured integrations all have a row");
+    let mut windows = Vec::new();
+    for window in [StatsWindow::Day, StatsWindow::Week, StatsWindow::Month] {
+        let stats = store.window_stats(Some(name), window, now).await?;
+        let figures = stats.get(name).and_then(|stats| {
+            Some(WindowFigures {
+                uptime_pct: stats.uptime_pct()?,
+                latency_p50_ms: stats.latency_p50_ms()?,
+                latency_p95_ms: stats.latency_p95_ms()?,
+                checks: stats.aggregate.count,
+            })
+        });
+        windows.push((window, figures));
+    }
+    let hourly_uptime = store
+        .hourly(name, 24, now)
+        .await?
+        .into_iter()
+        .map(|hour| hour.and_then(|aggregate| aggregate.uptime_pct()))
+        .collect();
+    Ok(StatusDetail {
+        row,
+        windows,
+        hourly_uptime,
+    })
+}
+
+/// Draws uptime percentages as a one-line sparkline: `█` for 100%, lower blocks for less,
+/// `·` for hours without checks.
+pub fn sparkline(values: &[Option<f64>]) -> String {
+    const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    values
+        .iter()
+        .map(|value| match value {
+            None => '·',
+            Some(pct) => {
+                let index = ((pct.clamp(0.0, 100.0) / 100.0) * 7.0).round() as usize;
+                BLOCKS[index]
+            }
+        })
+        .collect()
+}
+
+/// Integration names matching `partial`, best first, at most `limit` (Discord shows 25):
+/// names containing it (prefix matches first), then names within a small edit distance.
+pub fn suggest_integrations(config: &Config, partial: &str, limit: usize) -> Vec<String> {
+    let partial = partial.trim().to_ascii_lowercase();
+    let mut scored: Vec<(u8, f64, &str)> = config
+        .integrations
+        .iter()
+        .filter_map(|integration| {
+            let name = integration.name.as_str();
+            if partial.is_empty() || name.starts_with(&partial) {
+                Some((0, 0.0, name))
+            } else if name.contains(&partial) {
+                Some((1, 0.0, name))
+            } else {
+                let similarity = strsim::jaro_winkler(&partial, name);
+                (similarity >= 0.8).then_some((2, -similarity, name))
+            }
+        })
+        .collect();
+    scored.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(b.2)));
+    scored
+        .into_iter()
+        .take(limit)
+        .map(|(_, _, name)| name.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparklines_scale_uptime_to_blocks() {
+        assert_eq!(
+            sparkline(&[Some(100.0), Some(0.0), None, Some(50.0), Some(99.0)]),
+            "█▁·▅█"
+        );
+    }
+
+    #[test]
+    fn suggestions_rank_prefix_then_substring_then_typos() {
+        let text: String = [
+            "payments-api",
+            "payments-db",
+            "core-payments",
+            "search",
+            "billing",
+        ]
+        .iter()
+        .map(|n| format!("[[integration]]\nname = \"{n}\"\nurl = \"http://127.0.0.1:9/\"\n"))
+        .collect();
+        let config = crate::config::parse(
+            &text,
+            "t.toml",
+            None,
+            &crate::config::Environment::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            suggest_integrations(&config, "pay", 25),
+            ["payments-api", "payments-db", "core-payments"]
+        );
+        assert_eq!(suggest_integrations(&config, "serch", 25), ["search"]);
+        assert_eq!(suggest_integrations(&config, "", 2).len(), 2);
+        assert!(suggest_integrations(&config, "zzz", 25).is_empty());
+    }
+}

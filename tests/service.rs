@@ -240,3 +240,76 @@ async fn perms_grant_and_revoke_change_the_policy_but_not_config_grants() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn status_detail_reads_windows_and_a_24_hour_sparkline_from_rollups() {
+    use patchbay::model::{CheckResult, IntegrationState, State};
+    use patchbay::service::{sparkline, status_detail};
+    use patchbay::store::{Batch, StatsWindow};
+    let (_plane, store, _dir) = plane("").await;
+    let config = config::parse(
+        "[[integration]]\nname = \"payments-api\"\nurl = \"http://127.0.0.1:9/\"\ntags = [\"prod\"]\n",
+        "test.toml",
+        None,
+        &Environment::default(),
+    )
+    .unwrap();
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T12:30:00Z")
+        .unwrap()
+        .to_utc();
+    // One check a minute over the last two hours; the earlier hour fails half its checks.
+    let results: Vec<CheckResult> = (0..120)
+        .map(|minute| {
+            let success = minute < 60 || minute % 2 == 0;
+            CheckResult {
+                integration: "payments-api".into(),
+                at: now - chrono::Duration::minutes(minute),
+                success,
+                latency_ms: 40.0,
+                status: Some(if success { 200 } else { 503 }),
+                error_kind: None,
+                message: None,
+            }
+        })
+        .collect();
+    let mut state = IntegrationState::new("payments-api", now);
+    state.state = State::Up;
+    store
+        .write(&Batch {
+            results,
+            states: vec![state],
+            transitions: vec![],
+        })
+        .await
+        .unwrap();
+
+    let detail = status_detail(&config, &store, None, "payments-api", now)
+        .await
+        .unwrap();
+    assert_eq!(detail.row.state, State::Up);
+    assert_eq!(detail.row.tags, ["prod"]);
+    assert_eq!(detail.windows.len(), 3);
+    let (window, day) = &detail.windows[0];
+    assert_eq!(*window, StatsWindow::Day);
+    let day = day.as_ref().unwrap();
+    assert_eq!(day.checks, 120);
+    assert_eq!(day.uptime_pct, 75.0);
+    assert!(
+        (25.0..=50.0).contains(&day.latency_p95_ms),
+        "{}",
+        day.latency_p95_ms
+    );
+    // The checks run from 10:31 to 12:30: 10:00 passes 14 of 29 (48%), 11:00 45 of 60 (75%),
+    // 12:00 all 31; the 21 hours before have no checks.
+    assert_eq!(detail.hourly_uptime.len(), 24);
+    assert_eq!(sparkline(&detail.hourly_uptime), "·····················▄▆█");
+    assert_eq!(detail.hourly_uptime[23], Some(100.0));
+
+    let unknown = status_detail(&config, &store, None, "payments-apj", now)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unknown.to_string(),
+        "there is no integration named \"payments-apj\"; did you mean payments-api?"
+    );
+}

@@ -585,3 +585,50 @@ impl Store {
         }
     }
 }
+
+impl Store {
+    /// One integration's hourly rollups for the `hours` hours ending with the current one,
+    /// oldest first; hours without checks are `None` (for sparklines).
+    #[instrument(skip_all)]
+    pub async fn hourly(
+        &self,
+        integration: &str,
+        hours: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<Aggregate>>, StoreError> {
+        let current = rollup::bucket_of(millis(now), rollup::HOUR);
+        let first = current - i64::from(hours.saturating_sub(1)) * rollup::HOUR;
+        let columns = HISTOGRAM_COLUMNS.join(", ");
+        // Built only from constant column names: no user text.
+        let sql = format!(
+            "SELECT bucket, count, failures, latency_sum, latency_min, latency_max, {columns} \
+             FROM rollups WHERE resolution = $1 AND integration = $2 AND bucket >= $3 ORDER BY bucket"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rollup::HOUR)
+            .bind(integration)
+            .bind(first)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut series = vec![None; hours as usize];
+        for row in rows {
+            let bucket: i64 = row.try_get("bucket")?;
+            let slot = ((bucket - first) / rollup::HOUR) as usize;
+            let mut histogram = [0i64; BUCKETS];
+            for (value, column) in histogram.iter_mut().zip(HISTOGRAM_COLUMNS) {
+                *value = row.try_get(column)?;
+            }
+            if let Some(entry) = series.get_mut(slot) {
+                *entry = Some(Aggregate {
+                    count: row.try_get("count")?,
+                    failures: row.try_get("failures")?,
+                    latency_sum: row.try_get("latency_sum")?,
+                    latency_min: row.try_get("latency_min")?,
+                    latency_max: row.try_get("latency_max")?,
+                    histogram,
+                });
+            }
+        }
+        Ok(series)
+    }
+}
