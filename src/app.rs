@@ -18,6 +18,7 @@ use crate::http;
 use crate::metrics::Metrics;
 use crate::monitor::Engine;
 use crate::monitor::http_check::HttpChecker;
+use crate::service::ControlPlane;
 use crate::store::{Store, writer};
 
 /// How often old results and rollups are pruned.
@@ -63,15 +64,32 @@ pub async fn run(config: Config, config_path: PathBuf, required: bool) -> anyhow
         http_shutdown.clone(),
     ));
 
-    if config.bot.token.is_none() {
+    let discord_stop = CancellationToken::new();
+    let discord = if config.bot.token.is_none() {
         tracing::info!(
             "DISCORD_TOKEN is not set: running headless (monitoring, HTTP server, and state changes as log lines)"
         );
+        None
     } else {
-        tracing::info!(
-            "DISCORD_TOKEN is set, but this release has no Discord front yet: running headless"
+        let plane = Arc::new(
+            ControlPlane::new(&config, store.clone())
+                .await
+                .context("loading the stored permission grants")?,
         );
-    }
+        let front = crate::discord::run(
+            Arc::new(config.clone()),
+            plane,
+            store.clone(),
+            engine.clone(),
+            discord_stop.clone(),
+        );
+        Some(tokio::spawn(async move {
+            // The bot keeps monitoring without Discord: a failed connection is logged, not fatal.
+            if let Err(err) = front.await {
+                tracing::error!(error = %format!("{err:#}"), "the Discord front stopped");
+            }
+        }))
+    };
     if config.source.is_none() {
         tracing::warn!(
             "no config file (./patchbay.toml is absent and neither --config nor PATCHBAY_CONFIG is set): running with defaults and no integrations; see patchbay.example.toml"
@@ -104,6 +122,10 @@ pub async fn run(config: Config, config_path: PathBuf, required: bool) -> anyhow
     }
 
     retention_stop.cancel();
+    discord_stop.cancel();
+    if let Some(discord) = discord {
+        let _ = discord.await;
+    }
     let abandoned = engine.shutdown(running.scheduler.shutdown_timeout).await;
     if abandoned > 0 {
         tracing::warn!(

@@ -14,6 +14,8 @@ pub mod audit;
 pub mod cli;
 /// Loading and validating `patchbay.toml` and the environment.
 pub mod config;
+/// The Discord front (the only module that imports serenity and poise).
+pub mod discord;
 /// The HTTP front: health, readiness and metrics (the only module that imports axum).
 pub mod http;
 /// Logging set-up (pretty or JSON lines).

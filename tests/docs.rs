@@ -40,3 +40,39 @@ fn ci_runs_the_readme_test_command() {
     );
     assert!(readme.contains("cargo run -- --config patchbay.example.toml"));
 }
+
+#[test]
+fn commands_md_documents_every_slash_command_and_option() {
+    let commands = std::fs::read_to_string("commands.md").unwrap();
+    for command in patchbay::discord::commands::all() {
+        let name = &command.name;
+        assert!(
+            commands.contains(&format!("### /{name}\n")),
+            "commands.md has no section for /{name}"
+        );
+        let section = commands.split(&format!("### /{name}\n")).nth(1).unwrap();
+        let section = section.split("\n### ").next().unwrap();
+        for sub in &command.subcommands {
+            assert!(
+                section.contains(&format!("/{name} {}", sub.name)),
+                "commands.md does not show /{name} {}",
+                sub.name
+            );
+            for parameter in &sub.parameters {
+                assert!(
+                    section.contains(&format!("{}:", parameter.name)),
+                    "commands.md does not show the {} option of /{name} {}",
+                    parameter.name,
+                    sub.name
+                );
+            }
+        }
+        for parameter in &command.parameters {
+            assert!(
+                section.contains(&*parameter.name),
+                "commands.md does not show the {} option of /{name}",
+                parameter.name
+            );
+        }
+    }
+}

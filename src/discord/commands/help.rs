@@ -1,0 +1,44 @@
+//! `/help`: the commands this member may run.
+
+use crate::access::Permission;
+use crate::discord::{Context, invocation, respond};
+use crate::service::CommandError;
+
+/// The commands you may run here, one line each.
+#[poise::command(slash_command)]
+pub async fn help(ctx: Context<'_>) -> Result<(), CommandError> {
+    let invocation = invocation(ctx, "help");
+    let policy = ctx.data().plane.policy();
+    let may = |permission| policy.decide(&invocation.member, permission).is_ok();
+    let mut lines = Vec::new();
+    for (command, permission, what) in [
+        (
+            "/status [integration]",
+            Permission::StatusView,
+            "health of every integration, or one in detail",
+        ),
+        (
+            "/perms grant|revoke|list|check",
+            Permission::PermsManage,
+            "who may run what",
+        ),
+        (
+            "/audit",
+            Permission::AuditView,
+            "recent commands and their outcomes",
+        ),
+    ] {
+        if may(permission) {
+            lines.push(format!("`{command}`: {what}"));
+        }
+    }
+    lines.push("`/help`: this list".into());
+    let answer = if invocation.member.guild.is_none() {
+        Err(CommandError::Denied(crate::access::Denied::DirectMessage))
+    } else {
+        Ok(poise::CreateReply::default()
+            .content(lines.join("\n"))
+            .ephemeral(true))
+    };
+    respond(ctx, answer).await
+}

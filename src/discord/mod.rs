@@ -1,0 +1,212 @@
+//! The Discord front: a poise/serenity bot over the control plane. The only module that
+//! imports serenity or poise. Commands are thin: they turn the interaction into an
+//! [`Invocation`], run it through [`ControlPlane::invoke`] (rate limit, permission, audit), and
+//! render the answer; every error is one [`CommandError`] rendered as an ephemeral reply.
+
+pub mod commands;
+mod render;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use poise::serenity_prelude as serenity;
+use tokio_util::sync::CancellationToken;
+
+use crate::access::Member;
+use crate::audit::{Actor, InvocationOption};
+use crate::config::{Config, Snowflake};
+use crate::monitor::Engine;
+use crate::service::{CommandError, ControlPlane, Invocation};
+use crate::store::Store;
+
+/// What every command can reach.
+pub struct Data {
+    /// The one path for permission checks and audit entries.
+    pub plane: Arc<ControlPlane>,
+    /// The configuration the bot started with.
+    pub config: Arc<Config>,
+    /// The database, for status figures.
+    pub store: Store,
+    /// The running engine, for live states.
+    pub engine: Engine,
+}
+
+/// The poise context of our commands.
+pub type Context<'a> = poise::Context<'a, Data, CommandError>;
+
+impl From<serenity::Error> for CommandError {
+    fn from(err: serenity::Error) -> Self {
+        CommandError::internal("discord", &err)
+    }
+}
+
+fn snowflake(id: impl Into<u64>) -> Snowflake {
+    Snowflake(id.into())
+}
+
+/// The facts about the invoking member, and the invocation as the control plane sees it.
+pub(crate) fn invocation(ctx: Context<'_>, command: &str) -> Invocation {
+    let started = Instant::now();
+    let user = ctx.author();
+    let (roles, is_administrator) = match ctx {
+        poise::Context::Application(app) => match &app.interaction.member {
+            Some(member) => (
+                member.roles.iter().map(|r| snowflake(*r)).collect(),
+                member
+                    .permissions
+                    .is_some_and(serenity::Permissions::administrator),
+            ),
+            None => (Vec::new(), false),
+        },
+        poise::Context::Prefix(_) => (Vec::new(), false),
+    };
+    let guild = ctx.guild_id().map(snowflake);
+    let is_owner = ctx.guild().is_some_and(|guild| guild.owner_id == user.id);
+    let options = match ctx {
+        poise::Context::Application(app) => app
+            .interaction
+            .data
+            .options()
+            .iter()
+            .map(|option| InvocationOption {
+                name: option.name.to_string(),
+                value: format!("{:?}", option.value),
+                secret: false,
+            })
+            .collect(),
+        poise::Context::Prefix(_) => Vec::new(),
+    };
+    Invocation {
+        member: Member {
+            user: snowflake(user.id),
+            guild,
+            roles,
+            is_owner,
+            is_administrator,
+        },
+        actor: Actor::Discord {
+            user: snowflake(user.id),
+            name: user.name.clone(),
+        },
+        channel: Some(snowflake(ctx.channel_id())),
+        command: command.to_string(),
+        options,
+        received: started,
+    }
+}
+
+/// Sends the answer: the reply itself, or the error as an ephemeral message.
+pub(crate) async fn respond(
+    ctx: Context<'_>,
+    answer: Result<poise::CreateReply, CommandError>,
+) -> Result<(), CommandError> {
+    let reply = match answer {
+        Ok(reply) => reply,
+        Err(err) => poise::CreateReply::default()
+            .content(render::error_text(&err))
+            .ephemeral(true),
+    };
+    ctx.send(reply).await?;
+    Ok(())
+}
+
+async fn on_error(error: poise::FrameworkError<'_, Data, CommandError>) {
+    // Errors a command returned have been answered already; what is left is the framework's
+    // own (bad arguments, a failed send), answered here in the same style.
+    let text = match &error {
+        poise::FrameworkError::ArgumentParse { error, .. } => {
+            format!("That option is not valid: {error}")
+        }
+        poise::FrameworkError::Command { error, .. } => render::error_text(error),
+        other => {
+            let err = CommandError::internal("discord", &format!("{other}"));
+            render::error_text(&err)
+        }
+    };
+    if let Some(ctx) = error.ctx() {
+        let reply = poise::CreateReply::default().content(text).ephemeral(true);
+        if let Err(err) = ctx.send(reply).await {
+            tracing::warn!(error = %err, "could not answer a failed command");
+        }
+    }
+}
+
+/// Builds the REST client: `DISCORD_API_BASE` replaces Discord's host (a rate-limit proxy in
+/// production, a fake in tests). serenity honours the proxy only with its own rate limiter off,
+/// which is what such a proxy is for.
+fn http(config: &Config, token: &str) -> serenity::Http {
+    let base = config.bot.api_base.as_str().trim_end_matches('/');
+    let builder = serenity::HttpBuilder::new(token);
+    if base == "https://discord.com" {
+        builder.build()
+    } else {
+        builder.proxy(base).ratelimiter_disabled(true).build()
+    }
+}
+
+/// Connects to Discord, registers the commands (per guild in `[bot].guilds`, else globally),
+/// and runs until `stop` is cancelled.
+pub async fn run(
+    config: Arc<Config>,
+    plane: Arc<ControlPlane>,
+    store: Store,
+    engine: Engine,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let token = config
+        .bot
+        .token
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("DISCORD_TOKEN is not set"))?
+        .expose()
+        .to_string();
+    let guilds: Vec<serenity::GuildId> = config
+        .bot
+        .guilds
+        .iter()
+        .map(|g| serenity::GuildId::new(g.0))
+        .collect();
+    let data = Data {
+        plane,
+        config: config.clone(),
+        store,
+        engine,
+    };
+    let framework = poise::Framework::builder()
+        .options(poise::FrameworkOptions {
+            commands: commands::all(),
+            on_error: |error| Box::pin(on_error(error)),
+            ..Default::default()
+        })
+        .initialize_owners(false)
+        .setup(move |ctx, ready, framework| {
+            Box::pin(async move {
+                let commands = &framework.options().commands;
+                if guilds.is_empty() {
+                    poise::builtins::register_globally(ctx, commands).await?;
+                } else {
+                    for guild in &guilds {
+                        poise::builtins::register_in_guild(ctx, commands, *guild).await?;
+                    }
+                }
+                tracing::info!(
+                    user = %ready.user.name,
+                    guilds = guilds.len(),
+                    "connected to Discord; slash commands registered"
+                );
+                Ok(data)
+            })
+        })
+        .build();
+    let intents = serenity::GatewayIntents::GUILDS;
+    let mut client = serenity::ClientBuilder::new_with_http(http(&config, &token), intents)
+        .framework(framework)
+        .await?;
+    let shards = client.shard_manager.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        shards.shutdown_all().await;
+    });
+    client.start().await?;
+    Ok(())
+}
