@@ -1,0 +1,250 @@
+//! The Discord front end to end: the real serenity/poise client, connected through
+//! `DISCORD_API_BASE` to a fake Discord on 127.0.0.1 (REST and gateway), over a real engine
+//! and SQLite store.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::fake_discord::{self, FakeDiscord, FakeMember};
+use patchbay::audit::{AuditQuery, Outcome};
+use patchbay::config::{self, Environment};
+use patchbay::metrics::Metrics;
+use patchbay::monitor::Engine;
+use patchbay::monitor::http_check::HttpChecker;
+use patchbay::service::ControlPlane;
+use patchbay::store::{Store, writer};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+struct Bot {
+    fake: FakeDiscord,
+    store: Store,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_bot() -> Bot {
+    let fake = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[bot]\nguilds = [\"{}\"]\n\
+         [[integration]]\nname = \"payments-api\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"1h\"\ntags = [\"payments\"]\n\
+         [[integration]]\nname = \"search\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"1h\"\n",
+        fake_discord::GUILD_ID
+    );
+    let env = Environment::from_pairs([
+        ("DISCORD_TOKEN", "fake-token"),
+        ("DISCORD_API_BASE", fake.api_base().as_str()),
+    ]);
+    let config = config::parse(&text, "test.toml", None, &env).unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("db").display()))
+        .await
+        .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let (writer, _) = writer::spawn(
+        store.clone(),
+        100,
+        Duration::from_millis(20),
+        metrics.clone(),
+    );
+    let engine = Engine::start(
+        store.clone(),
+        writer,
+        metrics,
+        Arc::new(HttpChecker::new()),
+        8,
+        config.integrations.clone(),
+    )
+    .await
+    .unwrap();
+    let plane = Arc::new(ControlPlane::new(&config, store.clone()).await.unwrap());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(patchbay::discord::run(
+        Arc::new(config),
+        plane,
+        store.clone(),
+        engine,
+        stop.clone(),
+    ));
+    let task = tokio::spawn(async move {
+        task.await.unwrap().unwrap();
+    });
+    fake.wait_ready().await;
+    Bot {
+        fake,
+        store,
+        stop,
+        task,
+        _dir: dir,
+    }
+}
+
+fn option(name: &str, value: &str) -> Value {
+    json!([{ "name": name, "type": 3, "value": value }])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_answers_checks_permissions_and_survives_a_gateway_drop() {
+    let bot = start_bot().await;
+    let fake = &bot.fake;
+
+    // Registration: every command, per guild, with Discord's defaults for the admin ones.
+    let registration = fake
+        .wait_for_request("guild command registration", |r| {
+            r.method == "PUT"
+                && r.path
+                    .ends_with(&format!("/guilds/{}/commands", fake_discord::GUILD_ID))
+        })
+        .await;
+    let commands = registration.body.unwrap();
+    let by_name = |name: &str| {
+        commands
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("/{name} not registered: {commands}"))
+            .clone()
+    };
+    let status = by_name("status");
+    assert_eq!(status["options"][0]["name"], "integration");
+    assert_eq!(status["options"][0]["autocomplete"], true);
+    assert_eq!(by_name("perms")["default_member_permissions"], "32");
+    assert_eq!(by_name("audit")["default_member_permissions"], "32");
+    let perms_subcommands: Vec<String> = by_name("perms")["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(perms_subcommands, ["grant", "revoke", "list", "check"]);
+    by_name("help");
+
+    // /status for anyone (status is public by default).
+    let id = fake.command("status", json!([]), FakeMember::NOBODY).await;
+    let reply = fake.callback_for(id).await;
+    assert_eq!(reply["type"], 4, "{reply}");
+    assert_eq!(
+        reply["data"]["embeds"][0]["title"], "2 integrations",
+        "{reply}"
+    );
+
+    // /status <integration>.
+    let id = fake
+        .command(
+            "status",
+            option("integration", "payments-api"),
+            FakeMember::NOBODY,
+        )
+        .await;
+    let reply = fake.callback_for(id).await;
+    let title = reply["data"]["embeds"][0]["title"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(title.contains("payments-api"), "{reply}");
+    let fields = reply["data"]["embeds"][0]["fields"].to_string();
+    assert!(
+        fields.contains("Last 24 hours") && fields.contains("payments"),
+        "{fields}"
+    );
+
+    // An unknown name gets an ephemeral did-you-mean.
+    let id = fake
+        .command(
+            "status",
+            option("integration", "paymnts-api"),
+            FakeMember::NOBODY,
+        )
+        .await;
+    let reply = fake.callback_for(id).await;
+    assert_eq!(reply["data"]["flags"], 64, "{reply}");
+    assert!(
+        reply["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean payments-api")
+    );
+
+    // Autocomplete, fuzzy.
+    let id = fake
+        .autocomplete(
+            "status",
+            json!([{ "name": "integration", "type": 3, "value": "pay", "focused": true }]),
+            FakeMember::NOBODY,
+        )
+        .await;
+    let reply = fake.callback_for(id).await;
+    assert_eq!(reply["type"], 8, "{reply}");
+    assert_eq!(reply["data"]["choices"][0]["name"], "payments-api");
+
+    // /audit without audit.view is denied, ephemerally, naming the permission.
+    let id = fake.command("audit", json!([]), FakeMember::NOBODY).await;
+    let reply = fake.callback_for(id).await;
+    assert_eq!(reply["data"]["flags"], 64);
+    assert!(
+        reply["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("`audit.view`"),
+        "{reply}"
+    );
+    // The owner may.
+    let id = fake.command("audit", json!([]), FakeMember::OWNER).await;
+    let reply = fake.callback_for(id).await;
+    assert_eq!(reply["data"]["embeds"][0]["title"], "Audit log", "{reply}");
+
+    // Commands in DMs are refused with an explanation.
+    let id = fake.command_in_dm("status", json!([]), 555).await;
+    let reply = fake.callback_for(id).await;
+    assert_eq!(reply["data"]["flags"], 64);
+    assert!(
+        reply["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("not in direct messages"),
+        "{reply}"
+    );
+
+    // The gateway drops; serenity reconnects and the bot still answers.
+    fake.drop_gateway().await;
+    let id = fake.command("status", json!([]), FakeMember::NOBODY).await;
+    let reply = fake.callback_for(id).await;
+    assert_eq!(reply["type"], 4);
+    assert!(fake.resume_count() + fake.identify_count() >= 2);
+
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+
+    // Every command left one audit entry (autocomplete none).
+    let entries = bot
+        .store
+        .audit_entries(&AuditQuery {
+            limit: 50,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let outcomes: Vec<(String, Outcome)> = entries
+        .iter()
+        .rev()
+        .map(|e| (e.command.clone(), e.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("status".to_string(), Outcome::Ok),
+            ("status".to_string(), Outcome::Ok),
+            ("status".to_string(), Outcome::Invalid),
+            ("audit".to_string(), Outcome::Denied),
+            ("audit".to_string(), Outcome::Ok),
+            ("status".to_string(), Outcome::Denied),
+            ("status".to_string(), Outcome::Ok),
+        ]
+    );
+
+    bot.stop.cancel();
+    bot.task.await.unwrap();
+}
