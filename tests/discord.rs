@@ -27,10 +27,15 @@ struct Bot {
 }
 
 async fn start_bot() -> Bot {
+    start_bot_with("", "").await
+}
+
+/// Starts the bot with extra `[bot]` lines and extra tables (`[[grant]]`) in its config.
+async fn start_bot_with(bot_extra: &str, tables: &str) -> Bot {
     let fake = FakeDiscord::start().await;
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[bot]\nguilds = [\"{}\"]\n\
+        "[bot]\nguilds = [\"{}\"]\n{bot_extra}\n{tables}\n\
          [[integration]]\nname = \"payments-api\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"1h\"\ntags = [\"payments\"]\n\
          [[integration]]\nname = \"search\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"1h\"\n",
         fake_discord::GUILD_ID
@@ -245,6 +250,120 @@ async fn registers_answers_checks_permissions_and_survives_a_gateway_drop() {
         ]
     );
 
+    bot.stop.cancel();
+    bot.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_permission_matrix_holds_and_every_cell_is_audited() {
+    // The ops role is granted audit.view and perms.manage by the config.
+    let grant = format!(
+        "[[grant]]\nrole = \"{}\"\npermissions = [\"audit.view\", \"perms.manage\"]\n",
+        fake_discord::OPS_ROLE
+    );
+    let bot = start_bot_with("command_rate = \"100/m\"", &grant).await;
+    let fake = &bot.fake;
+    let list = json!([{ "name": "list", "type": 1, "options": [] }]);
+    // (command, options, who) -> allowed? "DM" rows use command_in_dm.
+    let members = [
+        ("nobody", Some(FakeMember::NOBODY)),
+        ("granted role", Some(FakeMember::OPS)),
+        ("administrator", Some(FakeMember::ADMIN)),
+        ("owner", Some(FakeMember::OWNER)),
+        ("DM", None),
+    ];
+    let commands = [
+        (
+            "status",
+            "status",
+            json!([]),
+            [true, true, true, true, false],
+        ),
+        (
+            "audit",
+            "audit",
+            json!([]),
+            [false, true, true, true, false],
+        ),
+        (
+            "perms",
+            "perms list",
+            list,
+            [false, true, true, true, false],
+        ),
+    ];
+    let mut expected_audit = Vec::new();
+    for (name, path, options, allowed) in &commands {
+        for ((who, member), allowed) in members.iter().zip(allowed) {
+            let id = match member {
+                Some(member) => fake.command(name, options.clone(), *member).await,
+                None => fake.command_in_dm(name, options.clone(), 555).await,
+            };
+            let reply = fake.callback_for(id).await;
+            let content = reply["data"]["content"].as_str().unwrap_or("");
+            let denied = content.starts_with("⛔");
+            assert_eq!(!denied, *allowed, "/{path} by {who}: {reply}");
+            if denied {
+                assert_eq!(reply["data"]["flags"], 64, "denials are ephemeral: {reply}");
+            }
+            expected_audit.push((
+                path.to_string(),
+                if *allowed {
+                    Outcome::Ok
+                } else {
+                    Outcome::Denied
+                },
+            ));
+        }
+    }
+    let entries = bot
+        .store
+        .audit_entries(&AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let recorded: Vec<(String, Outcome)> = entries
+        .iter()
+        .rev()
+        .map(|e| (e.command.clone(), e.outcome))
+        .collect();
+    assert_eq!(recorded, expected_audit);
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    bot.stop.cancel();
+    bot.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_over_the_rate_limit_are_told_when_to_try_again() {
+    let bot = start_bot_with("command_rate = \"2/m\"", "").await;
+    let fake = &bot.fake;
+    for _ in 0..2 {
+        let id = fake.command("status", json!([]), FakeMember::NOBODY).await;
+        assert_eq!(fake.callback_for(id).await["type"], 4);
+    }
+    let id = fake.command("status", json!([]), FakeMember::NOBODY).await;
+    let reply = fake.callback_for(id).await;
+    assert_eq!(reply["data"]["flags"], 64, "{reply}");
+    let content = reply["data"]["content"].as_str().unwrap();
+    assert!(
+        content.contains("you are sending commands too fast: try again in "),
+        "{content}"
+    );
+    // Another member is not affected.
+    let id = fake.command("status", json!([]), FakeMember::OPS).await;
+    assert!(fake.callback_for(id).await["data"]["embeds"].is_array());
+    let limited = bot
+        .store
+        .audit_entries(&AuditQuery {
+            outcome: Some(Outcome::RateLimited),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 1);
     bot.stop.cancel();
     bot.task.await.unwrap();
 }
