@@ -194,7 +194,7 @@ pub struct ControlPlane {
     config_grants: Vec<Grant>,
     command_grants: std::sync::RwLock<Vec<Grant>>,
     limiter: DefaultKeyedRateLimiter<u64>,
-    audit_sink: Option<tokio::sync::mpsc::UnboundedSender<AuditEntry>>,
+    audit_sink: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<AuditEntry>>,
 }
 
 impl ControlPlane {
@@ -211,14 +211,15 @@ impl ControlPlane {
             config_grants: config.grants.clone(),
             command_grants: std::sync::RwLock::new(command_grants),
             limiter: RateLimiter::keyed(quota),
-            audit_sink: None,
+            audit_sink: std::sync::OnceLock::new(),
         })
     }
 
     /// Also sends every audit entry to `sink` (the Discord front mirrors them into
     /// `[bot].audit_channel`).
-    pub fn mirror_audit(&mut self, sink: tokio::sync::mpsc::UnboundedSender<AuditEntry>) {
-        self.audit_sink = Some(sink);
+    /// Only the first sink counts; the Discord front sets it once it is connected.
+    pub fn mirror_audit(&self, sink: tokio::sync::mpsc::UnboundedSender<AuditEntry>) {
+        let _ = self.audit_sink.set(sink);
     }
 
     /// The access policy as it stands: config grants plus `/perms` grants.
@@ -283,7 +284,7 @@ impl ControlPlane {
             // The command already ran; losing its audit line must be loud, not fatal.
             tracing::error!(error = %err, command = %entry.command, "could not write an audit entry");
         }
-        if let Some(sink) = &self.audit_sink {
+        if let Some(sink) = self.audit_sink.get() {
             let _ = sink.send(entry);
         }
     }

@@ -367,3 +367,28 @@ async fn members_over_the_rate_limit_are_told_when_to_try_again() {
     bot.stop.cancel();
     bot.task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_entries_are_mirrored_into_the_audit_channel() {
+    let channel = fake_discord::CHANNEL_ID;
+    let bot = start_bot_with(&format!("audit_channel = \"{channel}\""), "").await;
+    let fake = &bot.fake;
+    let id = fake.command("audit", json!([]), FakeMember::NOBODY).await;
+    fake.callback_for(id).await;
+    let posted = fake
+        .wait_for_request("the audit line in the audit channel", |r| {
+            r.method == "POST" && r.path.ends_with(&format!("/channels/{channel}/messages"))
+        })
+        .await;
+    let body = posted.body.unwrap();
+    let content = body["content"].as_str().unwrap();
+    assert!(
+        content.starts_with(&format!("`/audit` by <@{}>", fake_discord::NOBODY_USER_ID)),
+        "{content}"
+    );
+    assert!(content.contains(": denied ("), "{content}");
+    // Mirrored lines mention people without pinging them.
+    assert_eq!(body["allowed_mentions"]["parse"], json!([]), "{body}");
+    bot.stop.cancel();
+    bot.task.await.unwrap();
+}

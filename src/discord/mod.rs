@@ -166,6 +166,7 @@ pub async fn run(
         .iter()
         .map(|g| serenity::GuildId::new(g.0))
         .collect();
+    let data_plane = plane.clone();
     let data = Data {
         plane,
         config: config.clone(),
@@ -202,6 +203,15 @@ pub async fn run(
     let mut client = serenity::ClientBuilder::new_with_http(http(&config, &token), intents)
         .framework(framework)
         .await?;
+    if let Some(channel) = config.bot.audit_channel {
+        let (sink, entries) = tokio::sync::mpsc::unbounded_channel();
+        data_plane.mirror_audit(sink);
+        tokio::spawn(mirror_audit(
+            client.http.clone(),
+            serenity::ChannelId::new(channel.0),
+            entries,
+        ));
+    }
     let shards = client.shard_manager.clone();
     tokio::spawn(async move {
         stop.cancelled().await;
@@ -209,4 +219,37 @@ pub async fn run(
     });
     client.start().await?;
     Ok(())
+}
+
+/// Posts one line per audit entry into `[bot].audit_channel`, without pinging anyone.
+async fn mirror_audit(
+    http: Arc<serenity::Http>,
+    channel: serenity::ChannelId,
+    mut entries: tokio::sync::mpsc::UnboundedReceiver<crate::audit::AuditEntry>,
+) {
+    while let Some(entry) = entries.recv().await {
+        let Actor::Discord { user, .. } = &entry.actor;
+        let place = entry
+            .channel
+            .map(|c| format!(" in <#{}>", c.0))
+            .unwrap_or_default();
+        let line = format!(
+            "`/{}` by <@{}>{place}: {} ({:.0} ms){}",
+            entry.command,
+            user.0,
+            entry.outcome,
+            entry.latency_ms,
+            entry
+                .error_kind
+                .as_deref()
+                .map(|kind| format!(", {kind}"))
+                .unwrap_or_default()
+        );
+        let message = serenity::CreateMessage::new()
+            .content(line)
+            .allowed_mentions(serenity::CreateAllowedMentions::new());
+        if let Err(err) = channel.send_message(&http, message).await {
+            tracing::warn!(error = %err, "could not mirror an audit entry into the audit channel");
+        }
+    }
 }
