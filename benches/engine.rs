@@ -16,8 +16,15 @@
 //!
 //! - Checks are counted from `patchbay_checks_total` in `Metrics::render()`.
 //! - CPU is `getrusage(RUSAGE_SELF)` user+sys over the measurement window; the per-thread split
-//!   (tokio workers vs SQLite workers) comes from `/proc/self/task/*/stat`.
-//! - Peak RSS is `VmHWM` from `/proc/self/status`. Because it is per process, every scenario runs
+//!   (tokio workers, tokio's blocking pool where `store::offload` runs storage calls, sqlx's
+//!   SQLite worker) comes from `/proc/self/task/*/stat`. The CPU the rest of the machine used in
+//!   the window (the target, and anything else running) is printed too: on a shared machine it
+//!   says how far to trust the run.
+//! - Flat out keeps 64 checks in flight (`[scheduler] concurrency`), as many connections as the
+//!   `wrk` reference uses, so checks stay well inside their 10 ms timeout; its throughput only
+//!   counts as PASS with under 1% of checks failed.
+//! - Peak RSS is `VmHWM` from `/proc/self/status` (with SQLite's own share from
+//!   `sqlite3_memory_used`/`_highwater`). Because it is per process, every scenario runs
 //!   in a fresh child process: the binary re-executes itself (`current_exe()`) with
 //!   `BENCH_SCENARIO=<name>`, the child prints `RESULT key=value` lines, and the parent prints
 //!   the table.
