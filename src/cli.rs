@@ -47,6 +47,21 @@ pub enum Command {
     },
     /// GET /healthz on the running bot ([http].listen); exit 0 if healthy, 1 if not.
     Healthcheck,
+    /// Register or list the slash commands with Discord (needs DISCORD_TOKEN).
+    Commands {
+        /// What to do with them.
+        #[command(subcommand)]
+        action: CommandsAction,
+    },
+}
+
+/// `patchbay commands ...`.
+#[derive(Debug, Subcommand)]
+pub enum CommandsAction {
+    /// Register every slash command in [bot].guilds (instantly), or globally when empty.
+    Register,
+    /// List the slash commands Discord has registered for patchbay.
+    List,
 }
 
 /// Parses the arguments, loads `.env`, and runs the chosen command.
@@ -88,6 +103,7 @@ pub fn main() -> ExitCode {
             Command::Migrate => migrate(&config).await,
             Command::Backup { file } => backup(&config, &file).await,
             Command::Healthcheck => return healthcheck(&config).await,
+            Command::Commands { action } => slash_commands(&config, action).await,
             Command::Check => unreachable!("handled above"),
         }
         .map(|()| ExitCode::SUCCESS)
@@ -203,4 +219,15 @@ async fn healthcheck(config: &Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+async fn slash_commands(config: &Config, action: CommandsAction) -> anyhow::Result<()> {
+    let lines = match action {
+        CommandsAction::Register => crate::discord::register_commands(config).await?,
+        CommandsAction::List => crate::discord::list_commands(config).await?,
+    };
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(())
 }

@@ -392,3 +392,76 @@ async fn audit_entries_are_mirrored_into_the_audit_channel() {
     bot.stop.cancel();
     bot.task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_registers_and_lists_commands_over_rest() {
+    let fake = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("patchbay.toml");
+    std::fs::write(
+        &config,
+        format!("[bot]\nguilds = [\"{}\"]\n", fake_discord::GUILD_ID),
+    )
+    .unwrap();
+    let run = |action: &'static str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_patchbay"))
+            .args(["commands", action, "--config"])
+            .arg(&config)
+            .current_dir(dir.path())
+            .env("DISCORD_TOKEN", "fake-token")
+            .env("DISCORD_API_BASE", fake.api_base())
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("db").display()),
+            )
+            .output()
+    };
+    let registered = run("register").await.unwrap();
+    assert!(
+        registered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&registered.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(registered.stdout).unwrap(),
+        format!(
+            "registered 4 commands in guild {}\n",
+            fake_discord::GUILD_ID
+        )
+    );
+    let put = fake
+        .wait_for_request("the registration", |r| r.method == "PUT")
+        .await;
+    assert_eq!(put.body.unwrap().as_array().unwrap().len(), 4);
+
+    let listed = run("list").await.unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    for name in ["status", "perms", "audit", "help"] {
+        assert!(
+            listed.contains(&format!("guild {}: /{name} ", fake_discord::GUILD_ID)),
+            "{listed}"
+        );
+    }
+
+    // Without a token it says what to do, and sends nothing.
+    let before = fake.requests().len();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_patchbay"))
+        .args(["commands", "list", "--config"])
+        .arg(&config)
+        .env_remove("DISCORD_TOKEN")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("db").display()),
+        )
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("DISCORD_TOKEN is not set"));
+    assert_eq!(fake.requests().len(), before);
+}

@@ -253,3 +253,68 @@ async fn mirror_audit(
         }
     }
 }
+
+/// Where commands are registered: each guild of `[bot].guilds`, or globally.
+fn scopes(config: &Config) -> Vec<Option<serenity::GuildId>> {
+    if config.bot.guilds.is_empty() {
+        vec![None]
+    } else {
+        config
+            .bot
+            .guilds
+            .iter()
+            .map(|g| Some(serenity::GuildId::new(g.0)))
+            .collect()
+    }
+}
+
+/// A REST client with the application id set, for the CLI (no gateway connection).
+async fn rest_client(config: &Config) -> anyhow::Result<serenity::Http> {
+    let token = config.bot.token.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("DISCORD_TOKEN is not set; set it in the environment or .env")
+    })?;
+    let http = http(config, token.expose());
+    let application = http.get_current_application_info().await?;
+    http.set_application_id(application.id);
+    Ok(http)
+}
+
+/// `patchbay commands register`: registers every command where `run` would, and returns one
+/// line per scope.
+pub async fn register_commands(config: &Config) -> anyhow::Result<Vec<String>> {
+    let http = rest_client(config).await?;
+    let commands = poise::builtins::create_application_commands(&commands::all());
+    let mut lines = Vec::new();
+    for scope in scopes(config) {
+        let registered = match scope {
+            Some(guild) => guild.set_commands(&http, commands.clone()).await?,
+            None => serenity::Command::set_global_commands(&http, commands.clone()).await?,
+        };
+        lines.push(format!(
+            "registered {} commands {}",
+            registered.len(),
+            scope.map_or_else(|| "globally".to_string(), |g| format!("in guild {g}"))
+        ));
+    }
+    Ok(lines)
+}
+
+/// `patchbay commands list`: the commands Discord has registered, one line each.
+pub async fn list_commands(config: &Config) -> anyhow::Result<Vec<String>> {
+    let http = rest_client(config).await?;
+    let mut lines = Vec::new();
+    for scope in scopes(config) {
+        let registered = match scope {
+            Some(guild) => guild.get_commands(&http).await?,
+            None => serenity::Command::get_global_commands(&http).await?,
+        };
+        let place = scope.map_or_else(|| "global".to_string(), |g| format!("guild {g}"));
+        for command in registered {
+            lines.push(format!(
+                "{place}: /{} {}",
+                command.name, command.description
+            ));
+        }
+    }
+    Ok(lines)
+}
