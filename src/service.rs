@@ -68,26 +68,12 @@ pub async fn status_overview(
         .integrations
         .iter()
         .map(|integration| {
-            let state = states.get(&integration.name);
-            let day = stats.get(&integration.name);
-            let paused = !integration.enabled;
-            StatusRow {
-                name: integration.name.clone(),
-                kind: integration.check.kind().to_string(),
-                state: match state {
-                    _ if paused => State::Paused,
-                    Some(state) => state.state,
-                    None => State::Unknown,
-                },
-                since: state.map_or(now, |s| s.since),
-                last_check: state.and_then(|s| s.last_check.as_ref().map(|l| l.at)),
-                last_error: state
-                    .and_then(|s| s.last_check.as_ref())
-                    .and_then(|l| l.message.clone()),
-                latency_p95_ms: day.and_then(|d| d.latency_p95_ms()).map(round1),
-                uptime_24h: day.and_then(|d| d.uptime_pct()).map(round1),
-                tags: integration.tags.clone(),
-            }
+            status_row(
+                integration,
+                states.get(&integration.name),
+                stats.get(&integration.name),
+                now,
+            )
         })
         .collect();
     rows.sort_by(|a, b| {
@@ -96,6 +82,32 @@ pub async fn status_overview(
             .then_with(|| a.name.cmp(&b.name))
     });
     Ok(rows)
+}
+
+/// One integration's overview line from its state and its 24-hour figures.
+fn status_row(
+    integration: &crate::config::Integration,
+    state: Option<&IntegrationState>,
+    day: Option<&crate::store::WindowStats>,
+    now: DateTime<Utc>,
+) -> StatusRow {
+    StatusRow {
+        name: integration.name.clone(),
+        kind: integration.check.kind().to_string(),
+        state: match state {
+            _ if !integration.enabled => State::Paused,
+            Some(state) => state.state,
+            None => State::Unknown,
+        },
+        since: state.map_or(now, |s| s.since),
+        last_check: state.and_then(|s| s.last_check.as_ref().map(|l| l.at)),
+        last_error: state
+            .and_then(|s| s.last_check.as_ref())
+            .and_then(|l| l.message.clone()),
+        latency_p95_ms: day.and_then(|d| d.latency_p95_ms()).map(round1),
+        uptime_24h: day.and_then(|d| d.uptime_pct()).map(round1),
+        tags: integration.tags.clone(),
+    }
 }
 
 /// Sort key: DOWN first, then DEGRADED, UNKNOWN, PAUSED, UP.
@@ -384,11 +396,25 @@ pub async fn status_detail(
             )
         }));
     }
-    let row = status_overview(config, store, live, now)
-        .await?
-        .into_iter()
-        .find(|row| row.name == name)
-        .expect("configured integrations all have a row");
+    let integration = config
+        .integrations
+        .iter()
+        .find(|i| i.name == name)
+        .expect("checked above");
+    // Only this integration's state and figures: the detail must not cost what the overview
+    // of every integration costs.
+    let state = match live {
+        Some(states) => states.into_iter().find(|s| s.integration == name),
+        None => store
+            .load_states()
+            .await?
+            .into_iter()
+            .find(|s| s.integration == name),
+    };
+    let day = store
+        .window_stats(Some(name), StatsWindow::Day, now)
+        .await?;
+    let row = status_row(integration, state.as_ref(), day.get(name), now);
     let mut windows = Vec::new();
     for window in [StatsWindow::Day, StatsWindow::Week, StatsWindow::Month] {
         let stats = store.window_stats(Some(name), window, now).await?;

@@ -131,6 +131,16 @@ impl Engine {
         out
     }
 
+    /// The current state of one integration.
+    pub fn state(&self, name: &str) -> Option<IntegrationState> {
+        self.inner
+            .states
+            .lock()
+            .expect("state lock")
+            .get(name)
+            .cloned()
+    }
+
     /// Whether the scheduler is running (not shutting down).
     pub fn is_running(&self) -> bool {
         !self.inner.stopping.is_cancelled()

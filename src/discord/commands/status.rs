@@ -43,14 +43,22 @@ pub async fn status(
         .plane
         .invoke(&invocation, Permission::StatusView, || async {
             let now = crate::model::now();
-            let live = Some(data.engine.snapshot());
             let embed = match &integration {
                 None => render::overview(
-                    &service::status_overview(&data.config, &data.store, live, now).await?,
+                    &service::status_overview(
+                        &data.config,
+                        &data.store,
+                        Some(data.engine.snapshot()),
+                        now,
+                    )
+                    .await?,
                 ),
-                Some(name) => render::detail(
-                    &service::status_detail(&data.config, &data.store, live, name, now).await?,
-                ),
+                Some(name) => {
+                    let live = Some(data.engine.state(name).into_iter().collect());
+                    render::detail(
+                        &service::status_detail(&data.config, &data.store, live, name, now).await?,
+                    )
+                }
             };
             Ok(poise::CreateReply::default().embed(embed))
         })
