@@ -64,6 +64,16 @@ pub async fn status_overview(
     .map(|state| (state.integration.clone(), state))
     .collect();
     let stats = store.window_stats(None, StatsWindow::Day, now).await?;
+    Ok(overview_rows(config, states, &stats, now))
+}
+
+/// The overview from states and 24-hour figures already at hand (see [`DayFigures`]).
+pub fn overview_rows(
+    config: &Config,
+    states: HashMap<String, IntegrationState>,
+    stats: &HashMap<String, crate::store::WindowStats>,
+    now: DateTime<Utc>,
+) -> Vec<StatusRow> {
     let mut rows: Vec<StatusRow> = config
         .integrations
         .iter()
@@ -81,7 +91,44 @@ pub async fn status_overview(
             .cmp(&severity(b.state))
             .then_with(|| a.name.cmp(&b.name))
     });
-    Ok(rows)
+    rows
+}
+
+/// Every integration's 24-hour figures, kept in memory and refreshed in the background, so an
+/// overview costs its rendering and not a day of rollups for every integration (about 0.9 s
+/// at 10,000 integrations, measured with `benches/discord.rs`). The figures are at most one
+/// refresh period old; states are always live.
+#[derive(Default)]
+pub struct DayFigures {
+    current: std::sync::RwLock<Option<std::sync::Arc<HashMap<String, crate::store::WindowStats>>>>,
+}
+
+impl DayFigures {
+    /// Recomputes the figures from the rollups.
+    pub async fn refresh(&self, store: &Store) -> Result<(), StoreError> {
+        let stats = store
+            .window_stats(None, StatsWindow::Day, crate::model::now())
+            .await?;
+        *self.current.write().expect("figures lock") = Some(std::sync::Arc::new(stats));
+        Ok(())
+    }
+
+    /// The figures, computing them first if no refresh has run yet.
+    pub async fn get(
+        &self,
+        store: &Store,
+    ) -> Result<std::sync::Arc<HashMap<String, crate::store::WindowStats>>, StoreError> {
+        if let Some(current) = self.current.read().expect("figures lock").clone() {
+            return Ok(current);
+        }
+        self.refresh(store).await?;
+        Ok(self
+            .current
+            .read()
+            .expect("figures lock")
+            .clone()
+            .expect("just refreshed"))
+    }
 }
 
 /// One integration's overview line from its state and its 24-hour figures.

@@ -29,7 +29,12 @@ pub struct Data {
     pub store: Store,
     /// The running engine, for live states.
     pub engine: Engine,
+    /// 24-hour figures of every integration, refreshed in the background.
+    pub day: Arc<crate::service::DayFigures>,
 }
+
+/// How often the overview's 24-hour figures are recomputed.
+const DAY_FIGURES_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The poise context of our commands.
 pub type Context<'a> = poise::Context<'a, Data, CommandError>;
@@ -167,11 +172,27 @@ pub async fn run(
         .map(|g| serenity::GuildId::new(g.0))
         .collect();
     let data_plane = plane.clone();
+    let day = Arc::new(crate::service::DayFigures::default());
+    {
+        let (day, store, stop) = (day.clone(), store.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Err(err) = day.refresh(&store).await {
+                    tracing::warn!(error = %err, "could not refresh the 24-hour figures");
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(DAY_FIGURES_EVERY) => {}
+                }
+            }
+        });
+    }
     let data = Data {
         plane,
         config: config.clone(),
         store,
         engine,
+        day,
     };
     let framework = poise::Framework::builder()
         .options(poise::FrameworkOptions {

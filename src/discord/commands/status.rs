@@ -44,15 +44,16 @@ pub async fn status(
         .invoke(&invocation, Permission::StatusView, || async {
             let now = crate::model::now();
             let embed = match &integration {
-                None => render::overview(
-                    &service::status_overview(
-                        &data.config,
-                        &data.store,
-                        Some(data.engine.snapshot()),
-                        now,
-                    )
-                    .await?,
-                ),
+                None => {
+                    let day = data.day.get(&data.store).await?;
+                    let states = data
+                        .engine
+                        .snapshot()
+                        .into_iter()
+                        .map(|state| (state.integration.clone(), state))
+                        .collect();
+                    render::overview(&service::overview_rows(&data.config, states, &day, now))
+                }
                 Some(name) => {
                     let live = Some(data.engine.state(name).into_iter().collect());
                     render::detail(
