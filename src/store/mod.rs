@@ -168,6 +168,22 @@ const HISTOGRAM_COLUMNS: [&str; BUCKETS] = [
     "h0", "h1", "h2", "h3", "h4", "h5", "h6", "h7", "h8", "h9", "h10", "h11", "h12", "h13",
 ];
 
+/// Reads the rollup columns (`count`, `failures`, `latency_*`, `h0`..`h13`) of a row.
+fn aggregate_of(row: &sqlx::sqlite::SqliteRow) -> Result<Aggregate, StoreError> {
+    let mut histogram = [0i64; BUCKETS];
+    for (slot, column) in histogram.iter_mut().zip(HISTOGRAM_COLUMNS) {
+        *slot = row.try_get(column)?;
+    }
+    Ok(Aggregate {
+        count: row.try_get("count")?,
+        failures: row.try_get("failures")?,
+        latency_sum: row.try_get("latency_sum")?,
+        latency_min: row.try_get("latency_min")?,
+        latency_max: row.try_get("latency_max")?,
+        histogram,
+    })
+}
+
 fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
@@ -504,21 +520,10 @@ impl Store {
         let rows = query.fetch_all(&self.pool).await?;
         let mut out = HashMap::with_capacity(rows.len());
         for row in rows {
-            let mut histogram = [0i64; BUCKETS];
-            for (slot, column) in histogram.iter_mut().zip(HISTOGRAM_COLUMNS) {
-                *slot = row.try_get(column)?;
-            }
             out.insert(
                 row.try_get("integration")?,
                 WindowStats {
-                    aggregate: Aggregate {
-                        count: row.try_get("count")?,
-                        failures: row.try_get("failures")?,
-                        latency_sum: row.try_get("latency_sum")?,
-                        latency_min: row.try_get("latency_min")?,
-                        latency_max: row.try_get("latency_max")?,
-                        histogram,
-                    },
+                    aggregate: aggregate_of(&row)?,
                 },
             );
         }
@@ -614,19 +619,8 @@ impl Store {
         for row in rows {
             let bucket: i64 = row.try_get("bucket")?;
             let slot = ((bucket - first) / rollup::HOUR) as usize;
-            let mut histogram = [0i64; BUCKETS];
-            for (value, column) in histogram.iter_mut().zip(HISTOGRAM_COLUMNS) {
-                *value = row.try_get(column)?;
-            }
             if let Some(entry) = series.get_mut(slot) {
-                *entry = Some(Aggregate {
-                    count: row.try_get("count")?,
-                    failures: row.try_get("failures")?,
-                    latency_sum: row.try_get("latency_sum")?,
-                    latency_min: row.try_get("latency_min")?,
-                    latency_max: row.try_get("latency_max")?,
-                    histogram,
-                });
+                *entry = Some(aggregate_of(&row)?);
             }
         }
         Ok(series)
