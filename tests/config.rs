@@ -183,6 +183,151 @@ fn bad_configs_give_exact_errors() {
                 "test.toml:2: storage.url: PostgreSQL is not supported by this release yet (fix: use a sqlite:// URL such as \"sqlite://patchbay.db\")",
             ],
         ),
+        // [alerts], its routes and [[maintenance]] windows.
+        (
+            "[alerts]\nrepeats = \"4h\"\n",
+            &["test.toml:2: alerts.repeats: unknown key (fix: did you mean `repeat`?)"],
+        ),
+        (
+            "[alert]\nrepeat = \"4h\"\n",
+            &["test.toml:1: alert: unknown key (fix: did you mean `alerts`?)"],
+        ),
+        (
+            "[alerts]\nrepeat = \"30s\"\n",
+            &[
+                "test.toml:2: alerts.repeat: 30s is shorter than 1m (fix: remind at most once a minute, or write \"0\" for no reminders)",
+            ],
+        ),
+        (
+            "[alerts]\ngroup_wait = \"10m\"\n",
+            &[
+                "test.toml:2: alerts.group_wait: 10m is longer than 5m (fix: wait at most \"5m\", or write \"0\" to send each alert at once)",
+            ],
+        ),
+        (
+            "[alerts]\nflap_threshold = 1\n",
+            &[
+                "test.toml:2: alerts.flap_threshold: 1 is out of range (fix: use a whole number of at least 2)",
+            ],
+        ),
+        (
+            "[alerts]\nflap_window = \"30s\"\n",
+            &[
+                "test.toml:2: alerts.flap_window: 30s is shorter than 1m (fix: count state changes over at least \"1m\")",
+            ],
+        ),
+        (
+            "[alerts]\nchannel = \"#alerts\"\n",
+            &[
+                "test.toml:2: alerts.channel: \"#alerts\" is not a Discord ID (fix: copy the ID with Discord's developer mode (a number like \"123456789012345678\"))",
+            ],
+        ),
+        (
+            // The URL pasted where the variable's name belongs is not echoed: it holds a token.
+            "[alerts]\nwebhook_env = \"https://discord.com/api/webhooks/1/t0ken\"\n",
+            &[
+                "test.toml:2: alerts.webhook_env: is not the name of an environment variable (fix: write the variable's name, like \"DISCORD_ALERT_WEBHOOK\", and put the webhook URL in that variable (in .env), never in this file)",
+            ],
+        ),
+        (
+            "[alerts]\nwebhook_env = \"OPS_WEBHOOK\"\n",
+            &[
+                "test.toml:2: alerts.webhook_env: environment variable OPS_WEBHOOK is not set (fix: set OPS_WEBHOOK in the environment or in .env, or remove webhook_env to post as the bot)",
+            ],
+        ),
+        (
+            "[alerts.route]\nchannel = \"1\"\n",
+            &[
+                "test.toml:1: alerts.route: expected an array of tables ([[alerts.route]]), found a table",
+            ],
+        ),
+        (
+            "[[alerts.route]]\nmention = [\"1\"]\n",
+            &[
+                "test.toml:1: alerts.route[0].channel: is missing (fix: add channel = \"<channel id>\" to this [[alerts.route]])",
+            ],
+        ),
+        (
+            &format!(
+                "{BASE}tags = [\"payments\"]\n[[alerts.route]]\nchannel = \"1\"\nmatch = {{ tags = [\"paymnts\"], severity = \"critcal\", integrations = [\"apii\"] }}\n"
+            ),
+            &[
+                "test.toml:7: alerts.route[0].match.tags[0]: unknown tag \"paymnts\" (fix: did you mean \"payments\"?)",
+                "test.toml:7: alerts.route[0].match.severity: unknown severity \"critcal\" (fix: did you mean \"critical\"?)",
+                "test.toml:7: alerts.route[0].match.integrations[0]: unknown integration \"apii\" (fix: did you mean \"api\"?)",
+            ],
+        ),
+        (
+            "[[alerts.route]]\nchannel = \"1\"\nmatch = { tag = [\"payments\"] }\n",
+            &["test.toml:3: alerts.route[0].match.tag: unknown key (fix: did you mean `tags`?)"],
+        ),
+        (
+            &format!(
+                "[[alerts.route]]\nchannel = \"1\"\nmention = [{}]\n",
+                vec!["\"9\""; 21].join(", ")
+            ),
+            &[
+                "test.toml:3: alerts.route[0].mention: 21 roles; at most 20 may be mentioned (fix: mention one role that the people to notify share)",
+            ],
+        ),
+        (
+            &"[[alerts.route]]\nchannel = \"1\"\n".repeat(101),
+            &[
+                "test.toml:201: alerts.route: more than 100 routes (fix: merge routes to the same channel: one route can match several integrations)",
+            ],
+        ),
+        (
+            &format!("{BASE}severity = \"high\"\n"),
+            &[
+                "test.toml:4: integration.api.severity: unknown severity \"high\" (fix: use \"critical\" or \"warning\")",
+            ],
+        ),
+        (
+            &format!("{BASE}channel = -5\n"),
+            &[
+                "test.toml:4: integration.api.channel: an integer is not a Discord ID (fix: copy the ID with Discord's developer mode (a number like \"123456789012345678\"))",
+            ],
+        ),
+        (
+            "[[maintenance]]\nname = \"nightly\"\n",
+            &[
+                "test.toml:1: maintenance[0].targets: is missing (fix: add targets = [\"integration-name\", \"tag:NAME\"] to this [[maintenance]])",
+                "test.toml:1: maintenance[0].start: is missing (fix: add start = \"HH:MM\" (local time, 24-hour clock) to this [[maintenance]])",
+                "test.toml:1: maintenance[0].duration: is missing (fix: add duration = \"1h\" (how long the window lasts) to this [[maintenance]])",
+            ],
+        ),
+        (
+            &format!(
+                "{BASE}tags = [\"payments\"]\n[[maintenance]]\ntargets = [\"apu\", \"tag:payment\", \"tag:\"]\nstart = \"02:00\"\nduration = \"1h\"\n"
+            ),
+            &[
+                "test.toml:6: maintenance[0].targets[0]: unknown integration \"apu\" (fix: did you mean \"api\"?)",
+                "test.toml:6: maintenance[0].targets[1]: unknown tag \"payment\" (fix: did you mean \"payments\"?)",
+                "test.toml:6: maintenance[0].targets[2]: \"tag:\" names no tag (fix: write the tag after the colon, like \"tag:payments\")",
+            ],
+        ),
+        (
+            &format!(
+                "{BASE}[[maintenance]]\ntargets = [\"api\"]\nweekdays = [\"mon\", \"fryday\"]\nstart = \"2am\"\nduration = \"8d\"\ntimezone = \"Europe/Berln\"\n"
+            ),
+            &[
+                "test.toml:6: maintenance[0].weekdays[1]: \"fryday\" is not a day of the week (fix: use mon, tue, wed, thu, fri, sat or sun)",
+                "test.toml:7: maintenance[0].start: \"2am\" is not a time of day (fix: write it as HH:MM on a 24-hour clock, like \"02:00\")",
+                "test.toml:8: maintenance[0].duration: 8d is longer than 7d (fix: keep one window to at most \"7d\"; list weekdays to repeat it)",
+                "test.toml:9: maintenance[0].timezone: unknown time zone \"Europe/Berln\" (fix: did you mean \"Europe/Berlin\"?)",
+            ],
+        ),
+        (
+            &format!(
+                "{BASE}[[maintenance]]\ntargets = []\nweekdays = []\nstart = \"24:00\"\nduration = \"1h\"\ntimezone = \"PST\"\n"
+            ),
+            &[
+                "test.toml:5: maintenance[0].targets: lists no integration or tag (fix: list integration names or tag:NAME, like [\"payments-api\", \"tag:payments\"])",
+                "test.toml:6: maintenance[0].weekdays: lists no day (fix: list days like [\"mon\", \"tue\"], or leave weekdays out for every day)",
+                "test.toml:7: maintenance[0].start: \"24:00\" is not a time of day (fix: write it as HH:MM on a 24-hour clock, like \"02:00\")",
+                "test.toml:9: maintenance[0].timezone: unknown time zone \"PST\" (fix: use an IANA time zone name, like \"Europe/Berlin\", \"America/New_York\" or \"UTC\")",
+            ],
+        ),
         (
             "[http\nlisten = 1\n",
             &[
@@ -300,6 +445,138 @@ fn the_example_config_validates() {
     .unwrap();
     assert_eq!(config.integrations.len(), 2);
     assert!(config.integrations.iter().any(|i| !i.enabled));
+    // Headless as shipped: no alert channel, no routes, so alerts are only logged.
+    assert_eq!(config.alerts.channel, None);
+    assert!(config.alerts.routes.is_empty());
+    assert_eq!(config.maintenance.len(), 1);
+    assert_eq!(config.maintenance[0].timezone.name(), "Europe/Berlin");
+}
+
+#[test]
+fn alerts_and_maintenance_load() {
+    use patchbay::config::{MaintenanceTarget, Severity, Snowflake};
+    let text = format!(
+        "{BASE}tags = [\"payments\", \"prod\"]\nseverity = \"warning\"\nchannel = 7\n\
+         [alerts]\nchannel = \"111\"\nrepeat = \"0\"\ngroup_wait = \"0\"\nsend_resolved = false\n\
+         flap_threshold = 3\nflap_window = \"10m\"\n\
+         [[alerts.route]]\nmatch = {{ tags = [\"payments\"], severity = \"critical\", integrations = [\"api\"] }}\n\
+         channel = \"222\"\nmention = [\"333\", 444]\n\
+         [[maintenance]]\nname = \"nightly-db\"\ntargets = [\"api\", \"tag:prod\"]\nweekdays = [\"tue\", \"mon\", \"monday\"]\n\
+         start = \"23:30\"\nduration = \"90m\"\ntimezone = \"America/New_York\"\n"
+    );
+    let config = config::parse(&text, "test.toml", None, &Environment::default()).unwrap();
+    let api = &config.integrations[0];
+    assert_eq!(api.severity, Some(Severity::Warning));
+    assert_eq!(api.channel, Some(Snowflake(7)));
+    let alerts = &config.alerts;
+    assert_eq!(alerts.channel, Some(Snowflake(111)));
+    assert_eq!(alerts.repeat, None);
+    assert_eq!(alerts.group_wait, Duration::ZERO);
+    assert!(!alerts.send_resolved);
+    assert_eq!(
+        (alerts.flap_threshold, alerts.flap_window),
+        (3, Duration::from_secs(600))
+    );
+    let route = &alerts.routes[0];
+    assert_eq!(route.tags, ["payments"]);
+    assert_eq!(route.severity, Some(Severity::Critical));
+    assert_eq!(route.integrations, ["api"]);
+    assert_eq!(route.channel, Snowflake(222));
+    assert_eq!(route.mention, [Snowflake(333), Snowflake(444)]);
+    let window = &config.maintenance[0];
+    assert_eq!(window.name.as_deref(), Some("nightly-db"));
+    assert_eq!(
+        window.targets,
+        [
+            MaintenanceTarget::Integration("api".into()),
+            MaintenanceTarget::Tag("prod".into())
+        ]
+    );
+    assert_eq!(
+        window.weekdays,
+        [chrono::Weekday::Mon, chrono::Weekday::Tue]
+    );
+    assert_eq!(window.duration, Duration::from_secs(90 * 60));
+    // Monday 2026-03-02 23:30 in New York (UTC-5) is 04:30 UTC on Tuesday; 90 minutes later the
+    // window closes.
+    let at = |text: &str| text.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    assert!(window.active_at(at("2026-03-03T05:59:00Z")));
+    assert!(!window.active_at(at("2026-03-03T06:00:00Z")));
+    assert!(window.covers(api));
+
+    // Without [alerts], the documented defaults.
+    let defaults = config::parse("", "test.toml", None, &Environment::default()).unwrap();
+    let alerts = &defaults.alerts;
+    assert_eq!(alerts.channel, None);
+    assert_eq!(alerts.repeat, Some(Duration::from_secs(4 * 3600)));
+    assert_eq!(alerts.group_wait, Duration::from_secs(10));
+    assert!(alerts.send_resolved);
+    assert_eq!(
+        (alerts.flap_threshold, alerts.flap_window),
+        (6, Duration::from_secs(1800))
+    );
+    assert!(alerts.webhook.is_none() && alerts.routes.is_empty());
+    assert!(defaults.maintenance.is_empty());
+}
+
+#[test]
+fn the_alert_webhook_comes_from_the_environment_and_never_prints() {
+    let hook = "http://127.0.0.1:4000/api/webhooks/1/s3cr3t-t0ken";
+    // DISCORD_ALERT_WEBHOOK is read without any [alerts] table.
+    let config = config::parse(
+        "",
+        "test.toml",
+        None,
+        &Environment::from_pairs([("DISCORD_ALERT_WEBHOOK", hook)]),
+    )
+    .unwrap();
+    assert_eq!(config.alerts.webhook_env, "DISCORD_ALERT_WEBHOOK");
+    assert_eq!(config.alerts.webhook.as_ref().unwrap().expose(), hook);
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("s3cr3t"), "{debug}");
+
+    // webhook_env names another variable, which then wins.
+    let config = config::parse(
+        "[alerts]\nwebhook_env = \"OPS_HOOK\"\n",
+        "test.toml",
+        None,
+        &Environment::from_pairs([
+            ("OPS_HOOK", hook),
+            (
+                "DISCORD_ALERT_WEBHOOK",
+                "https://discord.com/api/webhooks/2/other",
+            ),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.alerts.webhook_env, "OPS_HOOK");
+    assert_eq!(config.alerts.webhook.as_ref().unwrap().expose(), hook);
+
+    // Bad URLs are reported without their value.
+    let fix = "(fix: copy the URL from Discord (channel settings, Integrations, Webhooks, Copy Webhook URL); it looks like https://discord.com/api/webhooks/ID/TOKEN)";
+    let cases = [
+        (
+            "https://example.com/hooks/s3cr3t",
+            "is not a Discord webhook URL (its path has no /webhooks/)",
+        ),
+        (
+            "ftp://example.com/webhooks/s3cr3t",
+            "is not an http:// or https:// URL",
+        ),
+        (
+            "discord.com/api/webhooks/1/s3cr3t",
+            "is not a valid URL: relative URL without a base",
+        ),
+    ];
+    for (value, message) in cases {
+        assert_eq!(
+            errors("", &[("DISCORD_ALERT_WEBHOOK", value)]),
+            [format!(
+                "environment: DISCORD_ALERT_WEBHOOK: {message} {fix}"
+            )],
+            "{value}"
+        );
+    }
 }
 
 #[test]
@@ -324,7 +601,9 @@ fn the_example_documents_every_key() {
             let documented = if table.is_empty() {
                 example.contains(&format!("[{key}]")) || example.contains(&format!("[[{key}]]"))
             } else {
-                example.contains(&format!("{key} =")) || example.contains(&format!("{key} = "))
+                // A key is set (`key = ...`) or, for an array of tables, opened as a header.
+                example.contains(&format!("{key} ="))
+                    || example.contains(&format!("[[{table}.{key}]]"))
             };
             assert!(
                 documented,
@@ -342,8 +621,8 @@ fn the_example_documents_every_key() {
             let first = lines
                 .iter()
                 .position(|line| {
-                    line.trim_start_matches("# ")
-                        .starts_with(&format!("{key} ="))
+                    let line = line.trim_start_matches("# ");
+                    line.starts_with(&format!("{key} =")) || line == format!("[[{table}.{key}]]")
                 })
                 .unwrap_or_else(|| panic!("`{table}.{key}` is never set in the example"));
             assert!(

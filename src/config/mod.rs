@@ -5,6 +5,7 @@
 //!
 //! The file format is a user-facing contract documented in `patchbay.example.toml`.
 
+mod alerts;
 pub mod duration;
 mod error;
 mod raw;
@@ -19,6 +20,10 @@ use reqwest::Url;
 use crate::monitor::condition::Condition;
 use crate::monitor::ssrf;
 use crate::secret::Secret;
+pub use alerts::{
+    AlertRoute, AlertsConfig, DEFAULT_WEBHOOK_ENV, MaintenanceTarget, MaintenanceWindow,
+    RouteTarget, Severity,
+};
 use error::Diagnostics;
 pub use error::{ConfigError, ConfigErrors};
 use raw::Table;
@@ -50,6 +55,10 @@ pub struct Config {
     pub integrations: Vec<Integration>,
     /// Grants from `[[grant]]` tables: one per (role, permission), in every guild.
     pub grants: Vec<crate::access::Grant>,
+    /// `[alerts]` and its routes (defaults when the table is absent).
+    pub alerts: AlertsConfig,
+    /// `[[maintenance]]` windows, in file order.
+    pub maintenance: Vec<MaintenanceWindow>,
 }
 
 /// `[bot]`: the Discord front.
@@ -178,6 +187,12 @@ pub struct Integration {
     pub depends_on: Vec<String>,
     /// Disabled integrations are PAUSED and not checked.
     pub enabled: bool,
+    /// The severity of every alert about this integration, DOWN and DEGRADED alike; `None`
+    /// keeps the defaults (see [`Integration::alert_severity`]).
+    pub severity: Option<Severity>,
+    /// The channel for this integration's alerts, overriding `[[alerts.route]]` and
+    /// `[alerts].channel`.
+    pub channel: Option<Snowflake>,
 }
 
 /// What a check does, by kind.
@@ -299,6 +314,7 @@ pub const ENV_VARS: &[&str] = &[
     "NOTION_API_BASE",
     "RUST_LOG",
     "PATCHBAY_LOG_FORMAT",
+    "DISCORD_ALERT_WEBHOOK",
 ];
 
 /// Where the config file comes from: `--config`, else `PATCHBAY_CONFIG`, else `patchbay.toml`
@@ -339,6 +355,8 @@ const TOP_KEYS: &[&str] = &[
     "scheduler",
     "defaults",
     "integration",
+    "alerts",
+    "maintenance",
 ];
 const BOT_KEYS: &[&str] = &["guilds", "audit_channel", "public_status", "command_rate"];
 const GRANT_KEYS: &[&str] = &["role", "permissions"];
@@ -379,6 +397,8 @@ const INTEGRATION_KEYS: &[&str] = &[
     "max_redirects",
     "max_body_bytes",
     "allow_private",
+    "severity",
+    "channel",
 ];
 const DEGRADED_KEYS: &[&str] = &["latency_p95", "error_rate", "window"];
 /// The most redirects a check may follow.
@@ -395,6 +415,10 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ("defaults", DEFAULTS_KEYS),
     ("integration", INTEGRATION_KEYS),
     ("integration.degraded", DEGRADED_KEYS),
+    ("alerts", alerts::ALERTS_KEYS),
+    ("alerts.route", alerts::ROUTE_KEYS),
+    ("alerts.route.match", alerts::MATCH_KEYS),
+    ("maintenance", alerts::MAINTENANCE_KEYS),
 ];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
@@ -438,6 +462,9 @@ pub fn parse(
     let defaults = read_defaults(&root, &mut d);
     let integrations = read_integrations(&root, &defaults, &mut d, env);
     let grants = read_grants(&root, &mut d);
+    let known = alerts::KnownTargets::of(&root);
+    let alerts = alerts::read_alerts(&root, &mut d, env, &known);
+    let maintenance = alerts::read_maintenance(&root, &mut d, &known);
 
     let mut config = Config {
         source: source.map(Path::to_path_buf),
@@ -450,6 +477,8 @@ pub fn parse(
         },
         integrations,
         grants,
+        alerts,
+        maintenance,
     };
     apply_environment(&mut config, env, &mut d.errors);
     // File order reads best; environment problems (no line) come last.
@@ -976,6 +1005,8 @@ fn read_integration(
         .map(|(dep, _)| dep)
         .collect();
     let enabled = table.boolean(d, "enabled").unwrap_or(true);
+    let severity = alerts::read_severity(table, d, "severity");
+    let channel = table.snowflake(d, "channel");
     let body = table.string(d, "body").map(|(body, _)| body);
     let tls_verify = table.boolean(d, "tls_verify").unwrap_or(true);
     let max_redirects = table
@@ -1009,6 +1040,8 @@ fn read_integration(
         tags,
         depends_on,
         enabled,
+        severity,
+        channel,
     })
 }
 

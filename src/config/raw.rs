@@ -123,15 +123,20 @@ impl<'a, 'i> Table<'a, 'i> {
 
     /// A positive integer that fits `u32`, e.g. thresholds.
     pub(crate) fn positive(&self, d: &mut Diagnostics, key: &str) -> Option<u32> {
+        self.at_least(d, key, 1)
+    }
+
+    /// A whole number from `min` up that fits `u32`, e.g. the flapping threshold.
+    pub(crate) fn at_least(&self, d: &mut Diagnostics, key: &str, min: u32) -> Option<u32> {
         let (int, at) = self.integer(d, key)?;
         match u32::try_from(int) {
-            Ok(value) if value > 0 => Some(value),
+            Ok(value) if value >= min => Some(value),
             _ => {
                 d.error(
                     Some(at),
                     self.key(key),
                     format!("{int} is out of range"),
-                    Some("use a whole number of at least 1".into()),
+                    Some(format!("use a whole number of at least {min}")),
                 );
                 None
             }
@@ -183,12 +188,43 @@ impl<'a, 'i> Table<'a, 'i> {
 
     pub(crate) fn duration(&self, d: &mut Diagnostics, key: &str) -> Option<(Duration, usize)> {
         let (text, at) = self.string(d, key)?;
-        match duration::parse(&text) {
-            Ok(duration) if !duration.is_zero() => Some((duration, at)),
-            Ok(_) => {
+        match self.parse_duration(d, key, &text, at)? {
+            duration if !duration.is_zero() => Some((duration, at)),
+            _ => {
                 d.error(Some(at), self.key(key), "must be longer than zero", None);
                 None
             }
+        }
+    }
+
+    /// A duration where zero means "off" (e.g. alert reminders): `"0"`, `0` and `"0s"` all read
+    /// as zero, which a plain [`Table::duration`] refuses.
+    pub(crate) fn duration_or_zero(
+        &self,
+        d: &mut Diagnostics,
+        key: &str,
+    ) -> Option<(Duration, usize)> {
+        let value = self.get(key)?;
+        if integer_of(value.get_ref()) == Some(0) {
+            return Some((Duration::ZERO, value.span().start));
+        }
+        let (text, at) = self.string(d, key)?;
+        if text.trim() == "0" {
+            return Some((Duration::ZERO, at));
+        }
+        self.parse_duration(d, key, &text, at)
+            .map(|duration| (duration, at))
+    }
+
+    fn parse_duration(
+        &self,
+        d: &mut Diagnostics,
+        key: &str,
+        text: &str,
+        at: usize,
+    ) -> Option<Duration> {
+        match duration::parse(text) {
+            Ok(duration) => Some(duration),
             Err(message) => {
                 d.error(
                     Some(at),
@@ -294,7 +330,8 @@ impl<'a, 'i> Table<'a, 'i> {
             return Vec::new();
         };
         let DeValue::Array(items) = value.get_ref() else {
-            self.wrong_type(d, key, value, &format!("an array of tables ([[{key}]])"));
+            let header = self.key(key);
+            self.wrong_type(d, key, value, &format!("an array of tables ([[{header}]])"));
             return Vec::new();
         };
         items
