@@ -2,14 +2,20 @@
 //! handshake, the cache filled from GUILD_CREATE, interactions answered through REST, a gateway
 //! drop followed by a RESUME, and every payload the fake sends parsed with serenity's own types
 //! (a payload serenity cannot parse would otherwise be dropped silently as `Event::Unknown`).
+//!
+//! Then, through plain reqwest as the alert dispatcher will call Discord: the guild's channels,
+//! replies and `allowed_mentions`, the per-channel and per-message views, incoming webhooks, and
+//! injected faults (429s with Discord's headers, 5xx answers, hung requests, and the violation
+//! recorded when a client does not wait out `retry_after`).
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::fake_discord::{
-    self, ADMIN_ROLE, ADMIN_USER_ID, APP_ID, BOT_USER_ID, CHANNEL_ID, FakeDiscord, FakeMember,
-    GUILD_ID, NOBODY_USER_ID, OPS_ROLE, OPS_USER_ID, OWNER_ID, Place, payload,
+    self, ADMIN_ROLE, ADMIN_USER_ID, ALERT_CHANNEL_ID, APP_ID, BOT_USER_ID, CHANNEL_ID,
+    FakeDiscord, FakeMember, Fault, GUILD_ID, NOBODY_USER_ID, OPS_ROLE, OPS_USER_ID, OWNER_ID,
+    Place, ROUTE_CHANNEL_ID, payload,
 };
 use serde_json::{Value, json};
 use serenity::all::{
@@ -41,6 +47,10 @@ enum Seen {
         channels: usize,
     },
     Resumed,
+    ChannelCreated {
+        id: u64,
+        cached_channels: usize,
+    },
     Edited(Result<serenity::all::Message, String>),
     FollowedUp(Result<serenity::all::Message, String>),
     Failed(String),
@@ -128,6 +138,17 @@ impl EventHandler for Handler {
             ops_role: cached.roles.contains_key(&RoleId::new(OPS_ROLE)),
             members: cached.members.len(),
             channels: cached.channels.len(),
+        });
+    }
+
+    async fn channel_create(&self, ctx: Context, channel: serenity::all::GuildChannel) {
+        let cached_channels = ctx
+            .cache
+            .guild(channel.guild_id)
+            .map_or(0, |g| g.channels.len());
+        let _ = self.seen.send(Seen::ChannelCreated {
+            id: channel.id.get(),
+            cached_channels,
         });
     }
 
@@ -331,7 +352,7 @@ async fn a_real_serenity_client_connects_answers_and_resumes() {
             _ => None,
         })
         .await;
-    assert_eq!(cached, (OWNER_ID, true, true, 5, 1));
+    assert_eq!(cached, (OWNER_ID, true, true, 5, 3));
     let registered = bot
         .seen
         .expect("command registration", |s| match s {
@@ -430,6 +451,21 @@ async fn a_real_serenity_client_connects_answers_and_resumes() {
     );
     let dm = fake.command_in_dm("ping", json!([]), NOBODY_USER_ID).await;
     assert_eq!(fake.callback_for(dm).await["data"]["content"], "dm pong");
+
+    // A channel added while connected reaches serenity's cache through CHANNEL_CREATE.
+    let added = 400_000_000_000_000_009;
+    fake.add_channel(added);
+    let created = bot
+        .seen
+        .expect("channel_create", |s| match s {
+            Seen::ChannelCreated {
+                id,
+                cached_channels,
+            } => Some((*id, *cached_channels)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(created, (added, 4));
 
     assert_eq!(fake.violations(), Vec::<String>::new());
     let before_drop = assert_frames_parse(&fake);
@@ -820,4 +856,787 @@ async fn an_interaction_serenity_cannot_parse_fails_loudly() {
     // An INTEGER option whose value is not a number.
     let options = json!([{"name": "hours", "type": 4, "value": "two"}]);
     fake.command("ping", options, FakeMember::OPS).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The REST API the alert dispatcher uses, through plain reqwest
+// ---------------------------------------------------------------------------------------------
+
+/// What the fake answered: status, headers, and the JSON body (`Null` when there is none).
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A reqwest client calling the fake the way the alert dispatcher will call Discord: bot routes
+/// under `/api/v10` with `Authorization: Bot <token>`, webhook URLs with no Authorization.
+struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    fn new(fake: &FakeDiscord) -> Api {
+        Api {
+            client: reqwest::Client::new(),
+            base: format!("{}/api/v10", fake.api_base()),
+        }
+    }
+
+    /// A bot route, `path` relative to `/api/v10`.
+    async fn bot(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Answer {
+        let request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("authorization", "Bot fake-token");
+        send(request, body).await
+    }
+
+    /// A webhook URL, as given, without Authorization.
+    async fn webhook(&self, method: reqwest::Method, url: &str, body: Option<Value>) -> Answer {
+        send(self.client.request(method, url), body).await
+    }
+
+    /// `POST /channels/{channel}/messages` with `body`.
+    async fn create(&self, channel: u64, body: Value) -> Answer {
+        self.bot(reqwest::Method::POST, &messages_path(channel), Some(body))
+            .await
+    }
+
+    /// Posts `content` in `channel` and returns the created message's id.
+    async fn post(&self, channel: u64, content: &str) -> u64 {
+        let answer = self.create(channel, json!({"content": content})).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        fake_discord::snowflake(&answer.body["id"]).expect("the message has an id")
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder, body: Option<Value>) -> Answer {
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    let response = request.send().await.expect("the fake answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("a body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("a JSON body")
+    };
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Asserts that each expected text is in one violation and that there are no others.
+fn assert_violations(fake: &FakeDiscord, expected: &[&str]) {
+    let violations = fake.violations();
+    for text in expected {
+        assert!(
+            violations.iter().any(|v| v.contains(text)),
+            "no violation {text:?} in:\n{violations:#?}"
+        );
+    }
+    assert_eq!(
+        violations.len(),
+        expected.len(),
+        "other violations than {expected:?}:\n{violations:#?}"
+    );
+}
+
+fn messages_path(channel: u64) -> String {
+    format!("/channels/{channel}/messages")
+}
+
+#[tokio::test]
+async fn the_guild_has_three_text_channels_and_more_can_be_added() {
+    let fake = FakeDiscord::start().await;
+    let api = Api::new(&fake);
+    use reqwest::Method;
+
+    let listed = api
+        .bot(Method::GET, &format!("/guilds/{GUILD_ID}/channels"), None)
+        .await;
+    let listed: Vec<serenity::all::GuildChannel> = serde_json::from_value(listed.body).unwrap();
+    let ids: Vec<u64> = listed.iter().map(|c| c.id.get()).collect();
+    assert_eq!(ids, vec![CHANNEL_ID, ALERT_CHANNEL_ID, ROUTE_CHANNEL_ID]);
+    let alerts = api
+        .bot(Method::GET, &format!("/channels/{ALERT_CHANNEL_ID}"), None)
+        .await;
+    let alerts: serenity::all::Channel = serde_json::from_value(alerts.body).unwrap();
+    let alerts = alerts.guild().expect("a guild channel");
+    assert_eq!(
+        (alerts.name.as_str(), alerts.guild_id.get()),
+        ("alerts", GUILD_ID)
+    );
+
+    // An unknown channel is 404 10003 on every channel route.
+    let unknown = 400_000_000_000_000_099u64;
+    let unknown_channel = json!({"code": 10003, "message": "Unknown Channel"});
+    for (method, path, body) in [
+        (Method::GET, format!("/channels/{unknown}"), None),
+        (
+            Method::POST,
+            messages_path(unknown),
+            Some(json!({"content": "x"})),
+        ),
+        (
+            Method::PATCH,
+            format!("{}/1", messages_path(unknown)),
+            Some(json!({"content": "x"})),
+        ),
+    ] {
+        let answer = api.bot(method.clone(), &path, body).await;
+        assert_eq!(
+            (answer.status, &answer.body),
+            (404, &unknown_channel),
+            "{method} {path}"
+        );
+    }
+
+    // Until it is added.
+    fake.add_channel(unknown);
+    let channel = api
+        .bot(Method::GET, &format!("/channels/{unknown}"), None)
+        .await;
+    assert_eq!(channel.status, 200);
+    assert_eq!(channel.body["name"], format!("channel-{unknown}"));
+    let listed = api
+        .bot(Method::GET, &format!("/guilds/{GUILD_ID}/channels"), None)
+        .await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(4));
+    let id = api.post(unknown, "hello").await;
+    let messages = fake.wait_for_messages(unknown, 1).await;
+    assert_eq!(messages[0]["id"], id.to_string());
+    assert_eq!(messages[0]["guild_id"], GUILD_ID.to_string());
+    assert_violations(&fake, &[]);
+}
+
+#[tokio::test]
+async fn replies_reference_their_message_and_allowed_mentions_are_checked() {
+    let fake = FakeDiscord::start().await;
+    let api = Api::new(&fake);
+    let path = messages_path(ALERT_CHANNEL_ID);
+    let post = |body: Value| api.bot(reqwest::Method::POST, &path, Some(body));
+
+    // Only the listed role is mentioned: not the unknown role, not @everyone.
+    let alert = post(json!({
+        "content": format!("<@&{OPS_ROLE}> <@&{ADMIN_ROLE}> <@&123456> api is down @everyone"),
+        "allowed_mentions": {"parse": [], "roles": [OPS_ROLE.to_string()]},
+    }))
+    .await;
+    assert_eq!(alert.status, 200, "{}", alert.body);
+    assert_eq!(alert.body["mention_roles"], json!([OPS_ROLE.to_string()]));
+    assert_eq!(alert.body["mention_everyone"], false);
+    assert_eq!(alert.body["type"], 0);
+    let alert_id = alert.body["id"].as_str().unwrap().to_string();
+    // Without allowed_mentions, every mention in the content counts (unknown roles aside).
+    let open = post(json!({
+        "content": format!("<@&{ADMIN_ROLE}> <@&123456> <@!{OPS_USER_ID}> @here"),
+    }))
+    .await;
+    assert_eq!(open.body["mention_roles"], json!([ADMIN_ROLE.to_string()]));
+    assert_eq!(open.body["mentions"][0]["id"], OPS_USER_ID.to_string());
+    assert_eq!(open.body["mention_everyone"], true);
+
+    // A reply: type 19, the reference filled in, and the message replied to.
+    let reply = post(json!({
+        "content": "recovered",
+        "message_reference": {"message_id": alert_id},
+        "allowed_mentions": {"parse": [], "replied_user": false},
+    }))
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["type"], 19);
+    assert_eq!(
+        reply.body["message_reference"],
+        json!({
+            "type": 0,
+            "channel_id": ALERT_CHANNEL_ID.to_string(),
+            "message_id": alert_id,
+            "guild_id": GUILD_ID.to_string(),
+        })
+    );
+    let parsed: serenity::all::Message = serde_json::from_value(reply.body.clone()).unwrap();
+    assert_eq!(parsed.kind, serenity::all::MessageType::InlineReply);
+    let replied_to = parsed.referenced_message.expect("the referenced message");
+    assert_eq!(replied_to.id.to_string(), alert_id);
+    assert_eq!(
+        replied_to.content,
+        format!("<@&{OPS_ROLE}> <@&{ADMIN_ROLE}> <@&123456> api is down @everyone")
+    );
+
+    // A reply to a message that does not exist: Discord's form error, which is no violation
+    // (a person may delete the message first); or a plain message when told not to fail.
+    let missing =
+        post(json!({"content": "x", "message_reference": {"message_id": "123456"}})).await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(
+        missing.body,
+        json!({"message": "Invalid Form Body", "code": 50035, "errors": {"message_reference": {
+            "_errors": [{"code": "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "message": "Unknown message"}],
+        }}})
+    );
+    let plain = post(json!({
+        "content": "x",
+        "message_reference": {"message_id": "123456", "fail_if_not_exists": false},
+    }))
+    .await;
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.body["type"], 0);
+    assert!(
+        plain.body.get("message_reference").is_none(),
+        "{}",
+        plain.body
+    );
+    assert_violations(&fake, &[]);
+
+    // What Discord would reject.
+    let too_many: Vec<String> = (0..101).map(|i| (200_000 + i).to_string()).collect();
+    for body in [
+        json!({"content": "x", "message_reference": {"message_id": alert_id, "channel_id": CHANNEL_ID.to_string()}}),
+        json!({"content": "x", "message_reference": {"message_id": 5}}),
+        json!({"content": "x", "message_reference": {"fail_if_not_exists": true}}),
+        json!({"content": "x", "allowed_mentions": {"parse": ["roles"], "roles": [OPS_ROLE.to_string()]}}),
+        json!({"content": "x", "allowed_mentions": {"parse": ["admins"]}}),
+        json!({"content": "x", "allowed_mentions": {"roles": [OPS_ROLE]}}),
+        json!({"content": "x", "allowed_mentions": {"users": too_many}}),
+    ] {
+        let answer = post(body.clone()).await;
+        assert_eq!(
+            (answer.status, &answer.body["code"]),
+            (400, &json!(50035)),
+            "{body}"
+        );
+    }
+    assert_violations(
+        &fake,
+        &[
+            "a reply stays in its channel",
+            "message_reference.message_id: 5 is not a snowflake string",
+            "message_reference.message_id is required",
+            "parse has \"roles\" and roles lists ids",
+            "allowed_mentions.parse: \"admins\" is not one of",
+            &format!("allowed_mentions.roles: {OPS_ROLE} is not a snowflake string"),
+            "allowed_mentions.users has 101 ids (max 100)",
+        ],
+    );
+    // Rejected requests created nothing.
+    assert_eq!(fake.channel_messages(ALERT_CHANNEL_ID).len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_views_follow_creation_edits_and_deletion() {
+    let fake = FakeDiscord::start().await;
+    let api = std::sync::Arc::new(Api::new(&fake));
+
+    // The bot posts and edits in the background; the test waits on the fake.
+    let poster = std::sync::Arc::clone(&api);
+    let posting = tokio::spawn(async move {
+        let first = poster.post(ROUTE_CHANNEL_ID, "first").await;
+        poster.post(ALERT_CHANNEL_ID, "elsewhere").await;
+        poster.post(ROUTE_CHANNEL_ID, "second").await;
+        for content in ["first, edited", "first, edited again"] {
+            let answer = poster
+                .bot(
+                    reqwest::Method::PATCH,
+                    &format!("{}/{first}", messages_path(ROUTE_CHANNEL_ID)),
+                    Some(json!({"content": content})),
+                )
+                .await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+        }
+        first
+    });
+    let messages = fake.wait_for_messages(ROUTE_CHANNEL_ID, 2).await;
+    let first = fake_discord::snowflake(&messages[0]["id"]).unwrap();
+    let history = fake.wait_for_edits(first, 2).await;
+    assert_eq!(posting.await.unwrap(), first);
+    let contents: Vec<&str> = history
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, ["first", "first, edited", "first, edited again"]);
+    assert!(history[0]["edited_timestamp"].is_null());
+    assert!(history[2]["edited_timestamp"].is_string());
+    let route: Vec<Value> = fake.channel_messages(ROUTE_CHANNEL_ID);
+    let contents: Vec<&str> = route
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, ["first, edited again", "second"]);
+
+    // A message reached through another channel's route is unknown.
+    let wrong = api
+        .bot(
+            reqwest::Method::GET,
+            &format!("{}/{first}", messages_path(ALERT_CHANNEL_ID)),
+            None,
+        )
+        .await;
+    assert_eq!(wrong.status, 404);
+
+    // A person deletes the alert: editing it or replying to it fails as on Discord.
+    fake.delete_message(first);
+    let unknown_message = json!({"code": 10008, "message": "Unknown Message"});
+    let edit = api
+        .bot(
+            reqwest::Method::PATCH,
+            &format!("{}/{first}", messages_path(ROUTE_CHANNEL_ID)),
+            Some(json!({"content": "recovered"})),
+        )
+        .await;
+    assert_eq!((edit.status, &edit.body), (404, &unknown_message));
+    let reply = api
+        .bot(
+            reqwest::Method::POST,
+            &messages_path(ROUTE_CHANNEL_ID),
+            Some(json!({"content": "recovered", "message_reference": {"message_id": first.to_string()}})),
+        )
+        .await;
+    assert_eq!((reply.status, &reply.body["code"]), (400, &json!(50035)));
+    let contents: Vec<Value> = fake
+        .channel_messages(ROUTE_CHANNEL_ID)
+        .iter()
+        .map(|m| m["content"].clone())
+        .collect();
+    assert_eq!(contents, vec![json!("second")]);
+    // The history outlives the message; the failed PATCH added nothing to it.
+    assert_eq!(fake.message_history(first).len(), 3);
+    assert!(fake.message(first).is_none());
+    assert_violations(&fake, &[]);
+}
+
+#[tokio::test]
+async fn incoming_webhooks_execute_with_and_without_wait_and_edit_their_messages() {
+    let fake = FakeDiscord::start().await;
+    let api = Api::new(&fake);
+    use reqwest::Method;
+    let url = fake.create_webhook(ALERT_CHANNEL_ID);
+    let prefix = format!("{}/api/v10/webhooks/", fake.api_base());
+    let webhook_id: u64 = url
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("{url} is not a webhook URL under {prefix}"));
+
+    // Without wait: 204 and no body, and the message exists, authored by the webhook.
+    let executed = api
+        .webhook(
+            Method::POST,
+            &url,
+            Some(json!({"content": "api is down", "username": "patchbay"})),
+        )
+        .await;
+    assert_eq!((executed.status, &executed.body), (204, &Value::Null));
+    let first = fake.wait_for_messages(ALERT_CHANNEL_ID, 1).await.remove(0);
+    assert_eq!(first["webhook_id"], webhook_id.to_string());
+    assert_eq!(first["author"]["id"], webhook_id.to_string());
+    assert_eq!(first["author"]["username"], "patchbay");
+    assert!(first.get("application_id").is_none(), "{first}");
+    let recorded = fake.attempts("POST", &url);
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(
+        (recorded[0].status, recorded[0].query.as_deref()),
+        (Some(204), None)
+    );
+
+    // With wait=true: the message, which serenity parses.
+    let waited = api
+        .webhook(
+            Method::POST,
+            &format!("{url}?wait=true"),
+            Some(json!({"content": "api is up", "embeds": [{"title": "api", "color": 3066993}]})),
+        )
+        .await;
+    assert_eq!(waited.status, 200, "{}", waited.body);
+    let message: serenity::all::Message = serde_json::from_value(waited.body.clone()).unwrap();
+    assert_eq!(message.webhook_id.map(|w| w.get()), Some(webhook_id));
+    assert_eq!(message.author.name, "Captain Hook");
+    let message_url = format!("{url}/messages/{}", message.id);
+
+    // Edit it, read it back, and see both versions.
+    let edited = api
+        .webhook(
+            Method::PATCH,
+            &message_url,
+            Some(json!({"content": "api is up (after 3 min)"})),
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    assert_eq!(edited.body["content"], "api is up (after 3 min)");
+    assert_eq!(edited.body["embeds"][0]["title"], "api");
+    let fetched = api.webhook(Method::GET, &message_url, None).await;
+    assert_eq!(fetched.body["content"], "api is up (after 3 min)");
+    let versions: Vec<Value> = fake
+        .message_history(message.id.get())
+        .iter()
+        .map(|m| m["content"].clone())
+        .collect();
+    assert_eq!(
+        versions,
+        vec![json!("api is up"), json!("api is up (after 3 min)")]
+    );
+
+    // Only the webhook's own messages are reachable through it.
+    let unknown_message = json!({"code": 10008, "message": "Unknown Message"});
+    let bots = api.post(ALERT_CHANNEL_ID, "from the bot").await;
+    for method in [Method::GET, Method::PATCH] {
+        let answer = api
+            .webhook(
+                method,
+                &format!("{url}/messages/{bots}"),
+                Some(json!({"content": "x"})),
+            )
+            .await;
+        assert_eq!((answer.status, &answer.body), (404, &unknown_message));
+    }
+    // And the bot cannot edit the webhook's message through the channel route.
+    let foreign = api
+        .bot(
+            Method::PATCH,
+            &format!("{}/{}", messages_path(ALERT_CHANNEL_ID), message.id),
+            Some(json!({"content": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (foreign.status, &foreign.body["code"]),
+        (403, &json!(50005))
+    );
+
+    // Components: a plain webhook keeps link buttons only, and only with with_components=true.
+    let link = json!([{"type": 1, "components": [
+        {"type": 2, "style": 5, "label": "Open", "url": "https://example.invalid/"},
+    ]}]);
+    let button = json!([{"type": 1, "components": [
+        {"type": 2, "style": 1, "label": "Ack", "custom_id": "ack:1"},
+    ]}]);
+    for (query, components, kept) in [
+        ("wait=true&with_components=true", &link, 1),
+        ("wait=true", &link, 0),
+        ("wait=true&with_components=true", &button, 0),
+    ] {
+        let answer = api
+            .webhook(
+                Method::POST,
+                &format!("{url}?{query}"),
+                Some(json!({"content": "c", "components": components})),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(
+            answer.body["components"].as_array().map(Vec::len),
+            Some(kept),
+            "{query} {components}"
+        );
+    }
+
+    // Rejected: a wrong token, a name Discord refuses, too long a content, a bad wait value.
+    let wrong_token = url.replace("/wtoken-", "/wrong-");
+    let answer = api
+        .webhook(Method::POST, &wrong_token, Some(json!({"content": "x"})))
+        .await;
+    assert_eq!(
+        (answer.status, &answer.body),
+        (
+            401,
+            &json!({"code": 50027, "message": "Invalid Webhook Token"})
+        )
+    );
+    for (query, body) in [
+        ("", json!({"content": "x", "username": "Discord alerts"})),
+        ("", json!({"content": "x".repeat(2001)})),
+        ("?wait=maybe", json!({"content": "x"})),
+    ] {
+        let answer = api
+            .webhook(Method::POST, &format!("{url}{query}"), Some(body))
+            .await;
+        assert_eq!((answer.status, &answer.body["code"]), (400, &json!(50035)));
+    }
+
+    // Deleted through the webhook, the message is gone.
+    let deleted = api.webhook(Method::DELETE, &message_url, None).await;
+    assert_eq!(deleted.status, 204);
+    let gone = api.webhook(Method::GET, &message_url, None).await;
+    assert_eq!((gone.status, &gone.body), (404, &unknown_message));
+
+    // Interaction webhooks are still told apart: an unknown interaction token is 10015.
+    let interaction = api
+        .webhook(
+            Method::POST,
+            &format!(
+                "{}/api/v10/webhooks/{APP_ID}/no-such-token",
+                fake.api_base()
+            ),
+            Some(json!({"content": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (interaction.status, &interaction.body["code"]),
+        (404, &json!(10015))
+    );
+
+    assert_violations(
+        &fake,
+        &[
+            "the bot cannot edit a message someone else (a webhook) sent",
+            "components on a webhook message are dropped unless the URL has ?with_components=true",
+            "cannot send interactive components",
+            "wrong webhook token",
+            "contains \"discord\" or \"clyde\"",
+            "content is 2001 characters (max 2000)",
+            "query wait=\"maybe\" is not a boolean",
+            "unknown webhook (application id or interaction token)",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn an_injected_429_answers_like_discord_and_a_patient_client_gets_through() {
+    let fake = FakeDiscord::start().await;
+    let api = Api::new(&fake);
+    let path = messages_path(ALERT_CHANNEL_ID);
+    fake.inject(
+        Fault::RateLimited {
+            retry_after: 0.2,
+            global: false,
+        },
+        "POST",
+        &path,
+        2,
+    );
+    let post = |channel: u64| api.create(channel, json!({"content": "api is down"}));
+
+    let unix_now = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let before = unix_now();
+    let limited = post(ALERT_CHANNEL_ID).await;
+    let after = unix_now();
+    assert_eq!(limited.status, 429);
+    assert_eq!(
+        limited.body,
+        json!({"message": "You are being rate limited.", "retry_after": 0.2, "global": false})
+    );
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    assert_eq!(limited.header("x-ratelimit-limit"), Some("5"));
+    assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"));
+    assert_eq!(limited.header("x-ratelimit-reset-after"), Some("0.200"));
+    assert_eq!(limited.header("x-ratelimit-scope"), Some("user"));
+    assert_eq!(limited.header("x-ratelimit-global"), None);
+    let bucket = limited.header("x-ratelimit-bucket").unwrap().to_string();
+    assert!(!bucket.is_empty());
+    // The reset is a Unix time 0.2 s after the answer (to the millisecond).
+    let reset: f64 = limited
+        .header("x-ratelimit-reset")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        reset >= before + 0.199 && reset <= after + 0.201,
+        "reset {reset}, asked at {before}, answered by {after}"
+    );
+
+    // The limit is per route: another channel answers at once.
+    assert_eq!(post(ROUTE_CHANNEL_ID).await.status, 200);
+
+    // A client that waits out retry_after (the wait is the behaviour under test, not
+    // synchronisation) meets the second 429, then gets through.
+    let mut statuses = vec![limited.status];
+    let mut wait = limited.body["retry_after"].as_f64().unwrap();
+    loop {
+        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        let answer = post(ALERT_CHANNEL_ID).await;
+        statuses.push(answer.status);
+        if answer.status != 429 {
+            break;
+        }
+        assert_eq!(answer.header("x-ratelimit-bucket"), Some(bucket.as_str()));
+        wait = answer.body["retry_after"].as_f64().unwrap();
+    }
+    assert_eq!(statuses, [429, 429, 200]);
+
+    let attempts = fake.attempts("POST", &path);
+    let answered: Vec<Option<u16>> = attempts.iter().map(|a| a.status).collect();
+    assert_eq!(answered, [Some(429), Some(429), Some(200)]);
+    for pair in attempts.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(gap >= Duration::from_millis(200), "retried after {gap:?}");
+    }
+    assert_eq!(fake.channel_messages(ALERT_CHANNEL_ID).len(), 1);
+    assert_violations(&fake, &[]);
+}
+
+#[tokio::test]
+async fn a_request_inside_the_retry_after_window_is_a_violation() {
+    let fake = FakeDiscord::start().await;
+    let api = Api::new(&fake);
+    let post = |channel: u64| api.create(channel, json!({"content": "api is down"}));
+    fake.inject(
+        Fault::RateLimited {
+            retry_after: 30.0,
+            global: false,
+        },
+        "POST",
+        &messages_path(ALERT_CHANNEL_ID),
+        1,
+    );
+    assert_eq!(post(ALERT_CHANNEL_ID).await.status, 429);
+    assert_violations(&fake, &[]);
+
+    // Retrying at once: 429 again, with what is left of the wait, and a violation.
+    let again = post(ALERT_CHANNEL_ID).await;
+    assert_eq!(again.status, 429);
+    // What is left of the wait, rounded up to the millisecond (never less than required).
+    let left = again.body["retry_after"].as_f64().unwrap();
+    assert!(left > 25.0 && left <= 30.0, "{left}");
+    assert_eq!(again.header("retry-after"), Some("30"));
+    assert_violations(&fake, &["(retry_after ignored)"]);
+    // Another route is not limited.
+    assert_eq!(post(ROUTE_CHANNEL_ID).await.status, 200);
+
+    // A global 429 limits every route.
+    fake.inject(
+        Fault::RateLimited {
+            retry_after: 30.0,
+            global: true,
+        },
+        "GET",
+        "/users/@me",
+        1,
+    );
+    let global = api.bot(reqwest::Method::GET, "/users/@me", None).await;
+    assert_eq!(global.status, 429);
+    assert_eq!(global.body["global"], true);
+    assert_eq!(global.header("x-ratelimit-global"), Some("true"));
+    assert_eq!(global.header("x-ratelimit-scope"), Some("global"));
+    let elsewhere = post(ROUTE_CHANNEL_ID).await;
+    assert_eq!(
+        (elsewhere.status, &elsewhere.body["global"]),
+        (429, &json!(true))
+    );
+    let violations = fake.violations();
+    assert_eq!(violations.len(), 2, "{violations:#?}");
+    assert!(
+        violations[1].contains(&format!(
+            "POST /api/v10/channels/{ROUTE_CHANNEL_ID}/messages"
+        )) && violations[1].contains("a global 429"),
+        "{violations:#?}"
+    );
+    let statuses: Vec<Option<u16>> = fake.requests().iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [Some(429), Some(429), Some(200), Some(429), Some(429)]
+    );
+}
+
+#[tokio::test]
+async fn injected_server_errors_are_answered_then_the_route_recovers() {
+    let fake = FakeDiscord::start().await;
+    let api = Api::new(&fake);
+    let path = messages_path(ALERT_CHANNEL_ID);
+    fake.inject(Fault::Server(500), "POST", &path, 3);
+    let url = fake.create_webhook(ALERT_CHANNEL_ID);
+    fake.inject(Fault::Server(503), "POST", &url, 1);
+
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let answer = api
+            .bot(
+                reqwest::Method::POST,
+                &path,
+                Some(json!({"content": "api is down"})),
+            )
+            .await;
+        if answer.status == 500 {
+            assert_eq!(
+                answer.body,
+                json!({"message": "500: Internal Server Error", "code": 0})
+            );
+        }
+        statuses.push(answer.status);
+    }
+    assert_eq!(statuses, [500, 500, 500, 200]);
+    let hooked = api
+        .webhook(reqwest::Method::POST, &url, Some(json!({"content": "x"})))
+        .await;
+    assert_eq!(
+        (hooked.status, &hooked.body),
+        (
+            503,
+            &json!({"message": "503: Service Unavailable", "code": 0})
+        )
+    );
+    let attempts: Vec<Option<u16>> = fake
+        .wait_for_attempts("POST", &path, 4)
+        .await
+        .iter()
+        .map(|a| a.status)
+        .collect();
+    assert_eq!(attempts, [Some(500), Some(500), Some(500), Some(200)]);
+    // Faulted requests created nothing, and a server error is not the bot's fault.
+    assert_eq!(fake.channel_messages(ALERT_CHANNEL_ID).len(), 1);
+    assert_violations(&fake, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_request_waits_for_the_client_to_give_up_or_the_fake_to_go() {
+    let fake = FakeDiscord::start().await;
+    let path = messages_path(ALERT_CHANNEL_ID);
+    let url = format!("{}/api/v10{path}", fake.api_base());
+    fake.inject(Fault::Hang, "POST", &path, 2);
+    let request = |client: &reqwest::Client| {
+        client
+            .post(url.clone())
+            .header("authorization", "Bot fake-token")
+            .json(&json!({"content": "api is down"}))
+            .send()
+    };
+
+    // A client with a timeout gives up.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let error = request(&impatient).await.expect_err("no answer comes");
+    assert!(error.is_timeout(), "{error}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // A client without one waits until the fake is dropped.
+    let patient = reqwest::Client::new();
+    let waiting = tokio::spawn(request(&patient));
+    let hung = fake.wait_for_attempts("POST", &path, 2).await;
+    assert_eq!(
+        hung.iter().map(|a| a.status).collect::<Vec<_>>(),
+        [None, None]
+    );
+    // The faults are used up, so the route answers again.
+    let answered = request(&impatient).await.unwrap();
+    assert_eq!(answered.status().as_u16(), 200);
+    assert!(!waiting.is_finished());
+    assert_violations(&fake, &[]);
+    drop(fake);
+    let ended = tokio::time::timeout(DEADLINE, waiting)
+        .await
+        .expect("dropping the fake ends the hung request")
+        .unwrap();
+    // The fake answers 503 as it goes, or the connection closes first.
+    if let Ok(response) = ended {
+        assert_eq!(response.status().as_u16(), 503);
+    }
 }

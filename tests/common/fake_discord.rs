@@ -5,25 +5,38 @@
 //! (serenity rewrites `https://discord.com` to the proxy, so requests arrive as
 //! `/api/v10/...`); `GET /api/v10/gateway` hands out `ws://127.0.0.1:PORT/gateway`.
 //!
-//! Everything the bot sends is recorded ([`FakeDiscord::requests`]) and the parts Discord would
-//! reject (callback types that do not fit the interaction, embed and component limits, editing a
-//! response that was never acknowledged, routes the fake does not serve...) are listed by
-//! [`FakeDiscord::violations`]. Every payload the fake sends is built to deserialize with
-//! serenity's own model types: a payload serenity cannot parse would be dropped silently as
-//! `Event::Unknown`, so the self-test (`tests/fake_discord_selftest.rs`) parses each of them.
+//! Everything the bot sends is recorded ([`FakeDiscord::requests`], with the status answered and
+//! when) and the parts Discord would reject (callback types that do not fit the interaction,
+//! embed and component limits, editing a response that was never acknowledged, routes the fake
+//! does not serve...) are listed by [`FakeDiscord::violations`]. Every payload the fake sends is
+//! built to deserialize with serenity's own model types: a payload serenity cannot parse would be
+//! dropped silently as `Event::Unknown`, so the self-test (`tests/fake_discord_selftest.rs`)
+//! parses each of them.
+//!
+//! Alert delivery does not go through serenity: the dispatcher calls the REST API with reqwest,
+//! so the fake also serves what it needs, checked against Discord's OpenAPI spec
+//! (`discord-api-spec/openapi.json`): guild channels besides [`CHANNEL_ID`]
+//! ([`ALERT_CHANNEL_ID`], [`ROUTE_CHANNEL_ID`], [`FakeDiscord::add_channel`]), replies
+//! (`message_reference`), `allowed_mentions`, incoming webhooks
+//! ([`FakeDiscord::create_webhook`]), a per-channel view of the messages and of every version of
+//! each ([`FakeDiscord::channel_messages`], [`FakeDiscord::message_history`]), and faults
+//! ([`FakeDiscord::inject`]): 429s with Discord's headers, 5xx answers and requests that never
+//! get an answer. A request sent while an injected 429's `retry_after` has not run out is a
+//! violation, which is how a test proves the bot honours 429s.
 //!
 //! Waiting is done on a `watch` channel bumped on every change, with a 20 s deadline; nothing
 //! polls or sleeps.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde_json::{Value, json};
@@ -44,6 +57,12 @@ pub const ADMIN_ROLE: u64 = 300_000_000_000_000_001;
 /// No Discord permissions.
 pub const OPS_ROLE: u64 = 300_000_000_000_000_002;
 pub const CHANNEL_ID: u64 = 400_000_000_000_000_001;
+/// A second text channel in [`GUILD_ID`], where alert notifications go by default.
+pub const ALERT_CHANNEL_ID: u64 = 400_000_000_000_000_002;
+/// A third text channel in [`GUILD_ID`], for tests that route some alerts elsewhere.
+pub const ROUTE_CHANNEL_ID: u64 = 400_000_000_000_000_003;
+/// The guild's text channels when the fake starts ([`FakeDiscord::add_channel`] adds more).
+pub const GUILD_CHANNELS: [u64; 3] = [CHANNEL_ID, ALERT_CHANNEL_ID, ROUTE_CHANNEL_ID];
 
 /// Every permission bit Discord defines (what the owner gets).
 pub const ALL_PERMISSIONS: u64 = 2_199_023_255_551;
@@ -60,14 +79,47 @@ const LOADING: u64 = 1 << 7;
 const SUPPRESS_EMBEDS: u64 = 1 << 2;
 const SUPPRESS_NOTIFICATIONS: u64 = 1 << 12;
 const COMPONENTS_V2: u64 = 1 << 15;
+/// Message type REPLY: what Discord gives a message sent with a `message_reference`.
+const REPLY: u64 = 19;
+/// The name Discord gives a webhook made in its UI (`username` in an execute body overrides it).
+const WEBHOOK_NAME: &str = "Captain Hook";
+/// What the fake puts in `X-RateLimit-Limit`: Discord's limit for creating messages in a channel
+/// (5 per 5 s). Only a client that keeps its own buckets reads it.
+const RATE_LIMIT: u32 = 5;
 
-/// One REST request as the bot sent it. `path` is the URL path (`/api/v10/...`) without the query;
-/// `body` is the JSON body (for multipart requests, the `payload_json` part).
+/// One REST request as the bot sent it, and how the fake answered it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub method: String,
+    /// The URL path (`/api/v10/...`), without the query.
     pub path: String,
+    /// The query string without its `?` (`wait=true`), when the URL had one.
+    pub query: Option<String>,
+    /// The JSON body (for multipart requests, the `payload_json` part).
     pub body: Option<Value>,
+    /// When the request arrived, so that a test can check how far apart retries were.
+    pub at: Instant,
+    /// The status the fake answered. `None` for a request held by [`Fault::Hang`], which is never
+    /// answered.
+    pub status: Option<u16>,
+}
+
+/// A failure [`FakeDiscord::inject`] answers with instead of serving a request, so that tests can
+/// show how the bot copes when Discord slows it down or fails.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    /// HTTP 429 as Discord sends it: the spec's `RatelimitedResponse` body
+    /// (`{"message", "retry_after", "global"}`) and the `Retry-After` and `X-RateLimit-*`
+    /// headers. Until `retry_after` seconds have passed, every further request with the same
+    /// method and path (any request at all when `global`) is answered 429 again, with the time
+    /// left, and recorded as a violation: the bot did not wait as it was told.
+    RateLimited { retry_after: f64, global: bool },
+    /// That 5xx status, with Discord's JSON error body (`{"message": "500: Internal Server
+    /// Error", "code": 0}`). A server error is not the bot's fault, so it is no violation.
+    Server(u16),
+    /// No answer at all, until the client gives up or the fake is dropped: a request lost in a
+    /// stalled connection, which only a client timeout gets the bot out of.
+    Hang,
 }
 
 /// Who invokes an interaction: the user, their roles, and whether their roles grant
@@ -143,6 +195,9 @@ struct Inner {
     port: u16,
     state: Mutex<St>,
     changed: watch::Sender<u64>,
+    /// Set when the [`FakeDiscord`] is dropped. Aborting the server task does not end the
+    /// connection tasks axum spawned, so requests held by [`Fault::Hang`] wait for this instead.
+    closed: watch::Sender<bool>,
 }
 
 #[derive(Default)]
@@ -171,6 +226,49 @@ struct St {
     commands: HashMap<Option<u64>, Vec<Value>>,
     synthetic_command_ids: HashMap<String, u64>,
     dm_channels: HashMap<u64, u64>,
+    /// The guild's text channels, in the order GUILD_CREATE lists them.
+    guild_channels: Vec<u64>,
+    /// Every version of every message (as created, then after each edit), kept after deletion.
+    history: HashMap<u64, Vec<Value>>,
+    webhooks: HashMap<u64, Webhook>,
+    /// Injected faults not used up yet, the first match is answered first.
+    faults: Vec<Injected>,
+    /// The `retry_after` windows of the 429s answered so far.
+    windows: Vec<Window>,
+}
+
+/// An incoming webhook made by [`FakeDiscord::create_webhook`].
+struct Webhook {
+    token: String,
+    channel_id: u64,
+    /// The messages it sent: only these can be fetched, edited or deleted through it.
+    messages: Vec<u64>,
+}
+
+struct Injected {
+    fault: Fault,
+    method: String,
+    /// A route prefix under `/api/v10` (see [`route_matches`]).
+    path: String,
+    remaining: usize,
+}
+
+/// A 429's `retry_after` window: until `until`, the same request (any request when `global`)
+/// must not be sent again.
+struct Window {
+    method: String,
+    path: String,
+    global: bool,
+    retry_after: f64,
+    answered_at: Instant,
+    until: Instant,
+}
+
+/// What a 429 tells the client: how long to wait, whether the limit is global, and the bucket.
+struct Limited {
+    retry_after: f64,
+    global: bool,
+    bucket: String,
 }
 
 struct Session {
@@ -238,6 +336,7 @@ impl Inner {
 impl Drop for FakeDiscord {
     fn drop(&mut self) {
         self.server.abort();
+        self.inner.closed.send_replace(true);
         if let Some(conn) = self.inner.lock().conn.as_mut()
             && let Some(kill) = conn.kill.take()
         {
@@ -257,9 +356,11 @@ impl FakeDiscord {
                 next_interaction: 700_000_000_000_000_001,
                 next_message: 600_000_000_000_000_001,
                 next_snowflake: 800_000_000_000_000_001,
+                guild_channels: GUILD_CHANNELS.to_vec(),
                 ..St::default()
             }),
             changed: watch::channel(0).0,
+            closed: watch::channel(false).0,
         });
         let app = Router::new()
             .route("/gateway", any(ws_handler))
@@ -324,6 +425,141 @@ impl FakeDiscord {
     /// A message as the fake stores it (after every edit).
     pub fn message(&self, id: u64) -> Option<Value> {
         self.inner.lock().messages.get(&id).cloned()
+    }
+
+    /// Adds a text channel to [`GUILD_ID`], for tests that need more than the three the fake
+    /// starts with. Like Discord, the fake dispatches CHANNEL_CREATE when a gateway session is
+    /// open (so serenity's cache learns the channel) and lists it in later GUILD_CREATEs.
+    pub fn add_channel(&self, id: u64) {
+        let mut st = self.inner.lock();
+        if st.guild_channels.contains(&id) || st.dm_channels.values().any(|c| *c == id) {
+            return;
+        }
+        st.guild_channels.push(id);
+        let channel = payload::text_channel(id);
+        if let Err(why) = serenity_parses("CHANNEL_CREATE", &channel) {
+            st.violation(format!(
+                "fake Discord bug: serenity cannot parse its CHANNEL_CREATE: {why}"
+            ));
+        }
+        st.dispatch("CHANNEL_CREATE", channel, OutKind::Plain);
+        drop(st);
+        self.inner.bump();
+    }
+
+    /// Creates an incoming webhook in `channel` and returns its URL,
+    /// `http://127.0.0.1:PORT/api/v10/webhooks/{id}/{token}`, as a user would copy it from
+    /// Discord. The URL is the credential: its routes take no Authorization header. Messages it
+    /// sends are authored by the webhook, not the bot, and carry its `webhook_id`.
+    pub fn create_webhook(&self, channel: u64) -> String {
+        let mut st = self.inner.lock();
+        assert!(
+            known_channel(&st, &channel.to_string()).is_some(),
+            "create_webhook: channel {channel} is unknown; call add_channel first"
+        );
+        let id = st.snowflake();
+        let token = format!("wtoken-{id}-{}", st.snowflake());
+        st.webhooks.insert(
+            id,
+            Webhook {
+                token: token.clone(),
+                channel_id: channel,
+                messages: Vec::new(),
+            },
+        );
+        format!("{}/api/v10/webhooks/{id}/{token}", self.api_base())
+    }
+
+    /// The messages in `channel` that still exist, oldest first (message ids grow with time, as
+    /// Discord's snowflakes do).
+    pub fn channel_messages(&self, channel: u64) -> Vec<Value> {
+        channel_messages(&self.inner.lock(), channel)
+    }
+
+    /// Every version of message `id`: the message as created, then as it was after each edit,
+    /// so that a test can assert the sequence of edits. It outlives the message's deletion.
+    pub fn message_history(&self, id: u64) -> Vec<Value> {
+        self.inner
+            .lock()
+            .history
+            .get(&id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Deletes message `id` as a person in Discord would: afterwards every route that touches it
+    /// answers 404 with code 10008, "Unknown Message". No MESSAGE_DELETE is dispatched, since
+    /// the bot asks only for the GUILDS intent and Discord would not send it one. Panics if the
+    /// message does not exist, which would be a mistake in the test.
+    pub fn delete_message(&self, id: u64) {
+        let removed = self.inner.lock().messages.remove(&id);
+        assert!(removed.is_some(), "delete_message: no message {id}");
+        self.inner.bump();
+    }
+
+    /// Answers the next `times` requests with `method` and a path under `path` with `fault`
+    /// instead of serving them. `path` is a route prefix as in [`FakeDiscord::attempts`], for
+    /// example `format!("/channels/{ALERT_CHANNEL_ID}/messages")` or a webhook URL. Faults are
+    /// used in the order they were injected; the requests stay in [`FakeDiscord::requests`]
+    /// with the status answered.
+    pub fn inject(&self, fault: Fault, method: &str, path: &str, times: usize) {
+        match fault {
+            Fault::RateLimited { retry_after, .. } => assert!(
+                retry_after.is_finite() && retry_after >= 0.0,
+                "inject: retry_after must be a number of seconds, got {retry_after}"
+            ),
+            Fault::Server(status) => assert!(
+                (500..=599).contains(&status),
+                "inject: Fault::Server takes a 5xx status, got {status}"
+            ),
+            Fault::Hang => {}
+        }
+        self.inner.lock().faults.push(Injected {
+            fault,
+            method: method.to_ascii_uppercase(),
+            path: route_prefix(path),
+            remaining: times,
+        });
+    }
+
+    /// The requests with `method` whose path is `path` or lies under it, in order, each with
+    /// when it arrived and the status answered: what a test counts retries and their spacing
+    /// with. `path` is relative to `/api/v10` (`/channels/{id}/messages`); a full URL or a path
+    /// starting with `/api/v10` is accepted too, and a query string is ignored.
+    pub fn attempts(&self, method: &str, path: &str) -> Vec<Recorded> {
+        attempts(&self.inner.lock(), method, &route_prefix(path))
+    }
+
+    /// Awaits at least `n` messages in `channel` (see [`FakeDiscord::channel_messages`]) and
+    /// returns them all.
+    pub async fn wait_for_messages(&self, channel: u64, n: usize) -> Vec<Value> {
+        self.wait(&format!("{n} messages in channel {channel}"), |st| {
+            let messages = channel_messages(st, channel);
+            (messages.len() >= n).then_some(messages)
+        })
+        .await
+    }
+
+    /// Awaits at least `edits` edits of message `id` and returns its history (the created
+    /// version, then one per edit; see [`FakeDiscord::message_history`]).
+    pub async fn wait_for_edits(&self, id: u64, edits: usize) -> Vec<Value> {
+        self.wait(&format!("{edits} edits of message {id}"), |st| {
+            let history = st.history.get(&id)?;
+            (history.len() > edits).then(|| history.clone())
+        })
+        .await
+    }
+
+    /// Awaits at least `n` requests matching `method` and `path` (as in
+    /// [`FakeDiscord::attempts`]) and returns them all. A matching request is recorded with its
+    /// status in the same step, so each one returned has been answered, unless it hangs.
+    pub async fn wait_for_attempts(&self, method: &str, path: &str, n: usize) -> Vec<Recorded> {
+        let prefix = route_prefix(path);
+        self.wait(&format!("{n} attempts of {method} {prefix}"), |st| {
+            let found = attempts(st, method, &prefix);
+            (found.len() >= n).then_some(found)
+        })
+        .await
     }
 
     pub fn identify_count(&self) -> usize {
@@ -406,9 +642,9 @@ impl FakeDiscord {
         let message_id = snowflake(&message["id"]).expect("the message has an id");
         let channel_id = snowflake(&message["channel_id"]).expect("the message has a channel_id");
         let mut st = self.inner.lock();
-        st.messages
-            .entry(message_id)
-            .or_insert_with(|| message.clone());
+        if !st.messages.contains_key(&message_id) {
+            store_message(&mut st, message.clone());
+        }
         let (id, token) = st.new_interaction(Kind::Component, channel_id, true);
         let payload =
             payload::component_interaction(id, &token, channel_id, custom_id, message, member);
@@ -548,7 +784,10 @@ impl FakeDiscord {
                 let log: Vec<String> = st
                     .requests
                     .iter()
-                    .map(|r| format!("  {} {} {}", r.method, r.path, brief(&r.body)))
+                    .map(|r| {
+                        let status = r.status.map_or("-".into(), |s| s.to_string());
+                        format!("  {status} {} {} {}", r.method, r.path, brief(&r.body))
+                    })
                     .collect();
                 panic!(
                     "fake Discord: timed out after {DEADLINE:?} waiting for {what}\n\
@@ -560,6 +799,52 @@ impl FakeDiscord {
             }
         }
     }
+}
+
+fn channel_messages(st: &St, channel: u64) -> Vec<Value> {
+    let mut found: Vec<(u64, Value)> = st
+        .messages
+        .iter()
+        .filter(|(_, m)| snowflake(&m["channel_id"]) == Some(channel))
+        .map(|(id, m)| (*id, m.clone()))
+        .collect();
+    found.sort_by_key(|(id, _)| *id);
+    found.into_iter().map(|(_, m)| m).collect()
+}
+
+fn attempts(st: &St, method: &str, prefix: &str) -> Vec<Recorded> {
+    st.requests
+        .iter()
+        .filter(|r| {
+            r.method.eq_ignore_ascii_case(method) && route_matches(prefix, api_route(&r.path))
+        })
+        .cloned()
+        .collect()
+}
+
+/// A path as `inject` and `attempts` take it, reduced to the route under `/api/v10`: the scheme,
+/// host and `/api/v10` of a full URL go, and so do a query string and a trailing slash.
+fn route_prefix(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default();
+    let path = match path.find("/api/v10") {
+        Some(at) => &path[at..],
+        None => path,
+    };
+    api_route(path).trim_end_matches('/').to_string()
+}
+
+/// The part of a request path after `/api/v10`.
+fn api_route(path: &str) -> &str {
+    path.strip_prefix("/api/v10").unwrap_or(path)
+}
+
+/// Whether `route` is `prefix` or lies under it, segment by segment: `/channels/1/messages`
+/// covers `/channels/1/messages/2` but not `/channels/12/messages`.
+fn route_matches(prefix: &str, route: &str) -> bool {
+    route == prefix
+        || route
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 fn brief(body: &Option<Value>) -> String {
@@ -709,9 +994,12 @@ async fn run_connection(inner: Arc<Inner>, mut socket: WebSocket) {
             _ = &mut kill_rx => break,
             out = rx.recv() => {
                 let Some(out) = out else { break };
+                let stamped = stamp_interaction(&inner, out.kind);
                 open = write_frame(&inner, &mut socket, &out.text).await;
                 if open {
                     mark_written(&inner, conn_id, out.kind);
+                } else if stamped {
+                    unstamp_interaction(&inner, out.kind);
                 }
             }
             incoming = socket.recv() => {
@@ -768,20 +1056,42 @@ async fn write_frame(inner: &Inner, socket: &mut WebSocket, text: &str) -> bool 
     ok
 }
 
+/// Stamps an interaction's `sent_at` just before its frame is written, if it has none yet, and
+/// says whether it did. Stamping after the write would race the bot: it can read the frame and
+/// POST its callback before the stamp, leaving `callback_latency` without a start.
+fn stamp_interaction(inner: &Inner, kind: OutKind) -> bool {
+    let OutKind::Interaction(id) = kind else {
+        return false;
+    };
+    let mut st = inner.lock();
+    match st.interactions.get_mut(&id) {
+        Some(rec) if rec.sent_at.is_none() => {
+            rec.sent_at = Some(Instant::now());
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Takes back a stamp whose write failed: the frame will be sent again after a RESUME, and the
+/// latency counts from that write.
+fn unstamp_interaction(inner: &Inner, kind: OutKind) {
+    if let OutKind::Interaction(id) = kind
+        && let Some(rec) = inner.lock().interactions.get_mut(&id)
+    {
+        rec.sent_at = None;
+    }
+}
+
 fn mark_written(inner: &Inner, conn_id: u64, kind: OutKind) {
     let mut st = inner.lock();
     if st.conn.as_ref().map(|c| c.id) != Some(conn_id) {
         return;
     }
     match kind {
-        OutKind::Plain => {}
+        OutKind::Plain | OutKind::Interaction(_) => {}
         OutKind::GuildCreate => st.ready_written = true,
         OutKind::Resumed => st.resumed_written += 1,
-        OutKind::Interaction(id) => {
-            if let Some(rec) = st.interactions.get_mut(&id) {
-                rec.sent_at.get_or_insert_with(Instant::now);
-            }
-        }
     }
     drop(st);
     inner.bump();
@@ -833,7 +1143,8 @@ fn handle_op(inner: &Inner, conn_id: u64, text: &str) -> Reply {
                 _ => json!([0, 1]),
             };
             let ready = payload::ready(&session_id, &inner.ws_url(), shard);
-            for (t, d) in [("READY", &ready), ("GUILD_CREATE", &payload::guild())] {
+            let guild = payload::guild_with_channels(&st.guild_channels);
+            for (t, d) in [("READY", &ready), ("GUILD_CREATE", &guild)] {
                 if let Err(why) = serenity_parses(t, d) {
                     st.violation(format!(
                         "fake Discord bug: serenity cannot parse its {t}: {why}"
@@ -841,7 +1152,7 @@ fn handle_op(inner: &Inner, conn_id: u64, text: &str) -> Reply {
                 }
             }
             st.dispatch("READY", ready, OutKind::Plain);
-            st.dispatch("GUILD_CREATE", payload::guild(), OutKind::GuildCreate);
+            st.dispatch("GUILD_CREATE", guild, OutKind::GuildCreate);
             Reply::Nothing
         }
         Some(6) => {
@@ -903,34 +1214,222 @@ async fn rest_handler(
         .to_string();
     let parsed = parse_body(&content_type, &body);
     let path = uri.path().to_string();
-    let (status, reply) = {
+    let query = uri.query().map(str::to_string);
+    let now = Instant::now();
+    let answer = {
         let mut st = inner.lock();
+        let index = st.requests.len();
         st.requests.push(Recorded {
             method: method.to_string(),
             path: path.clone(),
+            query: query.clone(),
             body: parsed.clone().ok().flatten(),
+            at: now,
+            status: None,
         });
         if let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok())
             && !st.rest_tokens.iter().any(|t| t == auth)
         {
             st.rest_tokens.push(auth.to_string());
         }
-        match parsed {
-            Err(e) => {
-                st.violation(format!("{method} {path}: body is not JSON: {e}"));
-                (
-                    StatusCode::BAD_REQUEST,
-                    Some(error_json(50109, "The request body contains invalid JSON.")),
-                )
+        // Discord's rate limiter stands in front of everything else, so a request inside a
+        // 429's window, or one an injected fault is waiting for, is never routed.
+        let answer = if let Some(limited) = st.early_retry(method.as_str(), &path, now) {
+            Answer::RateLimited(limited)
+        } else if let Some(fault) = st.take_fault(method.as_str(), &path) {
+            match fault {
+                Fault::RateLimited {
+                    retry_after,
+                    global,
+                } => Answer::RateLimited(st.open_window(
+                    method.as_str(),
+                    &path,
+                    retry_after,
+                    global,
+                    now,
+                )),
+                Fault::Server(status) => Answer::Rest(server_error(status)),
+                Fault::Hang => Answer::Hang,
             }
-            Ok(body) => route(&mut st, &inner, &method, &path, &headers, body),
-        }
+        } else {
+            Answer::Rest(match parsed {
+                Err(e) => {
+                    st.violation(format!("{method} {path}: body is not JSON: {e}"));
+                    (
+                        StatusCode::BAD_REQUEST,
+                        Some(error_json(50109, "The request body contains invalid JSON.")),
+                    )
+                }
+                Ok(body) => route(
+                    &mut st,
+                    &inner,
+                    &method,
+                    &path,
+                    query.as_deref(),
+                    &headers,
+                    body,
+                ),
+            })
+        };
+        st.requests[index].status = match &answer {
+            Answer::Rest((status, _)) => Some(status.as_u16()),
+            Answer::RateLimited(_) => Some(429),
+            Answer::Hang => None,
+        };
+        answer
     };
     inner.bump();
-    match reply {
-        Some(value) => (status, axum::Json(value)).into_response(),
-        None => status.into_response(),
+    match answer {
+        Answer::Rest((status, Some(value))) => (status, axum::Json(value)).into_response(),
+        Answer::Rest((status, None)) => status.into_response(),
+        Answer::RateLimited(limited) => rate_limited(&limited),
+        Answer::Hang => {
+            let mut closed = inner.closed.subscribe();
+            // Errors only if the sender is gone, which means the fake is gone too.
+            let _ = closed.wait_for(|closed| *closed).await;
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
     }
+}
+
+/// How the fake answers one REST request.
+enum Answer {
+    /// What the route (or a [`Fault::Server`]) answered.
+    Rest(RestReply),
+    RateLimited(Limited),
+    Hang,
+}
+
+impl St {
+    /// The 429 for a request sent while an earlier 429's `retry_after` has not run out (for the
+    /// same method and path, or for anything when that 429 was global), recorded as a violation.
+    /// The check assumes the bot sends one request at a time to a route, as a client that waits
+    /// out its bucket does: a request already on its way when the 429 was answered is counted
+    /// too.
+    fn early_retry(&mut self, method: &str, path: &str, now: Instant) -> Option<Limited> {
+        let route = api_route(path);
+        let window = self
+            .windows
+            .iter()
+            .find(|w| now < w.until && (w.global || (w.method == method && w.path == route)))?;
+        let (retry_after, global) = (window.retry_after, window.global);
+        let waited = now.saturating_duration_since(window.answered_at);
+        let left = window.until.saturating_duration_since(now).as_secs_f64();
+        let limited = Limited {
+            retry_after: (left * 1000.0).ceil() / 1000.0,
+            global,
+            bucket: bucket(&window.method, &window.path),
+        };
+        let scope = if global { "a global" } else { "its" };
+        self.violation(format!(
+            "{method} {path}: sent {:.3} s after {scope} 429 that said to retry after \
+             {retry_after} s (retry_after ignored)",
+            waited.as_secs_f64()
+        ));
+        Some(limited)
+    }
+
+    /// Uses up one injected fault matching the request, if any.
+    fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
+        let route = api_route(path);
+        let at = self
+            .faults
+            .iter()
+            .position(|f| f.remaining > 0 && f.method == method && route_matches(&f.path, route))?;
+        let injected = &mut self.faults[at];
+        injected.remaining -= 1;
+        let fault = injected.fault;
+        if injected.remaining == 0 {
+            self.faults.remove(at);
+        }
+        Some(fault)
+    }
+
+    /// Starts the `retry_after` window of a 429 answered now.
+    fn open_window(
+        &mut self,
+        method: &str,
+        path: &str,
+        retry_after: f64,
+        global: bool,
+        now: Instant,
+    ) -> Limited {
+        let route = api_route(path).to_string();
+        let limited = Limited {
+            retry_after,
+            global,
+            bucket: bucket(method, &route),
+        };
+        self.windows.push(Window {
+            method: method.to_string(),
+            path: route,
+            global,
+            retry_after,
+            answered_at: now,
+            until: now + Duration::from_secs_f64(retry_after),
+        });
+        limited
+    }
+}
+
+/// A stable, opaque bucket id per route, as Discord's `X-RateLimit-Bucket` is.
+fn bucket(method: &str, route: &str) -> String {
+    let mut hasher = DefaultHasher::new();
+    (method, route).hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
+/// Discord's 429: the body the spec calls `RatelimitedResponse` (without `code`, which real
+/// 429s carry only for a few special limits) and the headers of Discord's rate limit docs.
+/// `Retry-After` is whole seconds, rounded up; the body's `retry_after` and
+/// `X-RateLimit-Reset-After` keep the fraction.
+fn rate_limited(limited: &Limited) -> Response {
+    let body = json!({
+        "message": "You are being rate limited.",
+        "retry_after": limited.retry_after,
+        "global": limited.global,
+    });
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    let reset = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        + limited.retry_after;
+    let mut headers = vec![
+        ("retry-after", format!("{}", limited.retry_after.ceil())),
+        ("x-ratelimit-limit", RATE_LIMIT.to_string()),
+        ("x-ratelimit-remaining", "0".to_string()),
+        ("x-ratelimit-reset", format!("{reset:.3}")),
+        (
+            "x-ratelimit-reset-after",
+            format!("{:.3}", limited.retry_after),
+        ),
+        ("x-ratelimit-bucket", limited.bucket.clone()),
+        (
+            "x-ratelimit-scope",
+            if limited.global { "global" } else { "user" }.to_string(),
+        ),
+    ];
+    if limited.global {
+        headers.push(("x-ratelimit-global", "true".to_string()));
+    }
+    for (name, value) in headers {
+        let value = HeaderValue::from_str(&value).expect("header values are ASCII");
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
+
+/// A 5xx as Discord's API answers it (`{"message": "500: Internal Server Error", "code": 0}`).
+/// Cloudflare, in front of Discord, may answer a 502 or 503 with an HTML page instead, so the bot
+/// must not rely on this body being there.
+fn server_error(status: u16) -> RestReply {
+    let status = StatusCode::from_u16(status).expect("checked to be 5xx by inject");
+    let reason = status.canonical_reason().unwrap_or("Server Error");
+    (
+        status,
+        Some(error_json(0, &format!("{}: {reason}", status.as_u16()))),
+    )
 }
 
 type RestReply = (StatusCode, Option<Value>);
@@ -967,6 +1466,7 @@ fn route(
     inner: &Inner,
     method: &Method,
     path: &str,
+    query: Option<&str>,
     headers: &HeaderMap,
     body: Option<Value>,
 ) -> RestReply {
@@ -1032,6 +1532,16 @@ fn route(
             commands_route(st, m, path, app, Some(guild), rest, body)
         }
         ("POST", ["interactions", id, token, "callback"]) => callback(st, path, id, token, body),
+        // An incoming webhook's id is one the fake handed out; anything else is the
+        // application id of an interaction webhook.
+        (_, ["webhooks", id, token, rest @ ..])
+            if id
+                .parse::<u64>()
+                .is_ok_and(|id| st.webhooks.contains_key(&id)) =>
+        {
+            let id = id.parse::<u64>().expect("checked");
+            incoming_webhook_route(st, m, path, id, token, rest, query, body)
+        }
         (_, ["webhooks", app, token, rest @ ..]) => {
             webhook_route(st, m, path, app, token, rest, body)
         }
@@ -1039,32 +1549,51 @@ fn route(
             let Some(channel) = known_channel(st, channel) else {
                 return not_found(10003, "Unknown Channel");
             };
-            let problems = check_message(&body, false, true);
-            if let Some(reply) = invalid_form(st, &format!("{m} {path}"), problems) {
-                return reply;
-            }
-            let message = new_message(st, channel, &body, 0, None);
-            ok(message)
+            create_channel_message(st, &format!("{m} {path}"), channel, &body)
         }
         (_, ["channels", channel, "messages", message]) => {
-            if known_channel(st, channel).is_none() {
+            let Some(channel) = known_channel(st, channel) else {
                 return not_found(10003, "Unknown Channel");
-            }
-            let Some(id) = message
-                .parse::<u64>()
-                .ok()
-                .filter(|id| st.messages.contains_key(id))
-            else {
+            };
+            let Some(id) = message.parse::<u64>().ok().filter(|id| {
+                st.messages
+                    .get(id)
+                    .is_some_and(|msg| snowflake(&msg["channel_id"]) == Some(channel))
+            }) else {
                 return not_found(10008, "Unknown Message");
             };
+            let by_bot = st.messages[&id]["author"]["id"] == json!(BOT_USER_ID.to_string());
             match m {
                 "GET" => ok(st.messages[&id].clone()),
+                "PATCH" if !by_bot => {
+                    st.violation(format!(
+                        "{m} {path}: the bot cannot edit a message someone else (a webhook) sent"
+                    ));
+                    (
+                        StatusCode::FORBIDDEN,
+                        Some(error_json(
+                            50005,
+                            "Cannot edit a message authored by another user",
+                        )),
+                    )
+                }
                 "PATCH" => {
                     let problems = check_message(&body, false, false);
                     if let Some(reply) = invalid_form(st, &format!("{m} {path}"), problems) {
                         return reply;
                     }
                     ok(edit_message(st, id, &body))
+                }
+                // Deleting another author's message takes MANAGE_MESSAGES, which the bot lacks.
+                "DELETE" if !by_bot => {
+                    st.violation(format!(
+                        "{m} {path}: deleting a message someone else sent needs MANAGE_MESSAGES, \
+                         which the bot does not have"
+                    ));
+                    (
+                        StatusCode::FORBIDDEN,
+                        Some(error_json(50013, "Missing Permissions")),
+                    )
                 }
                 "DELETE" => {
                     st.messages.remove(&id);
@@ -1074,7 +1603,7 @@ fn route(
             }
         }
         ("GET", ["channels", channel]) => match channel.parse::<u64>() {
-            Ok(CHANNEL_ID) => ok(payload::guild_channel()),
+            Ok(id) if st.guild_channels.contains(&id) => ok(payload::text_channel(id)),
             Ok(id) => match st.dm_channels.iter().find(|(_, c)| **c == id) {
                 Some((user, _)) => ok(payload::dm_channel(id, *user)),
                 None => not_found(10003, "Unknown Channel"),
@@ -1088,7 +1617,12 @@ fn route(
             match rest {
                 [] => ok(payload::guild_rest()),
                 ["roles"] => ok(Value::Array(payload::roles())),
-                ["channels"] => ok(json!([payload::guild_channel()])),
+                ["channels"] => ok(Value::Array(
+                    st.guild_channels
+                        .iter()
+                        .map(|c| payload::text_channel(*c))
+                        .collect(),
+                )),
                 ["members"] => ok(Value::Array(
                     payload::MEMBERS
                         .iter()
@@ -1114,7 +1648,7 @@ fn unserved(st: &mut St, method: &str, path: &str) -> RestReply {
 
 fn known_channel(st: &St, channel: &str) -> Option<u64> {
     let id = channel.parse::<u64>().ok()?;
-    (id == CHANNEL_ID || st.dm_channels.values().any(|c| *c == id)).then_some(id)
+    (st.guild_channels.contains(&id) || st.dm_channels.values().any(|c| *c == id)).then_some(id)
 }
 
 fn commands_route(
@@ -1365,7 +1899,7 @@ fn callback(st: &mut St, path: &str, id: &str, token: &str, body: Value) -> Rest
     st.interactions.get_mut(&id).expect("checked").acknowledged = true;
     match ty {
         Some(4) => {
-            let message = new_message(st, channel_id, data, 20, Some(id));
+            let message = new_message(st, channel_id, data, 20, Origin::Interaction);
             let message_id = snowflake(&message["id"]);
             st.interactions.get_mut(&id).expect("checked").original = message_id;
         }
@@ -1376,7 +1910,7 @@ fn callback(st: &mut St, path: &str, id: &str, token: &str, body: Value) -> Rest
                 channel_id,
                 &json!({"content": "", "flags": flags}),
                 20,
-                Some(id),
+                Origin::Interaction,
             );
             let message_id = snowflake(&message["id"]);
             st.interactions.get_mut(&id).expect("checked").original = message_id;
@@ -1424,7 +1958,7 @@ fn webhook_route(
             if let Some(reply) = invalid_form(st, &what, problems) {
                 return reply;
             }
-            let message = new_message(st, channel_id, &body, 20, Some(id));
+            let message = new_message(st, channel_id, &body, 20, Origin::Interaction);
             if let Some(mid) = snowflake(&message["id"]) {
                 st.interactions
                     .get_mut(&id)
@@ -1469,20 +2003,239 @@ fn webhook_route(
     }
 }
 
-fn new_message(
+/// `POST /channels/{id}/messages`: a plain message, or a reply when the body has a
+/// `message_reference`.
+fn create_channel_message(st: &mut St, what: &str, channel: u64, body: &Value) -> RestReply {
+    let mut problems = check_message(body, false, true);
+    let reference = check_reference(&body["message_reference"], channel, &mut problems);
+    if let Some(reply) = invalid_form(st, what, problems) {
+        return reply;
+    }
+    let referenced = match reference {
+        None => None,
+        Some((message_id, fail_if_not_exists)) => {
+            let found = st
+                .messages
+                .get(&message_id)
+                .filter(|m| snowflake(&m["channel_id"]) == Some(channel))
+                .cloned();
+            match found {
+                Some(found) => Some(found),
+                // The message replied to is gone, which a person can cause at any time, so
+                // this is no violation: Discord answers with a form error, or sends a plain
+                // message when told not to fail.
+                None if fail_if_not_exists => return unknown_reference(),
+                None => None,
+            }
+        }
+    };
+    let Some(mut referenced) = referenced else {
+        return ok(new_message(st, channel, body, 0, Origin::Bot));
+    };
+    let mut message = compose_message(st, channel, body, REPLY, Origin::Bot);
+    let mut reference = json!({
+        "type": 0,
+        "channel_id": channel.to_string(),
+        "message_id": referenced["id"].clone(),
+    });
+    if let Some(guild) = message.get("guild_id") {
+        reference["guild_id"] = guild.clone();
+    }
+    message["message_reference"] = reference;
+    // Discord nests one level only: the message replied to comes without its own reply.
+    if let Some(obj) = referenced.as_object_mut() {
+        obj.remove("referenced_message");
+    }
+    message["referenced_message"] = referenced;
+    ok(store_message(st, message))
+}
+
+/// Discord's answer to a reply whose message does not exist (and `fail_if_not_exists` is not
+/// false).
+fn unknown_reference() -> RestReply {
+    (
+        StatusCode::BAD_REQUEST,
+        Some(json!({
+            "message": "Invalid Form Body",
+            "code": 50035,
+            "errors": {"message_reference": {"_errors": [
+                {"code": "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "message": "Unknown message"},
+            ]}},
+        })),
+    )
+}
+
+/// An incoming webhook (one made by [`FakeDiscord::create_webhook`]): execute it, and get, edit
+/// or delete the messages it sent. The token in the URL is the credential; an Authorization
+/// header is neither needed nor checked.
+// The parts `route` split the request into; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
+fn incoming_webhook_route(
     st: &mut St,
-    channel_id: u64,
-    data: &Value,
-    kind: u64,
-    interaction: Option<u64>,
-) -> Value {
+    m: &str,
+    path: &str,
+    id: u64,
+    token: &str,
+    rest: &[&str],
+    query: Option<&str>,
+    body: Value,
+) -> RestReply {
+    let what = format!("{m} {path}");
+    let (expected, channel_id) = {
+        let hook = &st.webhooks[&id];
+        (hook.token.clone(), hook.channel_id)
+    };
+    if token != expected {
+        st.violation(format!("{what}: wrong webhook token"));
+        return (
+            StatusCode::UNAUTHORIZED,
+            Some(error_json(50027, "Invalid Webhook Token")),
+        );
+    }
+    if query_param(query, "thread_id").is_some() {
+        st.violation(format!(
+            "{what}: thread_id, but the fake's channels have no threads"
+        ));
+        return not_found(10003, "Unknown Channel");
+    }
+    let mut problems = Vec::new();
+    let with_components = query_flag(query, "with_components", &mut problems);
+    match (m, rest) {
+        ("POST", []) => {
+            let wait = query_flag(query, "wait", &mut problems);
+            problems.extend(check_message(&body, false, true));
+            check_webhook_identity(&body, &mut problems);
+            if let Some(reply) = invalid_form(st, &what, problems) {
+                return reply;
+            }
+            if body.get("message_reference").is_some_and(|r| !r.is_null()) {
+                st.violation(format!(
+                    "{what}: a webhook cannot reply; Discord ignores message_reference and sends \
+                     a plain message"
+                ));
+            }
+            let data = webhook_components(st, &what, &body, with_components);
+            let username = body["username"]
+                .as_str()
+                .unwrap_or(WEBHOOK_NAME)
+                .to_string();
+            let origin = Origin::Webhook {
+                id,
+                username: &username,
+            };
+            let message = new_message(st, channel_id, &data, 0, origin);
+            if let Some(mid) = snowflake(&message["id"])
+                && let Some(hook) = st.webhooks.get_mut(&id)
+            {
+                hook.messages.push(mid);
+            }
+            // Without `?wait=true` Discord answers before the message exists, with no body.
+            if wait {
+                ok(message)
+            } else {
+                (StatusCode::NO_CONTENT, None)
+            }
+        }
+        (_, ["messages", which]) => {
+            let Some(target) = which.parse::<u64>().ok().filter(|mid| {
+                st.webhooks[&id].messages.contains(mid) && st.messages.contains_key(mid)
+            }) else {
+                return not_found(10008, "Unknown Message");
+            };
+            match m {
+                "GET" => ok(st.messages[&target].clone()),
+                "PATCH" => {
+                    problems.extend(check_message(&body, false, false));
+                    if let Some(reply) = invalid_form(st, &what, problems) {
+                        return reply;
+                    }
+                    let data = webhook_components(st, &what, &body, with_components);
+                    ok(edit_message(st, target, &data))
+                }
+                "DELETE" => {
+                    st.messages.remove(&target);
+                    (StatusCode::NO_CONTENT, None)
+                }
+                _ => unserved(st, m, path),
+            }
+        }
+        _ => unserved(st, m, path),
+    }
+}
+
+/// The body with the components Discord would keep from a webhook that no application owns.
+/// Discord accepts the request either way and drops what it will not show, without an error
+/// (discord-api-docs#5744): interactive components (buttons of style 1-4, select menus) always,
+/// since nobody would receive their clicks, and every component unless the URL has
+/// `?with_components=true`. Each drop is recorded as a violation, since the bot would believe
+/// the components are shown.
+fn webhook_components(st: &mut St, what: &str, body: &Value, with_components: bool) -> Value {
+    let has_components = body["components"].as_array().is_some_and(|c| !c.is_empty());
+    if !has_components {
+        return body.clone();
+    }
+    let why = if has_interactive(&body["components"]) {
+        "a webhook no application owns cannot send interactive components (buttons of style \
+         1-4, select menus); Discord drops them"
+    } else if !with_components {
+        "components on a webhook message are dropped unless the URL has ?with_components=true"
+    } else {
+        return body.clone();
+    };
+    st.violation(format!("{what}: {why}"));
+    let mut data = body.clone();
+    if let Some(obj) = data.as_object_mut() {
+        obj.remove("components");
+    }
+    data
+}
+
+/// Whether a component tree holds anything that is clicked or picked: a button of style 1-4
+/// (with a custom_id) or a select menu.
+fn has_interactive(components: &Value) -> bool {
+    match components {
+        Value::Array(items) => items.iter().any(has_interactive),
+        Value::Object(obj) => {
+            let kind = obj.get("type").and_then(Value::as_u64);
+            let style = obj.get("style").and_then(Value::as_u64);
+            matches!((kind, style), (Some(2), Some(1..=4)))
+                || matches!(kind, Some(3 | 5 | 6 | 7 | 8))
+                || obj.get("components").is_some_and(has_interactive)
+                || obj.get("accessory").is_some_and(has_interactive)
+        }
+        _ => false,
+    }
+}
+
+/// Who a new message comes from, which decides its author and `webhook_id`.
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    /// The bot, through `POST /channels/{id}/messages`.
+    Bot,
+    /// An interaction response or follow-up: the bot, through the application's webhook.
+    Interaction,
+    /// An incoming webhook, under the name it posts with.
+    Webhook { id: u64, username: &'a str },
+}
+
+fn new_message(st: &mut St, channel_id: u64, data: &Value, kind: u64, origin: Origin) -> Value {
+    let message = compose_message(st, channel_id, data, kind, origin);
+    store_message(st, message)
+}
+
+/// A new message as Discord would return it, with a fresh id, not stored yet.
+fn compose_message(st: &mut St, channel_id: u64, data: &Value, kind: u64, origin: Origin) -> Value {
     let id = st.next_message;
     st.next_message += 1;
-    let in_guild = channel_id == CHANNEL_ID;
+    let in_guild = st.guild_channels.contains(&channel_id);
+    let author = match origin {
+        Origin::Bot | Origin::Interaction => payload::bot_user(),
+        Origin::Webhook { id, username } => payload::webhook_author(id, username),
+    };
     let mut message = json!({
         "id": id.to_string(),
         "channel_id": channel_id.to_string(),
-        "author": payload::bot_user(),
+        "author": author,
         "content": data["content"].as_str().unwrap_or_default(),
         "timestamp": now_timestamp(),
         "edited_timestamp": null,
@@ -1502,12 +2255,23 @@ fn new_message(
     if in_guild {
         message["guild_id"] = json!(GUILD_ID.to_string());
     }
-    if interaction.is_some() {
-        message["webhook_id"] = json!(APP_ID.to_string());
-        message["application_id"] = json!(APP_ID.to_string());
+    match origin {
+        Origin::Bot => {}
+        Origin::Interaction => {
+            message["webhook_id"] = json!(APP_ID.to_string());
+            message["application_id"] = json!(APP_ID.to_string());
+        }
+        Origin::Webhook { id, .. } => message["webhook_id"] = json!(id.to_string()),
     }
     apply_edit(st, &mut message, data);
+    message
+}
+
+/// Stores a new or edited message and appends it to the message's history.
+fn store_message(st: &mut St, message: Value) -> Value {
+    let id = snowflake(&message["id"]).expect("a message has an id");
     st.messages.insert(id, message.clone());
+    st.history.entry(id).or_default().push(message.clone());
     message
 }
 
@@ -1519,14 +2283,25 @@ fn edit_message(st: &mut St, id: u64, data: &Value) -> Value {
     message["edited_timestamp"] = json!(now_timestamp());
     let flags = message["flags"].as_u64().unwrap_or(0) & !LOADING;
     message["flags"] = json!(flags);
-    st.messages.insert(id, message.clone());
-    message
+    store_message(st, message)
 }
 
 /// Applies the fields of a create/edit body to a stored message, as Discord echoes them.
 fn apply_edit(st: &mut St, message: &mut Value, data: &Value) {
     if let Some(content) = data.get("content") {
-        message["content"] = json!(content.as_str().unwrap_or_default());
+        let content = content.as_str().unwrap_or_default();
+        message["content"] = json!(content);
+        let mentioned = mentions(content, &data["allowed_mentions"]);
+        message["mentions"] =
+            Value::Array(mentioned.users.into_iter().map(payload::user).collect());
+        message["mention_roles"] = json!(
+            mentioned
+                .roles
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+        );
+        message["mention_everyone"] = json!(mentioned.everyone);
     }
     if let Some(embeds) = data.get("embeds") {
         let embeds: Vec<Value> = embeds
@@ -1601,6 +2376,7 @@ fn check_message(data: &Value, interaction: bool, create: bool) -> Vec<String> {
         ));
     }
     check_embeds(&data["embeds"], &mut problems);
+    check_allowed_mentions(&data["allowed_mentions"], &mut problems);
     check_flags(data, interaction, &mut problems);
     let v2 = data["flags"].as_u64().unwrap_or(0) & COMPONENTS_V2 != 0;
     if !v2 {
@@ -1630,6 +2406,284 @@ fn check_message(data: &Value, interaction: bool, create: bool) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The spec's `MessageAllowedMentionsRequest`: `parse` lists some of "users", "roles" and
+/// "everyone" (each once); `users` and `roles` hold at most 100 distinct snowflake strings; and,
+/// as Discord's docs add, a type in `parse` cannot also come with a non-empty list of ids
+/// (serenity always sends the lists, empty, so only a non-empty one is flagged).
+fn check_allowed_mentions(allowed: &Value, problems: &mut Vec<String>) {
+    if allowed.is_null() {
+        return;
+    }
+    let Some(obj) = allowed.as_object() else {
+        problems.push(format!("allowed_mentions must be an object, got {allowed}"));
+        return;
+    };
+    let mut parse: Vec<&str> = Vec::new();
+    match obj.get("parse").unwrap_or(&Value::Null) {
+        Value::Null => {}
+        Value::Array(items) => {
+            for item in items {
+                match item.as_str() {
+                    Some(t @ ("users" | "roles" | "everyone")) if parse.contains(&t) => {
+                        problems.push(format!("allowed_mentions.parse lists {t:?} twice"))
+                    }
+                    Some(t @ ("users" | "roles" | "everyone")) => parse.push(t),
+                    _ => problems.push(format!(
+                        "allowed_mentions.parse: {item} is not one of \"users\", \"roles\", \
+                         \"everyone\""
+                    )),
+                }
+            }
+        }
+        other => problems.push(format!(
+            "allowed_mentions.parse must be an array, got {other}"
+        )),
+    }
+    for (key, kind) in [("users", "users"), ("roles", "roles")] {
+        let ids = match obj.get(key).unwrap_or(&Value::Null) {
+            Value::Null => continue,
+            Value::Array(ids) => ids,
+            other => {
+                problems.push(format!(
+                    "allowed_mentions.{key} must be an array, got {other}"
+                ));
+                continue;
+            }
+        };
+        if ids.len() > 100 {
+            problems.push(format!(
+                "allowed_mentions.{key} has {} ids (max 100)",
+                ids.len()
+            ));
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for id in ids {
+            match id.as_str().filter(|s| is_snowflake(s)) {
+                Some(s) if seen.contains(&s) => {
+                    problems.push(format!("allowed_mentions.{key} lists {s} twice"))
+                }
+                Some(s) => seen.push(s),
+                None => problems.push(format!(
+                    "allowed_mentions.{key}: {id} is not a snowflake string"
+                )),
+            }
+        }
+        if !ids.is_empty() && parse.contains(&kind) {
+            problems.push(format!(
+                "allowed_mentions: parse has {kind:?} and {key} lists ids; Discord takes one or \
+                 the other"
+            ));
+        }
+    }
+    if let Some(replied) = obj.get("replied_user")
+        && !replied.is_null()
+        && !replied.is_boolean()
+    {
+        problems.push(format!(
+            "allowed_mentions.replied_user must be a boolean, got {replied}"
+        ));
+    }
+}
+
+/// The spec's `MessageReferenceRequest` for a reply: `message_id` is required and, like
+/// `channel_id` and `guild_id`, a snowflake string; a reply stays in its channel (and guild);
+/// `fail_if_not_exists` is a boolean, true by default; only `type` 0 (DEFAULT, a reply) is
+/// served. Returns the message id and `fail_if_not_exists` when the reference is well formed.
+fn check_reference(
+    reference: &Value,
+    channel: u64,
+    problems: &mut Vec<String>,
+) -> Option<(u64, bool)> {
+    if reference.is_null() {
+        return None;
+    }
+    let Some(obj) = reference.as_object() else {
+        problems.push(format!(
+            "message_reference must be an object, got {reference}"
+        ));
+        return None;
+    };
+    let before = problems.len();
+    let id = |key: &str, problems: &mut Vec<String>| -> Option<u64> {
+        let value = obj.get(key).filter(|v| !v.is_null())?;
+        let id = value
+            .as_str()
+            .filter(|s| is_snowflake(s))
+            .and_then(|s| s.parse().ok());
+        if id.is_none() {
+            problems.push(format!(
+                "message_reference.{key}: {value} is not a snowflake string"
+            ));
+        }
+        id
+    };
+    let message_id = id("message_id", problems);
+    if obj.get("message_id").is_none_or(Value::is_null) {
+        problems.push("message_reference.message_id is required".into());
+    }
+    if let Some(other) = id("channel_id", problems)
+        && other != channel
+    {
+        problems.push(format!(
+            "message_reference.channel_id {other} is not the channel posted to ({channel}); a \
+             reply stays in its channel"
+        ));
+    }
+    if let Some(guild) = id("guild_id", problems)
+        && guild != GUILD_ID
+    {
+        problems.push(format!(
+            "message_reference.guild_id {guild} is not the channel's guild"
+        ));
+    }
+    match obj.get("type").unwrap_or(&Value::Null) {
+        Value::Null => {}
+        t if t == &json!(0) => {}
+        other => problems.push(format!(
+            "message_reference.type {other}: the fake serves replies (type 0) only"
+        )),
+    }
+    let fail_if_not_exists = match obj.get("fail_if_not_exists").unwrap_or(&Value::Null) {
+        Value::Null => true,
+        Value::Bool(b) => *b,
+        other => {
+            problems.push(format!(
+                "message_reference.fail_if_not_exists must be a boolean, got {other}"
+            ));
+            true
+        }
+    };
+    if problems.len() > before {
+        return None;
+    }
+    message_id.map(|id| (id, fail_if_not_exists))
+}
+
+/// The spec's `IncomingWebhookRequestPartial` identity fields: `username` 1-80 characters
+/// (Discord also refuses names containing "discord" or "clyde"), `avatar_url` a http(s) URL of
+/// at most 2048 characters.
+fn check_webhook_identity(body: &Value, problems: &mut Vec<String>) {
+    match body.get("username").unwrap_or(&Value::Null) {
+        Value::Null => {}
+        Value::String(name) => {
+            let n = name.chars().count();
+            if !(1..=80).contains(&n) {
+                problems.push(format!("username is {n} characters (1-80)"));
+            }
+            let lower = name.to_lowercase();
+            if lower.contains("discord") || lower.contains("clyde") {
+                problems.push(format!(
+                    "username {name:?} contains \"discord\" or \"clyde\", which Discord refuses"
+                ));
+            }
+        }
+        other => problems.push(format!("username must be a string, got {other}")),
+    }
+    match body.get("avatar_url").unwrap_or(&Value::Null) {
+        Value::Null => {}
+        Value::String(url)
+            if url.len() <= 2048 && (url.starts_with("https://") || url.starts_with("http://")) => {
+        }
+        other => problems.push(format!(
+            "avatar_url must be a http(s) URL of at most 2048 characters, got {other}"
+        )),
+    }
+}
+
+/// Whether `s` is a snowflake as the spec's `SnowflakeType` pattern has it: `0` or digits
+/// without a leading zero.
+fn is_snowflake(s: &str) -> bool {
+    s == "0"
+        || (!s.is_empty()
+            && !s.starts_with('0')
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && s.parse::<u64>().is_ok())
+}
+
+/// A query parameter's value, decoded.
+fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A boolean query parameter (`wait`, `with_components`), false when absent. Discord reads
+/// `true`/`false` (and `1`/`0`, in any case); anything else is a form error.
+fn query_flag(query: Option<&str>, key: &str, problems: &mut Vec<String>) -> bool {
+    let Some(value) = query_param(query, key) else {
+        return false;
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" => true,
+        "false" | "0" => false,
+        _ => {
+            problems.push(format!("query {key}={value:?} is not a boolean"));
+            false
+        }
+    }
+}
+
+/// Who a message's content mentions, once `allowed_mentions` has had its say.
+struct Mentioned {
+    users: Vec<u64>,
+    /// Only the guild's roles: Discord leaves a mention of an unknown role out.
+    roles: Vec<u64>,
+    everyone: bool,
+}
+
+/// The mentions in `content` (`<@id>`, `<@!id>`, `<@&id>`, `@everyone`, `@here`) that
+/// `allowed` lets through. Without `allowed_mentions` Discord parses every mention in the
+/// content; with it, a type counts when `parse` names it or, for users and roles, when the id
+/// is listed.
+fn mentions(content: &str, allowed: &Value) -> Mentioned {
+    let lets = |kind: &str, id: Option<u64>| {
+        if allowed.is_null() {
+            return true;
+        }
+        let parsed = allowed["parse"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|t| t == kind));
+        let listed = id.is_some_and(|id| {
+            allowed[kind]
+                .as_array()
+                .is_some_and(|ids| ids.iter().any(|x| x == &json!(id.to_string())))
+        });
+        parsed || listed
+    };
+    let guild_roles: Vec<u64> = payload::roles()
+        .iter()
+        .filter_map(|r| snowflake(&r["id"]))
+        .filter(|id| *id != GUILD_ID)
+        .collect();
+    let mut found = Mentioned {
+        users: Vec::new(),
+        roles: Vec::new(),
+        everyone: (content.contains("@everyone") || content.contains("@here"))
+            && lets("everyone", None),
+    };
+    for piece in content.split("<@").skip(1) {
+        let (is_role, rest) = match piece.as_bytes().first() {
+            Some(b'&') => (true, &piece[1..]),
+            Some(b'!') => (false, &piece[1..]),
+            _ => (false, piece),
+        };
+        let Some((digits, _)) = rest.split_once('>') else {
+            continue;
+        };
+        let Some(id) = digits.parse::<u64>().ok().filter(|_| is_snowflake(digits)) else {
+            continue;
+        };
+        if is_role {
+            if guild_roles.contains(&id) && lets("roles", Some(id)) && !found.roles.contains(&id) {
+                found.roles.push(id);
+            }
+        } else if lets("users", Some(id)) && !found.users.contains(&id) {
+            found.users.push(id);
+        }
+    }
+    found
 }
 
 fn check_flags(data: &Value, interaction: bool, problems: &mut Vec<String>) {
@@ -1856,10 +2910,13 @@ fn serenity_parses(t: &str, d: &Value) -> Result<(), String> {
 
 /// Why the typed payload behind `t` does not parse.
 fn typed_error(t: &str, d: &Value) -> String {
-    use serenity::model::event::{GuildCreateEvent, InteractionCreateEvent, ReadyEvent};
+    use serenity::model::event::{
+        ChannelCreateEvent, GuildCreateEvent, InteractionCreateEvent, ReadyEvent,
+    };
     let result = match t {
         "READY" => serde_json::from_value::<ReadyEvent>(d.clone()).map(drop),
         "GUILD_CREATE" => serde_json::from_value::<GuildCreateEvent>(d.clone()).map(drop),
+        "CHANNEL_CREATE" => serde_json::from_value::<ChannelCreateEvent>(d.clone()).map(drop),
         "INTERACTION_CREATE" => {
             serde_json::from_value::<InteractionCreateEvent>(d.clone()).map(drop)
         }
@@ -2060,13 +3117,27 @@ pub mod payload {
         ]
     }
 
+    /// [`CHANNEL_ID`], where interactions happen.
     pub fn guild_channel() -> Value {
+        text_channel(CHANNEL_ID)
+    }
+
+    /// A text channel of [`GUILD_ID`]: `general`, `alerts` and `routed` for the three the fake
+    /// starts with, `channel-{id}` for any other.
+    pub fn text_channel(id: u64) -> Value {
+        let name = match id {
+            CHANNEL_ID => "general".to_string(),
+            ALERT_CHANNEL_ID => "alerts".to_string(),
+            ROUTE_CHANNEL_ID => "routed".to_string(),
+            other => format!("channel-{other}"),
+        };
+        let position = GUILD_CHANNELS.iter().position(|c| *c == id).unwrap_or(3);
         json!({
-            "id": CHANNEL_ID.to_string(),
+            "id": id.to_string(),
             "type": 0,
             "guild_id": GUILD_ID.to_string(),
-            "name": "general",
-            "position": 0,
+            "name": name,
+            "position": position,
             "permission_overwrites": [],
             "nsfw": false,
             "topic": null,
@@ -2075,6 +3146,17 @@ pub mod payload {
             "rate_limit_per_user": 0,
             "flags": 0,
         })
+    }
+
+    /// The author Discord gives a message sent through an incoming webhook: a bot user whose
+    /// id is the webhook's and whose name is the webhook's (or the execute body's `username`).
+    pub fn webhook_author(webhook_id: u64, username: &str) -> Value {
+        let mut u = user(webhook_id);
+        u["username"] = json!(username);
+        u["global_name"] = Value::Null;
+        u["discriminator"] = json!("0000");
+        u["bot"] = json!(true);
+        u
     }
 
     pub fn dm_channel(id: u64, recipient: u64) -> Value {
@@ -2130,8 +3212,14 @@ pub mod payload {
         })
     }
 
-    /// The GUILD_CREATE dispatch data: the REST guild plus the gateway-only fields.
+    /// The GUILD_CREATE dispatch data with the channels the fake starts with.
     pub fn guild() -> Value {
+        guild_with_channels(&GUILD_CHANNELS)
+    }
+
+    /// The GUILD_CREATE dispatch data: the REST guild plus the gateway-only fields, with
+    /// `channels` as text channels.
+    pub fn guild_with_channels(channels: &[u64]) -> Value {
         let mut g = guild_rest();
         let extra = json!({
             "joined_at": JOINED_AT,
@@ -2140,7 +3228,7 @@ pub mod payload {
             "member_count": MEMBERS.len(),
             "voice_states": [],
             "members": MEMBERS.iter().map(|(id, roles)| member(*id, roles, true, None)).collect::<Vec<_>>(),
-            "channels": [guild_channel()],
+            "channels": channels.iter().map(|c| text_channel(*c)).collect::<Vec<_>>(),
             "threads": [],
             "presences": [],
             "stage_instances": [],
@@ -2314,8 +3402,8 @@ pub mod payload {
                     }
                 }
                 Some(7) => {
-                    let mut c = if id == CHANNEL_ID {
-                        guild_channel()
+                    let mut c = if GUILD_CHANNELS.contains(&id) {
+                        text_channel(id)
                     } else {
                         json!({"id": id.to_string(), "type": 0, "name": format!("channel{id}")})
                     };
