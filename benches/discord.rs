@@ -118,15 +118,13 @@ async fn main() {
     )
     .await
     .unwrap();
-    let plane = Arc::new(ControlPlane::new(&config, store.clone()).await.unwrap());
+    let plane = Arc::new(
+        ControlPlane::new(&config, store.clone(), Some(engine))
+            .await
+            .unwrap(),
+    );
     let stop = CancellationToken::new();
-    let bot = tokio::spawn(patchbay::discord::run(
-        Arc::new(config),
-        plane,
-        store.clone(),
-        engine,
-        stop.clone(),
-    ));
+    let bot = tokio::spawn(patchbay::discord::run(plane, stop.clone()));
     fake.wait_ready().await;
 
     let mut report = Vec::new();

@@ -64,6 +64,11 @@ pub async fn run(config: Config, config_path: PathBuf, required: bool) -> anyhow
         http_shutdown.clone(),
     ));
 
+    let plane = Arc::new(
+        ControlPlane::new(&config, store.clone(), Some(engine.clone()))
+            .await
+            .context("loading the stored permission grants")?,
+    );
     let discord_stop = CancellationToken::new();
     let discord = if config.bot.token.is_none() {
         tracing::info!(
@@ -71,18 +76,7 @@ pub async fn run(config: Config, config_path: PathBuf, required: bool) -> anyhow
         );
         None
     } else {
-        let plane = Arc::new(
-            ControlPlane::new(&config, store.clone())
-                .await
-                .context("loading the stored permission grants")?,
-        );
-        let front = crate::discord::run(
-            Arc::new(config.clone()),
-            plane,
-            store.clone(),
-            engine.clone(),
-            discord_stop.clone(),
-        );
+        let front = crate::discord::run(plane.clone(), discord_stop.clone());
         Some(tokio::spawn(async move {
             // The bot keeps monitoring without Discord: a failed connection is logged, not fatal.
             if let Err(err) = front.await {
@@ -115,7 +109,7 @@ pub async fn run(config: Config, config_path: PathBuf, required: bool) -> anyhow
     let mut running = config;
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload(&engine, &mut running, &config_path, required).await,
+            _ = hangup.recv() => reload(&engine, &plane, &mut running, &config_path, required).await,
             _ = terminate.recv() => { tracing::info!("SIGTERM received; shutting down"); break; }
             _ = interrupt.recv() => { tracing::info!("SIGINT received; shutting down"); break; }
         }
@@ -136,7 +130,9 @@ pub async fn run(config: Config, config_path: PathBuf, required: bool) -> anyhow
     http_shutdown.cancel();
     let _ = http_task.await;
     let _ = retention.await;
-    // The engine held the last writer handle; dropping it lets the writer finish.
+    // The engine (also held by the control plane) held the last writer handle; dropping both
+    // lets the writer finish.
+    drop(plane);
     drop(engine);
     let _ = writer_task.await;
     store.close().await;
@@ -144,13 +140,26 @@ pub async fn run(config: Config, config_path: PathBuf, required: bool) -> anyhow
     Ok(())
 }
 
-async fn reload(engine: &Engine, running: &mut Config, path: &std::path::Path, required: bool) {
+async fn reload(
+    engine: &Engine,
+    plane: &ControlPlane,
+    running: &mut Config,
+    path: &std::path::Path,
+    required: bool,
+) {
     tracing::info!(path = %path.display(), "SIGHUP received; reloading the config");
     match config::load(path, required, &Environment::from_process()) {
         Ok(new) => {
             if new.storage.url != running.storage.url || new.http.listen != running.http.listen {
                 tracing::warn!(
                     "[storage] and [http] changes need a restart; the new integrations are applied"
+                );
+            }
+            if new.bot.guilds != running.bot.guilds
+                || new.bot.audit_channel != running.bot.audit_channel
+            {
+                tracing::warn!(
+                    "[bot] guilds and audit_channel changes need a restart; grants, public_status and command_rate are applied"
                 );
             }
             let count = new.integrations.len();
@@ -160,6 +169,7 @@ async fn reload(engine: &Engine, running: &mut Config, path: &std::path::Path, r
                 http: running.http.clone(),
                 ..new
             };
+            plane.reload(running);
             tracing::info!(integrations = count, "config reloaded");
         }
         Err(errors) => {

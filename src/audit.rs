@@ -152,6 +152,18 @@ pub struct AuditQuery {
     pub outcome: Option<Outcome>,
     /// At most this many, newest first.
     pub limit: u32,
+    /// Only entries older than this position (a cursor from [`AuditPage::older`]), for the
+    /// next page.
+    pub before: Option<i64>,
+}
+
+/// One page of audit entries, newest first, with the cursor of the next (older) page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditPage {
+    /// The entries.
+    pub entries: Vec<AuditEntry>,
+    /// Pass as [`AuditQuery::before`] for the next page; `None` when this is the last one.
+    pub older: Option<i64>,
 }
 
 #[cfg(test)]

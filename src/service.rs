@@ -1,5 +1,4 @@
-//! The control-plane service: the one place the fronts (CLI, HTTP, and Discord in a later
-//! release) ask about integrations and act on them, so they all answer from the same code.
+//! The control-plane service: the one place the fronts (CLI, Discord, and HTTP) ask about integrations and act on them, so they all answer from the same code.
 //!
 //! - [`status_overview`] answers from stored state and rollups only; it never waits for a live
 //!   check.
@@ -17,10 +16,15 @@ use serde::Serialize;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
 use crate::access::{Denied, Grant, Member, Permission, Policy};
-use crate::audit::{Actor, AuditEntry, InvocationOption, Outcome, redact};
-use crate::config::{Config, Snowflake};
+use crate::audit::{Actor, AuditEntry, AuditPage, AuditQuery, InvocationOption, Outcome, redact};
+use crate::config::{CommandRate, Config, Snowflake};
 use crate::model::{IntegrationState, State};
+use crate::monitor::{Engine, RecheckError};
 use crate::store::{StatsWindow, Store, StoreError};
 
 /// One integration's line in a status overview.
@@ -246,32 +250,77 @@ pub struct Invocation {
 
 /// The control plane: the one path every front goes through. It applies the per-member rate
 /// limit, asks the access policy, runs the action, and writes one audit entry whatever the
-/// outcome, so a Discord command and a REST call are checked and recorded alike.
+/// outcome, so a Discord command and a REST call are checked and recorded alike. It also owns
+/// what the answers are made of: the running config (swapped on reload), the engine's live
+/// states, the store, and the 24-hour figures of the overview.
 pub struct ControlPlane {
     store: Store,
-    public_status: bool,
-    config_grants: Vec<Grant>,
+    engine: Option<Engine>,
+    config: std::sync::RwLock<Arc<Config>>,
     command_grants: std::sync::RwLock<Vec<Grant>>,
-    limiter: DefaultKeyedRateLimiter<u64>,
+    limiter: std::sync::RwLock<Arc<MemberLimiter>>,
+    day: DayFigures,
     audit_sink: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<AuditEntry>>,
 }
 
-impl ControlPlane {
-    /// Builds the control plane from the config and the grants stored by `/perms`.
-    pub async fn new(config: &Config, store: Store) -> Result<ControlPlane, StoreError> {
-        let command_grants = store.command_grants().await?;
-        let rate = config.bot.command_rate;
+/// The per-member command limiter, with the rate it was built from (so a reload only replaces
+/// it, and forgets who spent what, when the rate changed).
+struct MemberLimiter {
+    rate: CommandRate,
+    limiter: DefaultKeyedRateLimiter<u64>,
+}
+
+impl MemberLimiter {
+    fn new(rate: CommandRate) -> MemberLimiter {
         let quota = Quota::with_period(rate.refill_every())
             .expect("the refill period is not zero")
             .allow_burst(NonZeroU32::new(rate.burst).expect("the burst is at least 1"));
+        MemberLimiter {
+            rate,
+            limiter: RateLimiter::keyed(quota),
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Builds the control plane from the config and the grants stored by `/perms`. `engine` is
+    /// the running engine (live states, re-checks); without one, answers come from the stored
+    /// states, as the CLI reads them.
+    pub async fn new(
+        config: &Config,
+        store: Store,
+        engine: Option<Engine>,
+    ) -> Result<ControlPlane, StoreError> {
+        let command_grants = store.command_grants().await?;
         Ok(ControlPlane {
             store,
-            public_status: config.bot.public_status,
-            config_grants: config.grants.clone(),
+            engine,
+            config: std::sync::RwLock::new(Arc::new(config.clone())),
             command_grants: std::sync::RwLock::new(command_grants),
-            limiter: RateLimiter::keyed(quota),
+            limiter: std::sync::RwLock::new(Arc::new(MemberLimiter::new(config.bot.command_rate))),
+            day: DayFigures::default(),
             audit_sink: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The running config.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().expect("config lock").clone()
+    }
+
+    /// The store, for fronts that read what the plane does not wrap yet.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Takes a reloaded config: integrations listed and suggested, config grants, whether
+    /// status is public, and the command rate all follow it from the next invocation on.
+    pub fn reload(&self, config: &Config) {
+        let rate = config.bot.command_rate;
+        if self.limiter.read().expect("limiter lock").rate != rate {
+            *self.limiter.write().expect("limiter lock") = Arc::new(MemberLimiter::new(rate));
+        }
+        *self.config.write().expect("config lock") = Arc::new(config.clone());
     }
 
     /// Also sends every audit entry to `sink` (the Discord front mirrors them into
@@ -283,16 +332,91 @@ impl ControlPlane {
 
     /// The access policy as it stands: config grants plus `/perms` grants.
     pub fn policy(&self) -> Policy {
+        let config = self.config();
         let command = self.command_grants.read().expect("grants lock");
         Policy {
-            public_status: self.public_status,
-            grants: self
-                .config_grants
+            public_status: config.bot.public_status,
+            grants: config
+                .grants
                 .iter()
                 .chain(command.iter())
                 .cloned()
                 .collect(),
         }
+    }
+
+    /// Recomputes the overview's 24-hour figures every `every` until `stop` (see
+    /// [`DayFigures`]).
+    pub async fn refresh_day_figures(&self, every: std::time::Duration, stop: CancellationToken) {
+        loop {
+            if let Err(err) = self.day.refresh(&self.store).await {
+                tracing::warn!(error = %err, "could not refresh the 24-hour figures");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+
+    /// Every configured integration's line, worst first: live states when the engine runs,
+    /// with 24-hour figures at most one refresh old.
+    pub async fn overview(&self, now: DateTime<Utc>) -> Result<Vec<StatusRow>, CommandError> {
+        let config = self.config();
+        match &self.engine {
+            Some(engine) => {
+                let day = self.day.get(&self.store).await?;
+                let states = engine
+                    .snapshot()
+                    .into_iter()
+                    .map(|state| (state.integration.clone(), state))
+                    .collect();
+                Ok(overview_rows(&config, states, &day, now))
+            }
+            None => Ok(status_overview(&config, &self.store, None, now).await?),
+        }
+    }
+
+    /// One integration in detail (see [`status_detail`]).
+    pub async fn detail(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<StatusDetail, CommandError> {
+        let live = self
+            .engine
+            .as_ref()
+            .map(|engine| engine.state(name).into_iter().collect());
+        status_detail(&self.config(), &self.store, live, name, now).await
+    }
+
+    /// Runs a check of `name` now (its result counts like any scheduled check) and returns the
+    /// detail that follows. Takes up to the integration's timeout.
+    pub async fn recheck(&self, name: &str) -> Result<StatusDetail, CommandError> {
+        let Some(engine) = &self.engine else {
+            return Err(CommandError::Invalid(
+                "checks run in the bot process; this front has no engine".into(),
+            ));
+        };
+        match engine.recheck(name).await {
+            Ok(_) => self.detail(name, crate::model::now()).await,
+            Err(RecheckError::Unknown) => Err(self.unknown_integration(name)),
+            Err(RecheckError::Paused) => Err(CommandError::Invalid(format!(
+                "{name} is disabled in the config (PAUSED): enable it to check it"
+            ))),
+            Err(RecheckError::Stopped) => Err(CommandError::Invalid(format!(
+                "{name} was removed or the bot is shutting down; nothing was checked"
+            ))),
+        }
+    }
+
+    fn unknown_integration(&self, name: &str) -> CommandError {
+        unknown_integration(&self.config(), name)
+    }
+
+    /// A page of the audit log.
+    pub async fn audit_page(&self, query: &AuditQuery) -> Result<AuditPage, CommandError> {
+        Ok(self.store.audit_page(query).await?)
     }
 
     /// Runs `action` for `invocation` if the member is within the rate limit and holds
@@ -316,7 +440,8 @@ impl ControlPlane {
     }
 
     fn admit(&self, invocation: &Invocation, permission: Permission) -> Result<(), CommandError> {
-        if let Err(not_until) = self.limiter.check_key(&invocation.member.user.0) {
+        let limiter = self.limiter.read().expect("limiter lock").clone();
+        if let Err(not_until) = limiter.limiter.check_key(&invocation.member.user.0) {
             return Err(CommandError::RateLimited {
                 retry_in: not_until.wait_time_from(DefaultClock::default().now()),
             });
@@ -376,7 +501,8 @@ impl ControlPlane {
         permission: Permission,
     ) -> Result<String, CommandError> {
         let from_config = self
-            .config_grants
+            .config()
+            .grants
             .iter()
             .any(|g| g.role == role && g.permission == permission);
         let removed = self.store.remove_grant(guild, role, permission).await?;
@@ -432,22 +558,9 @@ pub async fn status_detail(
     name: &str,
     now: DateTime<Utc>,
 ) -> Result<StatusDetail, CommandError> {
-    if !config.integrations.iter().any(|i| i.name == name) {
-        let suggestions = suggest_integrations(config, name, 3);
-        return Err(CommandError::Invalid(if suggestions.is_empty() {
-            format!("there is no integration named {name:?}; /status lists them all")
-        } else {
-            format!(
-                "there is no integration named {name:?}; did you mean {}?",
-                suggestions.join(" or ")
-            )
-        }));
-    }
-    let integration = config
-        .integrations
-        .iter()
-        .find(|i| i.name == name)
-        .expect("checked above");
+    let Some(integration) = config.integrations.iter().find(|i| i.name == name) else {
+        return Err(unknown_integration(config, name));
+    };
     // Only this integration's state and figures: the detail must not cost what the overview
     // of every integration costs.
     let state = match live {
@@ -485,6 +598,19 @@ pub async fn status_detail(
         row,
         windows,
         hourly_uptime,
+    })
+}
+
+/// The error for a name that is not configured, with the nearest names.
+fn unknown_integration(config: &Config, name: &str) -> CommandError {
+    let suggestions = suggest_integrations(config, name, 3);
+    CommandError::Invalid(if suggestions.is_empty() {
+        format!("there is no integration named {name:?}; /status lists them all")
+    } else {
+        format!(
+            "there is no integration named {name:?}; did you mean {}?",
+            suggestions.join(" or ")
+        )
     })
 }
 

@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 struct Bot {
     fake: FakeDiscord,
     store: Store,
+    plane: Arc<ControlPlane>,
+    engine: Engine,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -30,21 +32,38 @@ async fn start_bot() -> Bot {
     start_bot_with("", "").await
 }
 
+/// Two integrations checked hourly against a closed port: they stay UNKNOWN unless asked.
+const TWO_INTEGRATIONS: &str = "[[integration]]\nname = \"payments-api\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"1h\"\ntags = [\"payments\"]\n\
+     [[integration]]\nname = \"search\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"1h\"\n";
+
 /// Starts the bot with extra `[bot]` lines and extra tables (`[[grant]]`) in its config.
 async fn start_bot_with(bot_extra: &str, tables: &str) -> Bot {
-    let fake = FakeDiscord::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "[bot]\nguilds = [\"{}\"]\n{bot_extra}\n{tables}\n\
-         [[integration]]\nname = \"payments-api\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"1h\"\ntags = [\"payments\"]\n\
-         [[integration]]\nname = \"search\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"1h\"\n",
+    start_bot_config(bot_extra, tables, TWO_INTEGRATIONS).await
+}
+
+/// The config text the bot starts with.
+fn config_text(bot_extra: &str, tables: &str, integrations: &str) -> String {
+    format!(
+        "[bot]\nguilds = [\"{}\"]\n{bot_extra}\n{tables}\n{integrations}",
         fake_discord::GUILD_ID
-    );
+    )
+}
+
+/// Parses a config for the bot under test, pointed at `fake`.
+fn test_config(fake: &FakeDiscord, text: &str) -> config::Config {
     let env = Environment::from_pairs([
         ("DISCORD_TOKEN", "fake-token"),
         ("DISCORD_API_BASE", fake.api_base().as_str()),
     ]);
-    let config = config::parse(&text, "test.toml", None, &env).unwrap();
+    config::parse(text, "test.toml", None, &env).unwrap()
+}
+
+/// Starts the bot with its whole config given: `[bot]` lines, tables, and integrations.
+async fn start_bot_config(bot_extra: &str, tables: &str, integrations: &str) -> Bot {
+    let fake = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_text(bot_extra, tables, integrations);
+    let config = test_config(&fake, &text);
     let store = Store::open(&format!("sqlite://{}", dir.path().join("db").display()))
         .await
         .unwrap();
@@ -65,15 +84,13 @@ async fn start_bot_with(bot_extra: &str, tables: &str) -> Bot {
     )
     .await
     .unwrap();
-    let plane = Arc::new(ControlPlane::new(&config, store.clone()).await.unwrap());
+    let plane = Arc::new(
+        ControlPlane::new(&config, store.clone(), Some(engine.clone()))
+            .await
+            .unwrap(),
+    );
     let stop = CancellationToken::new();
-    let task = tokio::spawn(patchbay::discord::run(
-        Arc::new(config),
-        plane,
-        store.clone(),
-        engine,
-        stop.clone(),
-    ));
+    let task = tokio::spawn(patchbay::discord::run(plane.clone(), stop.clone()));
     let task = tokio::spawn(async move {
         task.await.unwrap().unwrap();
     });
@@ -81,6 +98,8 @@ async fn start_bot_with(bot_extra: &str, tables: &str) -> Bot {
     Bot {
         fake,
         store,
+        plane,
+        engine,
         stop,
         task,
         _dir: dir,
@@ -256,9 +275,9 @@ async fn registers_answers_checks_permissions_and_survives_a_gateway_drop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_permission_matrix_holds_and_every_cell_is_audited() {
-    // The ops role is granted audit.view and perms.manage by the config.
+    // The ops role is granted audit.view, perms.manage and status.recheck by the config.
     let grant = format!(
-        "[[grant]]\nrole = \"{}\"\npermissions = [\"audit.view\", \"perms.manage\"]\n",
+        "[[grant]]\nrole = \"{}\"\npermissions = [\"audit.view\", \"perms.manage\", \"status.recheck\"]\n",
         fake_discord::OPS_ROLE
     );
     let bot = start_bot_with("command_rate = \"100/m\"", &grant).await;
@@ -315,6 +334,41 @@ async fn the_permission_matrix_holds_and_every_cell_is_audited() {
                 },
             ));
         }
+    }
+    // The Re-check now button, pressed by each member in the guild.
+    let id = fake
+        .command(
+            "status",
+            option("integration", "payments-api"),
+            FakeMember::OWNER,
+        )
+        .await;
+    let detail = fake.original_message(id).await;
+    expected_audit.push(("status".into(), Outcome::Ok));
+    for ((who, member), allowed) in members.iter().zip([false, true, true, true]) {
+        let press = fake
+            .button(
+                "pb:status:recheck:payments-api",
+                detail.clone(),
+                member.unwrap(),
+            )
+            .await;
+        let reply = fake.callback_for(press).await;
+        if allowed {
+            assert_eq!(reply["type"], 7, "re-check by {who}: {reply}");
+        } else {
+            assert_eq!(reply["type"], 4, "re-check by {who}: {reply}");
+            assert_eq!(reply["data"]["flags"], 64);
+            assert!(reply["data"]["content"].as_str().unwrap().starts_with("⛔"));
+        }
+        expected_audit.push((
+            "status recheck".into(),
+            if allowed {
+                Outcome::Ok
+            } else {
+                Outcome::Denied
+            },
+        ));
     }
     let entries = bot
         .store
@@ -464,4 +518,420 @@ async fn the_cli_registers_and_lists_commands_over_rest() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("DISCORD_TOKEN is not set"));
     assert_eq!(fake.requests().len(), before);
+}
+
+/// `count` integrations named `svc-000`.. against `url`, checked hourly.
+fn many_integrations(count: usize, url: &str) -> String {
+    (0..count)
+        .map(|i| {
+            format!("[[integration]]\nname = \"svc-{i:03}\"\nurl = \"{url}\"\ninterval = \"1h\"\n")
+        })
+        .collect()
+}
+
+fn custom_ids(message: &Value) -> Vec<String> {
+    message["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .filter_map(|button| button["custom_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn description(message: &Value) -> String {
+    message["embeds"][0]["description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_overview_is_paginated_with_buttons_that_check_permissions() {
+    let bot = start_bot_config(
+        "public_status = false\ncommand_rate = \"100/m\"",
+        &format!(
+            "[[grant]]\nrole = \"{}\"\npermissions = [\"status.view\"]\n",
+            fake_discord::OPS_ROLE
+        ),
+        &many_integrations(45, "http://127.0.0.1:9/"),
+    )
+    .await;
+    let fake = &bot.fake;
+    let id = fake.command("status", json!([]), FakeMember::OPS).await;
+    let first = fake.original_message(id).await;
+    assert_eq!(first["embeds"][0]["title"], "45 integrations", "{first}");
+    assert_eq!(first["embeds"][0]["footer"]["text"], "Page 1 of 3");
+    let page_one = description(&first);
+    assert!(page_one.contains("**svc-000**") && page_one.contains("**svc-019**"));
+    assert!(!page_one.contains("**svc-020**"), "{page_one}");
+    assert_eq!(
+        custom_ids(&first),
+        [
+            "pb:status:page:0:prev",
+            "pb:status:page:1:next",
+            "pb:status:page:0:refresh"
+        ]
+    );
+    assert_eq!(first["components"][0]["components"][0]["disabled"], true);
+
+    // Next: the same message, updated in place (callback type 7) to page 2.
+    let press = fake
+        .button("pb:status:page:1:next", first.clone(), FakeMember::OPS)
+        .await;
+    let update = fake.callback_for(press).await;
+    assert_eq!(update["type"], 7, "{update}");
+    let second = fake.original_message(press).await;
+    assert_eq!(second["id"], first["id"]);
+    assert_eq!(second["embeds"][0]["footer"]["text"], "Page 2 of 3");
+    let page_two = description(&second);
+    assert!(page_two.contains("**svc-020**") && page_two.contains("**svc-039**"));
+    assert!(!page_two.contains("**svc-019**"), "{page_two}");
+
+    // A member without status.view may not page: an ephemeral denial, the message untouched.
+    let press = fake
+        .button("pb:status:page:2:next", second.clone(), FakeMember::NOBODY)
+        .await;
+    let denial = fake.callback_for(press).await;
+    assert_eq!(denial["type"], 4, "{denial}");
+    assert_eq!(denial["data"]["flags"], 64);
+    assert!(
+        denial["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("`status.view`"),
+        "{denial}"
+    );
+    assert_eq!(
+        fake.message(fake_discord::snowflake(&second["id"]).unwrap())
+            .unwrap()["embeds"][0]["footer"]["text"],
+        "Page 2 of 3"
+    );
+
+    // The last page: 5 integrations, Next disabled.
+    let press = fake
+        .button("pb:status:page:2:next", second.clone(), FakeMember::ADMIN)
+        .await;
+    fake.callback_for(press).await;
+    let third = fake.original_message(press).await;
+    assert_eq!(third["embeds"][0]["footer"]["text"], "Page 3 of 3");
+    assert!(description(&third).contains("**svc-044**"));
+    assert_eq!(third["components"][0]["components"][1]["disabled"], true);
+
+    let entries = bot
+        .store
+        .audit_entries(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let recorded: Vec<(String, Outcome, String)> = entries
+        .iter()
+        .rev()
+        .map(|e| (e.command.clone(), e.outcome, e.options.to_string()))
+        .collect();
+    assert_eq!(
+        recorded
+            .iter()
+            .map(|(c, o, _)| (c.as_str(), *o))
+            .collect::<Vec<_>>(),
+        [
+            ("status", Outcome::Ok),
+            ("status page", Outcome::Ok),
+            ("status page", Outcome::Denied),
+            ("status page", Outcome::Ok),
+        ]
+    );
+    assert!(recorded[1].2.contains("\"2\""), "{:?}", recorded[1]);
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    bot.stop.cancel();
+    bot.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_check_now_runs_a_live_check_for_those_allowed_and_defers_when_slow() {
+    let upstream = common::upstream::Upstream::start().await;
+    let bot = start_bot_config(
+        "command_rate = \"100/m\"",
+        &format!(
+            "[[grant]]\nrole = \"{}\"\npermissions = [\"status.recheck\"]\n",
+            fake_discord::OPS_ROLE
+        ),
+        &format!(
+            "[[integration]]\nname = \"payments-api\"\nurl = \"{}\"\ninterval = \"1h\"\n",
+            upstream.url()
+        ),
+    )
+    .await;
+    let fake = &bot.fake;
+    let id = fake
+        .command(
+            "status",
+            option("integration", "payments-api"),
+            FakeMember::NOBODY,
+        )
+        .await;
+    let detail = fake.original_message(id).await;
+    assert_eq!(custom_ids(&detail), ["pb:status:recheck:payments-api"]);
+
+    // Without status.recheck: denied, ephemeral, and nothing is checked.
+    let hits = upstream.hits();
+    let press = fake
+        .button(
+            "pb:status:recheck:payments-api",
+            detail.clone(),
+            FakeMember::NOBODY,
+        )
+        .await;
+    let denial = fake.callback_for(press).await;
+    assert_eq!(denial["type"], 4);
+    assert_eq!(denial["data"]["flags"], 64);
+    assert!(
+        denial["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("`status.recheck`"),
+        "{denial}"
+    );
+
+    // With it: the upstream is asked, and the message shows the fresh result.
+    let press = fake
+        .button(
+            "pb:status:recheck:payments-api",
+            detail.clone(),
+            FakeMember::OPS,
+        )
+        .await;
+    let update = fake.callback_for(press).await;
+    assert_eq!(update["type"], 7, "{update}");
+    assert!(upstream.hits() > hits, "the re-check reached the upstream");
+    let title = update["data"]["embeds"][0]["title"].as_str().unwrap();
+    assert!(title.ends_with("payments-api: UP"), "{title}");
+    assert_eq!(
+        bot.engine.state("payments-api").unwrap().state.to_string(),
+        "UP"
+    );
+
+    // A slow check: the press is deferred (type 6) within the deadline, then the message is
+    // edited when the check answers.
+    upstream.hold();
+    upstream.break_it();
+    let before = upstream.hits();
+    let press = fake
+        .button(
+            "pb:status:recheck:payments-api",
+            detail.clone(),
+            FakeMember::OWNER,
+        )
+        .await;
+    let deferred = fake.callback_for(press).await;
+    assert_eq!(deferred["type"], 6, "{deferred}");
+    assert!(fake.callback_latency(press).unwrap() < Duration::from_secs(3));
+    upstream.wait_hits(before + 1).await;
+    upstream.release();
+    let edit = fake
+        .wait_for_request("the edit after the deferred re-check", |r| {
+            r.method == "PATCH" && r.path.ends_with("/messages/@original")
+        })
+        .await;
+    let fields = edit.body.unwrap()["embeds"][0]["fields"].clone();
+    assert!(
+        fields.to_string().contains("status 500"),
+        "the failed check is shown: {fields}"
+    );
+
+    let entries = bot
+        .store
+        .audit_entries(&AuditQuery {
+            command: Some("status recheck".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let outcomes: Vec<Outcome> = entries.iter().rev().map(|e| e.outcome).collect();
+    assert_eq!(outcomes, [Outcome::Denied, Outcome::Ok, Outcome::Ok]);
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    bot.stop.cancel();
+    bot.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_answers_are_deferred_and_late_errors_stay_private() {
+    use sqlx::Connection;
+    let bot = start_bot().await;
+    let fake = &bot.fake;
+    // Another writer holds the database: the audit entry waits for it, and so does the reply.
+    let path = bot._dir.path().join("db");
+    let mut blocker = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let ok = fake.command("status", json!([]), FakeMember::NOBODY).await;
+    let bad = fake
+        .command("status", option("integration", "nope"), FakeMember::OPS)
+        .await;
+    // Deferred (type 5) in time, while the database is still held.
+    for id in [ok, bad] {
+        let first = fake.callback_for(id).await;
+        assert_eq!(first["type"], 5, "{first}");
+        assert!(fake.callback_latency(id).unwrap() < Duration::from_secs(3));
+    }
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    // The overview arrives as the follow-up; the error replaces the public "thinking" message
+    // with an ephemeral one.
+    let ok_token = fake.interaction_token(ok).unwrap();
+    let followup = fake
+        .wait_for_request("the overview after the deferral", |r| {
+            r.method == "POST" && r.path.contains(&ok_token) && !r.path.ends_with("/callback")
+        })
+        .await;
+    assert!(
+        followup.body.unwrap()["embeds"][0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("integrations")
+    );
+    let token = fake.interaction_token(bad).unwrap();
+    fake.wait_for_request("the deleted thinking message", |r| {
+        r.method == "DELETE" && r.path.contains(&token) && r.path.ends_with("/@original")
+    })
+    .await;
+    let error = fake
+        .wait_for_request("the ephemeral error", |r| {
+            r.method == "POST" && r.path.contains(&token) && !r.path.ends_with("/callback")
+        })
+        .await;
+    let body = error.body.unwrap();
+    assert_eq!(body["flags"], 64, "{body}");
+    assert!(
+        body["content"]
+            .as_str()
+            .unwrap()
+            .contains("there is no integration named \"nope\""),
+        "{body}"
+    );
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    bot.stop.cancel();
+    bot.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_config_is_what_status_and_autocomplete_show() {
+    let bot = start_bot().await;
+    let fake = &bot.fake;
+    let text = config_text(
+        "",
+        "",
+        &format!(
+            "{TWO_INTEGRATIONS}[[integration]]\nname = \"ledger\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"1h\"\n"
+        ),
+    );
+    let reloaded = test_config(fake, &text);
+    // What SIGHUP does in `patchbay run`.
+    bot.engine.apply(reloaded.integrations.clone()).await;
+    bot.plane.reload(&reloaded);
+    let id = fake.command("status", json!([]), FakeMember::NOBODY).await;
+    let overview = fake.original_message(id).await;
+    assert_eq!(overview["embeds"][0]["title"], "3 integrations");
+    assert!(description(&overview).contains("**ledger**"));
+    let id = fake
+        .autocomplete(
+            "status",
+            json!([{"name": "integration", "type": 3, "value": "led", "focused": true}]),
+            FakeMember::NOBODY,
+        )
+        .await;
+    let choices = fake.callback_for(id).await["data"]["choices"].clone();
+    assert_eq!(choices, json!([{"name": "ledger", "value": "ledger"}]));
+    let id = fake
+        .command(
+            "status",
+            option("integration", "ledger"),
+            FakeMember::NOBODY,
+        )
+        .await;
+    let detail = fake.callback_for(id).await;
+    assert!(
+        detail["data"]["embeds"][0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("ledger"),
+        "{detail}"
+    );
+    bot.stop.cancel();
+    bot.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_pages_back_with_an_older_button() {
+    let bot = start_bot_with("command_rate = \"100/m\"", "").await;
+    let fake = &bot.fake;
+    // Five commands by four members, so each page's lines can be told apart.
+    let members = [
+        FakeMember::NOBODY,
+        FakeMember::OPS,
+        FakeMember::ADMIN,
+        FakeMember::OWNER,
+        FakeMember::NOBODY,
+    ];
+    for member in members {
+        let id = fake.command("status", json!([]), member).await;
+        fake.callback_for(id).await;
+    }
+    let id = fake
+        .command(
+            "audit",
+            json!([{"name": "limit", "type": 4, "value": 2}]),
+            FakeMember::OWNER,
+        )
+        .await;
+    let first = fake.original_message(id).await;
+    assert_eq!(
+        first["flags"].as_u64().unwrap() & 64,
+        64,
+        "ephemeral: {first}"
+    );
+    let older = custom_ids(&first);
+    assert_eq!(older.len(), 1, "{first}");
+    assert!(older[0].starts_with("pb:audit:"), "{older:?}");
+    let lines = |m: &Value| description(m).lines().count();
+    assert_eq!(lines(&first), 2);
+    let press = fake
+        .button(&older[0], first.clone(), FakeMember::OWNER)
+        .await;
+    assert_eq!(fake.callback_for(press).await["type"], 7);
+    let second = fake.original_message(press).await;
+    assert_eq!(lines(&second), 2);
+    // Newest first, and the pages follow each other without overlap.
+    let who = |m: &Value| -> Vec<u64> {
+        description(m)
+            .lines()
+            .map(|line| {
+                let start = line.find("<@").unwrap() + 2;
+                let end = start + line[start..].find('>').unwrap();
+                line[start..end].parse().unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(
+        who(&first),
+        [fake_discord::NOBODY_USER_ID, fake_discord::OWNER_ID]
+    );
+    assert_eq!(
+        who(&second),
+        [fake_discord::ADMIN_USER_ID, fake_discord::OPS_USER_ID]
+    );
+    // A member without audit.view cannot page someone else's view.
+    let press = fake
+        .button(&custom_ids(&second)[0], second.clone(), FakeMember::NOBODY)
+        .await;
+    assert_eq!(fake.callback_for(press).await["data"]["flags"], 64);
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    bot.stop.cancel();
+    bot.task.await.unwrap();
 }

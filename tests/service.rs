@@ -20,7 +20,9 @@ async fn plane(config_text: &str) -> (ControlPlane, Store, tempfile::TempDir) {
         .unwrap();
     let config = config::parse(config_text, "test.toml", None, &Environment::default()).unwrap();
     (
-        ControlPlane::new(&config, store.clone()).await.unwrap(),
+        ControlPlane::new(&config, store.clone(), None)
+            .await
+            .unwrap(),
         store,
         dir,
     )

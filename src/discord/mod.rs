@@ -4,6 +4,7 @@
 //! render the answer; every error is one [`CommandError`] rendered as an ephemeral reply.
 
 pub mod commands;
+mod components;
 mod render;
 
 use std::sync::Arc;
@@ -15,22 +16,12 @@ use tokio_util::sync::CancellationToken;
 use crate::access::Member;
 use crate::audit::{Actor, InvocationOption};
 use crate::config::{Config, Snowflake};
-use crate::monitor::Engine;
 use crate::service::{CommandError, ControlPlane, Invocation};
-use crate::store::Store;
 
-/// What every command can reach.
+/// What every command can reach: the control plane, which answers every front alike.
 pub struct Data {
-    /// The one path for permission checks and audit entries.
+    /// The one path for permission checks, audit entries and answers.
     pub plane: Arc<ControlPlane>,
-    /// The configuration the bot started with.
-    pub config: Arc<Config>,
-    /// The database, for status figures.
-    pub store: Store,
-    /// The running engine, for live states.
-    pub engine: Engine,
-    /// 24-hour figures of every integration, refreshed in the background.
-    pub day: Arc<crate::service::DayFigures>,
 }
 
 /// How often the overview's 24-hour figures are recomputed.
@@ -49,46 +40,56 @@ fn snowflake(id: impl Into<u64>) -> Snowflake {
     Snowflake(id.into())
 }
 
-/// The facts about the invoking member, and the invocation as the control plane sees it.
+/// The facts that decide a member's permissions, from an interaction's parts.
+fn member_of(
+    cache: &serenity::Cache,
+    guild: Option<serenity::GuildId>,
+    user: &serenity::User,
+    member: Option<&serenity::Member>,
+) -> Member {
+    let (roles, is_administrator) = match member {
+        Some(member) => (
+            member.roles.iter().map(|r| snowflake(*r)).collect(),
+            member
+                .permissions
+                .is_some_and(serenity::Permissions::administrator),
+        ),
+        None => (Vec::new(), false),
+    };
+    let is_owner = guild
+        .and_then(|guild| cache.guild(guild).map(|guild| guild.owner_id == user.id))
+        .unwrap_or(false);
+    Member {
+        user: snowflake(user.id),
+        guild: guild.map(snowflake),
+        roles,
+        is_owner,
+        is_administrator,
+    }
+}
+
+/// The invocation of a slash command, as the control plane sees it.
 pub(crate) fn invocation(ctx: Context<'_>, command: &str) -> Invocation {
     let started = Instant::now();
     let user = ctx.author();
-    let (roles, is_administrator) = match ctx {
-        poise::Context::Application(app) => match &app.interaction.member {
-            Some(member) => (
-                member.roles.iter().map(|r| snowflake(*r)).collect(),
-                member
-                    .permissions
-                    .is_some_and(serenity::Permissions::administrator),
-            ),
-            None => (Vec::new(), false),
-        },
-        poise::Context::Prefix(_) => (Vec::new(), false),
-    };
-    let guild = ctx.guild_id().map(snowflake);
-    let is_owner = ctx.guild().is_some_and(|guild| guild.owner_id == user.id);
-    let options = match ctx {
-        poise::Context::Application(app) => app
-            .interaction
-            .data
-            .options()
-            .iter()
-            .map(|option| InvocationOption {
-                name: option.name.to_string(),
-                value: format!("{:?}", option.value),
-                secret: false,
-            })
-            .collect(),
-        poise::Context::Prefix(_) => Vec::new(),
+    let (member, options) = match ctx {
+        poise::Context::Application(app) => (
+            app.interaction.member.as_deref(),
+            app.interaction
+                .data
+                .options()
+                .iter()
+                .map(|option| InvocationOption {
+                    name: option.name.to_string(),
+                    value: format!("{:?}", option.value),
+                    secret: false,
+                })
+                .collect(),
+        ),
+        poise::Context::Prefix(_) => (None, Vec::new()),
     };
     Invocation {
-        member: Member {
-            user: snowflake(user.id),
-            guild,
-            roles,
-            is_owner,
-            is_administrator,
-        },
+        member: member_of(ctx.cache(), ctx.guild_id(), user, member),
         actor: Actor::Discord {
             user: snowflake(user.id),
             name: user.name.clone(),
@@ -99,6 +100,10 @@ pub(crate) fn invocation(ctx: Context<'_>, command: &str) -> Invocation {
         received: started,
     }
 }
+
+/// How long an answer may take before the interaction is deferred: Discord wants the first
+/// callback within 3 s, and a deferral buys 15 minutes.
+const DEFER_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Sends the answer: the reply itself, or the error as an ephemeral message.
 pub(crate) async fn respond(
@@ -113,6 +118,36 @@ pub(crate) async fn respond(
     };
     ctx.send(reply).await?;
     Ok(())
+}
+
+/// Waits for `answer` and sends it, deferring the interaction first if the answer takes more
+/// than [`DEFER_AFTER`] (a busy database, a slow check), so the 3-second deadline is never
+/// missed. `ephemeral` says how the deferred reply will show; an error after a public deferral
+/// replaces the "thinking" message with an ephemeral one, so errors stay private.
+pub(crate) async fn respond_in_time(
+    ctx: Context<'_>,
+    ephemeral: bool,
+    answer: impl std::future::Future<Output = Result<poise::CreateReply, CommandError>>,
+) -> Result<(), CommandError> {
+    let mut answer = std::pin::pin!(answer);
+    let result = tokio::select! {
+        result = &mut answer => return respond(ctx, result).await,
+        () = tokio::time::sleep(DEFER_AFTER) => {
+            if ephemeral { ctx.defer_ephemeral().await?; } else { ctx.defer().await?; }
+            answer.await
+        }
+    };
+    match (result, ctx) {
+        (Err(err), poise::Context::Application(app)) if !ephemeral => {
+            app.interaction.delete_response(ctx.http()).await?;
+            let message = serenity::CreateInteractionResponseFollowup::new()
+                .content(render::error_text(&err))
+                .ephemeral(true);
+            app.interaction.create_followup(ctx.http(), message).await?;
+            Ok(())
+        }
+        (result, _) => respond(ctx, result).await,
+    }
 }
 
 async fn on_error(error: poise::FrameworkError<'_, Data, CommandError>) {
@@ -151,13 +186,9 @@ fn http(config: &Config, token: &str) -> serenity::Http {
 
 /// Connects to Discord, registers the commands (per guild in `[bot].guilds`, else globally),
 /// and runs until `stop` is cancelled.
-pub async fn run(
-    config: Arc<Config>,
-    plane: Arc<ControlPlane>,
-    store: Store,
-    engine: Engine,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(plane: Arc<ControlPlane>, stop: CancellationToken) -> anyhow::Result<()> {
+    // Connection settings are read once: changing them needs a restart (the reload says so).
+    let config = plane.config();
     let token = config
         .bot
         .token
@@ -172,32 +203,22 @@ pub async fn run(
         .map(|g| serenity::GuildId::new(g.0))
         .collect();
     let data_plane = plane.clone();
-    let day = Arc::new(crate::service::DayFigures::default());
     {
-        let (day, store, stop) = (day.clone(), store.clone(), stop.clone());
-        tokio::spawn(async move {
-            loop {
-                if let Err(err) = day.refresh(&store).await {
-                    tracing::warn!(error = %err, "could not refresh the 24-hour figures");
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(DAY_FIGURES_EVERY) => {}
-                }
-            }
-        });
+        let (plane, stop) = (plane.clone(), stop.clone());
+        tokio::spawn(async move { plane.refresh_day_figures(DAY_FIGURES_EVERY, stop).await });
     }
-    let data = Data {
-        plane,
-        config: config.clone(),
-        store,
-        engine,
-        day,
-    };
+    let data = Data { plane };
     let framework = poise::Framework::builder()
         .options(poise::FrameworkOptions {
             commands: commands::all(),
             on_error: |error| Box::pin(on_error(error)),
+            event_handler: |framework, event| {
+                Box::pin(components::on_event(
+                    framework.serenity_context,
+                    event,
+                    framework.user_data,
+                ))
+            },
             ..Default::default()
         })
         .initialize_owners(false)

@@ -2,6 +2,7 @@
 
 use poise::serenity_prelude as serenity;
 
+use crate::audit::{Actor, AuditPage, AuditQuery};
 use crate::config::duration;
 use crate::model::State;
 use crate::service::{CommandError, StatusDetail, StatusRow, sparkline};
@@ -44,7 +45,7 @@ fn fit_lines(lines: &[String], limit: usize) -> String {
     let mut out = String::new();
     for (index, line) in lines.iter().enumerate() {
         let left = lines.len() - index;
-        let tail = format!("\n… and {left} more: use /status <integration>");
+        let tail = format!("\n… and {left} more");
         if out.len() + line.len() + 1 + tail.len() > limit {
             out.push_str(tail.trim_start());
             return out;
@@ -55,8 +56,23 @@ fn fit_lines(lines: &[String], limit: usize) -> String {
     out
 }
 
-/// The `/status` overview: counts per state, then the integrations worst first.
-pub fn overview(rows: &[StatusRow]) -> serenity::CreateEmbed {
+/// Integrations per page of the overview: 20 lines of at most about 200 characters stay well
+/// inside the 4096-character description.
+pub const ROWS_PER_PAGE: usize = 20;
+
+/// How many pages `rows` make.
+pub fn page_count(rows: usize) -> usize {
+    rows.div_ceil(ROWS_PER_PAGE).max(1)
+}
+
+/// One page of the `/status` overview: counts per state, then the integrations worst first,
+/// with Previous/Next/Refresh buttons when there is more than one page. `page` is clamped.
+pub fn overview(
+    rows: &[StatusRow],
+    page: usize,
+) -> (serenity::CreateEmbed, Vec<serenity::CreateActionRow>) {
+    let pages = page_count(rows.len());
+    let page = page.min(pages - 1);
     let counts: Vec<String> = State::ALL
         .iter()
         .map(|state| {
@@ -66,6 +82,8 @@ pub fn overview(rows: &[StatusRow]) -> serenity::CreateEmbed {
         .collect();
     let lines: Vec<String> = rows
         .iter()
+        .skip(page * ROWS_PER_PAGE)
+        .take(ROWS_PER_PAGE)
         .map(|row| {
             let mut line = format!(
                 "{} **{}** {} since <t:{}:R>",
@@ -77,8 +95,7 @@ pub fn overview(rows: &[StatusRow]) -> serenity::CreateEmbed {
             if row.state != State::Up
                 && let Some(error) = &row.last_error
             {
-                let short: String = error.chars().take(120).collect();
-                line.push_str(&format!(" — {short}"));
+                line.push_str(&format!(" — {}", shorten(error, 100)));
             }
             line
         })
@@ -89,10 +106,99 @@ pub fn overview(rows: &[StatusRow]) -> serenity::CreateEmbed {
         "{head}\n\n{}",
         fit_lines(&lines, DESCRIPTION_LIMIT - head.len() - 2)
     );
-    serenity::CreateEmbed::new()
+    let mut embed = serenity::CreateEmbed::new()
         .title(format!("{} integrations", rows.len()))
         .description(body)
-        .colour(colour(worst))
+        .colour(colour(worst));
+    let mut components = Vec::new();
+    if pages > 1 {
+        embed = embed.footer(serenity::CreateEmbedFooter::new(format!(
+            "Page {} of {pages}",
+            page + 1
+        )));
+        components.push(serenity::CreateActionRow::Buttons(vec![
+            serenity::CreateButton::new(format!("pb:status:page:{}:prev", page.saturating_sub(1)))
+                .label("◀ Previous")
+                .style(serenity::ButtonStyle::Secondary)
+                .disabled(page == 0),
+            serenity::CreateButton::new(format!("pb:status:page:{}:next", page + 1))
+                .label("Next ▶")
+                .style(serenity::ButtonStyle::Secondary)
+                .disabled(page + 1 >= pages),
+            serenity::CreateButton::new(format!("pb:status:page:{page}:refresh"))
+                .label("Refresh")
+                .style(serenity::ButtonStyle::Secondary),
+        ]));
+    }
+    (embed, components)
+}
+
+/// `text` cut to at most `max` characters, at a word boundary, with `…` when cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    let at_word = match cut.rfind(char::is_whitespace) {
+        Some(space) if space > cut.len() / 2 => &cut[..space],
+        _ => cut.as_str(),
+    };
+    format!("{}…", at_word.trim_end())
+}
+
+/// The button under a detail that runs a check now.
+pub fn recheck_button(name: &str) -> serenity::CreateActionRow {
+    serenity::CreateActionRow::Buttons(vec![
+        serenity::CreateButton::new(format!("pb:status:recheck:{name}"))
+            .label("Re-check now")
+            .style(serenity::ButtonStyle::Primary),
+    ])
+}
+
+/// A page of the audit log, with an "Older" button when there are older entries; `None` when
+/// nothing matches.
+pub fn audit_page(
+    query: &AuditQuery,
+    page: &AuditPage,
+) -> Option<(serenity::CreateEmbed, Vec<serenity::CreateActionRow>)> {
+    if page.entries.is_empty() {
+        return None;
+    }
+    let lines: Vec<String> = page
+        .entries
+        .iter()
+        .map(|entry| {
+            let Actor::Discord { user, .. } = &entry.actor;
+            format!(
+                "<t:{}:f> <@{}> `/{}` {} ({:.0} ms){}",
+                entry.at.timestamp(),
+                user.0,
+                shorten(&entry.command, 64),
+                entry.outcome,
+                entry.latency_ms,
+                entry
+                    .error_kind
+                    .as_deref()
+                    .map(|kind| format!(" {kind}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    let embed = serenity::CreateEmbed::new()
+        .title("Audit log")
+        .description(fit_lines(&lines, DESCRIPTION_LIMIT));
+    let components = match page.older {
+        Some(before) => vec![serenity::CreateActionRow::Buttons(vec![
+            serenity::CreateButton::new(super::components::audit_page_id(&AuditQuery {
+                before: Some(before),
+                ..query.clone()
+            }))
+            .label("Older ▶")
+            .style(serenity::ButtonStyle::Secondary),
+        ])],
+        None => Vec::new(),
+    };
+    Some((embed, components))
 }
 
 /// The `/status <integration>` detail.
@@ -111,8 +217,7 @@ pub fn detail(detail: &StatusDetail) -> serenity::CreateEmbed {
         true,
     );
     if let Some(error) = &row.last_error {
-        let short: String = error.chars().take(1000).collect();
-        embed = embed.field("Failed conditions", short, false);
+        embed = embed.field("Failed conditions", shorten(error, 1000), false);
     }
     for (window, figures) in &detail.windows {
         let value = match figures {
@@ -146,13 +251,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shortening_cuts_at_a_word_and_marks_it() {
+        assert_eq!(shorten("short", 10), "short");
+        assert_eq!(shorten("status 500 from the upstream", 15), "status 500…");
+        assert!(shorten(&"x".repeat(50), 10).chars().count() <= 10);
+        assert!(shorten(&"x".repeat(50), 10).ends_with('…'));
+    }
+
+    #[test]
     fn long_lists_end_with_a_marker_not_a_cut_line() {
         let lines: Vec<String> = (0..500)
             .map(|i| format!("line number {i} of many"))
             .collect();
         let text = fit_lines(&lines, 1000);
         assert!(text.len() <= 1000, "{}", text.len());
-        assert!(text.ends_with("more: use /status <integration>"), "{text}");
+        assert!(text.ends_with(" more"), "{text}");
         assert!(
             text.lines()
                 .rev()

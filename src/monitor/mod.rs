@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::future::BoxFuture;
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::{Notify, Semaphore, broadcast, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -70,6 +70,8 @@ struct Inner {
     events: broadcast::Sender<Transition>,
     tasks: tokio::sync::Mutex<HashMap<String, Running>>,
     stopping: CancellationToken,
+    /// Callers waiting for a re-check, by integration; served by the integration's task.
+    rechecks: Mutex<HashMap<String, Vec<oneshot::Sender<CheckResult>>>>,
     /// The instant every schedule counts from, so integrations that share a slot (see
     /// [`spread`]) share a wakeup, whenever their task started.
     epoch: Instant,
@@ -79,6 +81,22 @@ struct Running {
     integration: Arc<Integration>,
     cancel: CancellationToken,
     handle: Option<JoinHandle<()>>,
+    /// Wakes the task for a re-check; kept across restarts so a pending wakeup survives one.
+    wake: Arc<Notify>,
+}
+
+/// Why [`Engine::recheck`] ran no check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecheckError {
+    /// No integration by that name is configured.
+    #[error("no such integration")]
+    Unknown,
+    /// The integration is disabled.
+    #[error("the integration is paused")]
+    Paused,
+    /// The integration was removed, or the engine stopped, before its check ran.
+    #[error("the integration stopped before its check ran")]
+    Stopped,
 }
 
 /// How many transitions a slow subscriber may fall behind before it misses some.
@@ -111,6 +129,7 @@ impl Engine {
                 events: broadcast::channel(EVENT_BUFFER).0,
                 tasks: tokio::sync::Mutex::new(HashMap::new()),
                 stopping: CancellationToken::new(),
+                rechecks: Mutex::new(HashMap::new()),
                 epoch: Instant::now(),
             }),
         };
@@ -141,6 +160,30 @@ impl Engine {
             .cloned()
     }
 
+    /// Runs a check of `name` now, out of its cadence, and returns its result. The result counts
+    /// like any scheduled check (it feeds the state machine and is stored), and the cadence is
+    /// kept. Callers that ask while a check runs share the next check, which starts after
+    /// their request.
+    pub async fn recheck(&self, name: &str) -> Result<CheckResult, RecheckError> {
+        let (reply, result) = oneshot::channel();
+        {
+            let tasks = self.inner.tasks.lock().await;
+            let running = tasks.get(name).ok_or(RecheckError::Unknown)?;
+            if running.handle.is_none() {
+                return Err(RecheckError::Paused);
+            }
+            self.inner
+                .rechecks
+                .lock()
+                .expect("recheck lock")
+                .entry(name.to_string())
+                .or_default()
+                .push(reply);
+            running.wake.notify_one();
+        }
+        result.await.map_err(|_| RecheckError::Stopped)
+    }
+
     /// Whether the scheduler is running (not shutting down).
     pub fn is_running(&self) -> bool {
         !self.inner.stopping.is_cancelled()
@@ -160,12 +203,14 @@ impl Engine {
             if let Some(running) = tasks.remove(&name) {
                 running.cancel.cancel();
             }
+            // Dropping the waiters tells them the integration is gone.
+            inner.rechecks.lock().expect("recheck lock").remove(&name);
             inner.states.lock().expect("state lock").remove(&name);
             inner.metrics.remove_integration(&name);
             tracing::info!(integration = %name, "integration removed; its checks stopped");
         }
         for integration in integrations {
-            let previous = match tasks.remove(&integration.name) {
+            let (previous, wake) = match tasks.remove(&integration.name) {
                 Some(running) if *running.integration == integration => {
                     tasks.insert(integration.name.clone(), running);
                     continue;
@@ -173,9 +218,9 @@ impl Engine {
                 Some(running) => {
                     running.cancel.cancel();
                     tracing::info!(integration = %integration.name, "integration changed; restarting its checks");
-                    running.handle
+                    (running.handle, running.wake)
                 }
-                None => None,
+                None => (None, Arc::new(Notify::new())),
             };
             let name = integration.name.clone();
             let current = {
@@ -198,9 +243,12 @@ impl Engine {
                     self.inner.clone(),
                     integration.clone(),
                     cancel.clone(),
+                    wake.clone(),
                     previous,
                 )))
             } else {
+                // Nobody will check a paused integration: tell waiters so.
+                inner.rechecks.lock().expect("recheck lock").remove(&name);
                 if current.state != State::Paused {
                     inner
                         .change_state(&name, State::Paused, "disabled in the config".into(), None)
@@ -214,6 +262,7 @@ impl Engine {
                     integration,
                     cancel,
                     handle,
+                    wake,
                 },
             );
         }
@@ -382,6 +431,7 @@ async fn run(
     inner: Arc<Inner>,
     integration: Arc<Integration>,
     cancel: CancellationToken,
+    wake: Arc<Notify>,
     previous: Option<JoinHandle<()>>,
 ) {
     // A changed integration's old task may still be finishing a check; let it record first so
@@ -399,21 +449,35 @@ async fn run(
         Instant::now(),
     );
     loop {
-        tokio::select! {
+        let asked = tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep_until(due) => {}
-        }
+            _ = wake.notified() => true,
+            _ = tokio::time::sleep_until(due) => false,
+        };
+        // The callers this check answers: those who asked before it started.
+        let waiters = if asked {
+            inner
+                .rechecks
+                .lock()
+                .expect("recheck lock")
+                .remove(&integration.name)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let permit = tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
             permit = inner.permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
         };
         let started = Instant::now();
-        inner
-            .metrics
-            .scheduler_lateness
-            .observe(started.saturating_duration_since(due).as_secs_f64());
+        if !asked {
+            inner
+                .metrics
+                .scheduler_lateness
+                .observe(started.saturating_duration_since(due).as_secs_f64());
+        }
         inner.metrics.checks_in_flight.inc();
         let result = inner.probe.check(&integration).await;
         inner.metrics.checks_in_flight.dec();
@@ -421,6 +485,14 @@ async fn run(
         // Boxed: a task's future is as large as its largest await point, and 10,000 tasks
         // spend nearly all their time asleep; recording (with its commit path) would otherwise
         // size every sleeping task.
+        if asked {
+            Box::pin(inner.record(&mut machine, result.clone())).await;
+            for waiter in waiters {
+                let _ = waiter.send(result.clone());
+            }
+            // A re-check keeps the cadence: the next scheduled check stays where it was.
+            continue;
+        }
         Box::pin(inner.record(&mut machine, result)).await;
         due += interval;
         let now = Instant::now();

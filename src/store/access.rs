@@ -6,7 +6,7 @@ use tracing::instrument;
 
 use super::{Store, StoreError, from_millis, millis};
 use crate::access::{Grant, GrantSource, Permission};
-use crate::audit::{Actor, AuditEntry, AuditQuery, Outcome};
+use crate::audit::{Actor, AuditEntry, AuditPage, AuditQuery, Outcome};
 use crate::config::Snowflake;
 
 fn id(value: Snowflake) -> i64 {
@@ -114,10 +114,17 @@ impl Store {
     }
 
     /// The newest entries matching `query`, newest first.
-    #[instrument(skip_all)]
     pub async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(self.audit_page(query).await?.entries)
+    }
+
+    /// A page of entries matching `query`, newest first (by insertion order, which is time
+    /// order), and the cursor of the next page. The cursor is a row position, not an offset, so
+    /// entries written between two pages do not shift them.
+    #[instrument(skip_all)]
+    pub async fn audit_page(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
         let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT at_ms, guild_id, channel_id, actor_kind, actor_id, actor_name, command, \
+            "SELECT id, at_ms, guild_id, channel_id, actor_kind, actor_id, actor_name, command, \
              options, outcome, latency_ms, error_kind FROM audit_log WHERE 1 = 1",
         );
         if let Some(actor) = &query.actor_id {
@@ -129,10 +136,22 @@ impl Store {
         if let Some(outcome) = query.outcome {
             sql.push(" AND outcome = ").push_bind(outcome.as_str());
         }
-        sql.push(" ORDER BY at_ms DESC, id DESC LIMIT ")
-            .push_bind(i64::from(query.limit));
-        let rows = sql.build().fetch_all(&self.pool).await?;
-        rows.into_iter()
+        if let Some(before) = query.before {
+            sql.push(" AND id < ").push_bind(before);
+        }
+        // One more than asked, to know whether an older page exists.
+        let limit = query.limit.max(1);
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let mut rows = sql.build().fetch_all(&self.pool).await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let older = match rows.last() {
+            Some(last) if more => Some(last.try_get::<i64, _>("id")?),
+            _ => None,
+        };
+        let entries = rows
+            .into_iter()
             .map(|row| {
                 let kind: String = row.try_get("actor_kind")?;
                 let actor = match kind.as_str() {
@@ -161,7 +180,8 @@ impl Store {
                     error_kind: row.try_get("error_kind")?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(AuditPage { entries, older })
     }
 
     /// Deletes audit entries older than `retention`; returns how many.

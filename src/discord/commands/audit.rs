@@ -3,8 +3,8 @@
 use poise::serenity_prelude as serenity;
 
 use crate::access::Permission;
-use crate::audit::{Actor, AuditQuery, Outcome};
-use crate::discord::{Context, invocation, respond};
+use crate::audit::{AuditQuery, Outcome};
+use crate::discord::{Context, invocation, render, respond_in_time};
 use crate::service::CommandError;
 
 /// An outcome, as a fixed choice in Discord.
@@ -39,59 +39,33 @@ impl From<OutcomeChoice> for Outcome {
 pub async fn audit(
     ctx: Context<'_>,
     #[description = "Only this member"] user: Option<serenity::User>,
-    #[description = "Only this command, e.g. status or perms grant"] command: Option<String>,
+    #[description = "Only this command, e.g. status or perms grant"]
+    #[max_length = 32]
+    command: Option<String>,
     #[description = "Only this outcome"] outcome: Option<OutcomeChoice>,
-    #[description = "How many (1 to 25, default 10)"]
+    #[description = "How many per page (1 to 25, default 10)"]
     #[min = 1]
     #[max = 25]
     limit: Option<u32>,
 ) -> Result<(), CommandError> {
     let invocation = invocation(ctx, "audit");
-    let data = ctx.data();
-    let answer = data
-        .plane
-        .invoke(&invocation, Permission::AuditView, || async {
-            let entries = data
-                .store
-                .audit_entries(&AuditQuery {
-                    actor_id: user.as_ref().map(|u| u.id.get().to_string()),
-                    command: command.clone(),
-                    outcome: outcome.map(Outcome::from),
-                    limit: limit.unwrap_or(10).clamp(1, 25),
-                })
-                .await?;
-            if entries.is_empty() {
-                return Ok(poise::CreateReply::default()
-                    .content("No audit entries match.")
-                    .ephemeral(true));
-            }
-            let lines: Vec<String> = entries
-                .iter()
-                .map(|entry| {
-                    let Actor::Discord { user, .. } = &entry.actor;
-                    format!(
-                        "<t:{}:f> <@{}> `/{}` {} ({:.0} ms){}",
-                        entry.at.timestamp(),
-                        user.0,
-                        entry.command,
-                        entry.outcome,
-                        entry.latency_ms,
-                        entry
-                            .error_kind
-                            .as_deref()
-                            .map(|kind| format!(" {kind}"))
-                            .unwrap_or_default()
-                    )
-                })
-                .collect();
-            Ok(poise::CreateReply::default()
-                .embed(
-                    serenity::CreateEmbed::new()
-                        .title("Audit log")
-                        .description(lines.join("\n")),
-                )
-                .ephemeral(true))
-        })
-        .await;
-    respond(ctx, answer).await
+    let plane = &ctx.data().plane;
+    let query = AuditQuery {
+        actor_id: user.as_ref().map(|u| u.id.get().to_string()),
+        command: command.clone(),
+        outcome: outcome.map(Outcome::from),
+        limit: limit.unwrap_or(10).clamp(1, 25),
+        before: None,
+    };
+    let answer = plane.invoke(&invocation, Permission::AuditView, || async {
+        let page = plane.audit_page(&query).await?;
+        Ok(match render::audit_page(&query, &page) {
+            Some((embed, components)) => poise::CreateReply::default()
+                .embed(embed)
+                .components(components),
+            None => poise::CreateReply::default().content("No audit entries match."),
+        }
+        .ephemeral(true))
+    });
+    respond_in_time(ctx, true, answer).await
 }

@@ -3,7 +3,7 @@
 use poise::serenity_prelude as serenity;
 
 use crate::access::Permission;
-use crate::discord::{Context, invocation, render, respond};
+use crate::discord::{Context, invocation, render, respond_in_time};
 use crate::service::{self, CommandError};
 
 /// Autocompletes integration names (fuzzy), for members who may see them.
@@ -12,14 +12,13 @@ async fn integration_names(
     partial: &str,
 ) -> serenity::CreateAutocompleteResponse {
     let invocation = invocation(ctx, "status");
-    let allowed = ctx
-        .data()
-        .plane
+    let plane = &ctx.data().plane;
+    let allowed = plane
         .policy()
         .decide(&invocation.member, Permission::StatusView)
         .is_ok();
     let choices = if allowed {
-        service::suggest_integrations(&ctx.data().config, partial, 25)
+        service::suggest_integrations(&plane.config(), partial, 25)
             .into_iter()
             .map(serenity::AutocompleteChoice::from)
             .collect()
@@ -37,32 +36,20 @@ pub async fn status(
     #[autocomplete = "integration_names"]
     integration: Option<String>,
 ) -> Result<(), CommandError> {
-    let data = ctx.data();
+    let plane = &ctx.data().plane;
     let invocation = invocation(ctx, "status");
-    let answer = data
-        .plane
-        .invoke(&invocation, Permission::StatusView, || async {
-            let now = crate::model::now();
-            let embed = match &integration {
-                None => {
-                    let day = data.day.get(&data.store).await?;
-                    let states = data
-                        .engine
-                        .snapshot()
-                        .into_iter()
-                        .map(|state| (state.integration.clone(), state))
-                        .collect();
-                    render::overview(&service::overview_rows(&data.config, states, &day, now))
-                }
-                Some(name) => {
-                    let live = Some(data.engine.state(name).into_iter().collect());
-                    render::detail(
-                        &service::status_detail(&data.config, &data.store, live, name, now).await?,
-                    )
-                }
-            };
-            Ok(poise::CreateReply::default().embed(embed))
-        })
-        .await;
-    respond(ctx, answer).await
+    let answer = plane.invoke(&invocation, Permission::StatusView, || async {
+        let now = crate::model::now();
+        let (embed, components) = match &integration {
+            None => render::overview(&plane.overview(now).await?, 0),
+            Some(name) => (
+                render::detail(&plane.detail(name, now).await?),
+                vec![render::recheck_button(name)],
+            ),
+        };
+        Ok(poise::CreateReply::default()
+            .embed(embed)
+            .components(components))
+    });
+    respond_in_time(ctx, false, answer).await
 }
