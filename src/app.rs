@@ -13,6 +13,9 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::Alerts;
+use crate::alerts::dispatch::Dispatcher;
+use crate::alerts::notice::{Courier, LogCourier};
 use crate::config::{self, Config, Environment};
 use crate::http;
 use crate::metrics::Metrics;
@@ -24,9 +27,30 @@ use crate::store::{Store, writer};
 /// How often old results and rollups are pruned.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
-/// Runs the bot until SIGTERM or SIGINT. `config_path` and `required` say where SIGHUP reloads
-/// the config from.
-pub async fn run(config: Config, config_path: PathBuf, required: bool) -> anyhow::Result<()> {
+/// A started patchbay: every part `patchbay run` starts, held so signals (or tests) can reload
+/// and stop it.
+pub struct Running {
+    config: Config,
+    store: Store,
+    engine: Engine,
+    plane: Arc<ControlPlane>,
+    alerts: Arc<Alerts>,
+    address: std::net::SocketAddr,
+    stops: Vec<CancellationToken>,
+    /// Stopped in this order: the Discord front, the alert pipeline, then the engine, the HTTP
+    /// server, retention and the writer.
+    discord: Option<tokio::task::JoinHandle<()>>,
+    discord_stop: CancellationToken,
+    alert_tasks: Vec<tokio::task::JoinHandle<()>>,
+    alerts_stop: CancellationToken,
+    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    retention: tokio::task::JoinHandle<()>,
+    writer_task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts everything `patchbay run` runs: the store, the writer, the engine, the HTTP server,
+/// the alert pipeline and its dispatcher, the Discord front (with a token), and retention.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = Store::open(&config.storage.url)
         .await
         .with_context(|| format!("opening the database {}", config.storage.url))?;
@@ -64,10 +88,29 @@ pub async fn run(config: Config, config_path: PathBuf, required: bool) -> anyhow
         http_shutdown.clone(),
     ));
 
+    // Alerts: transitions become incidents and outbox rows; the dispatcher delivers them.
+    let alerts = Arc::new(Alerts::new(store.clone(), &config));
+    let alerts_stop = CancellationToken::new();
+    let alerts_task = {
+        let (alerts, transitions, stop) = (alerts.clone(), engine.subscribe(), alerts_stop.clone());
+        tokio::spawn(async move { alerts.run(transitions, stop).await })
+    };
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        courier(&config),
+        config.alerts.webhook.is_none(),
+        alerts.delivery_signal(),
+        alerts.delivered_sender(),
+    );
+    let dispatcher_task = {
+        let stop = alerts_stop.clone();
+        tokio::spawn(async move { dispatcher.run(stop).await })
+    };
     let plane = Arc::new(
         ControlPlane::new(&config, store.clone(), Some(engine.clone()))
             .await
-            .context("loading the stored permission grants")?,
+            .context("loading the stored permission grants")?
+            .with_alerts(alerts.clone()),
     );
     let discord_stop = CancellationToken::new();
     let discord = if config.bot.token.is_none() {
@@ -102,76 +145,138 @@ pub async fn run(config: Config, config_path: PathBuf, required: bool) -> anyhow
         config.storage.rollup_retention,
         retention_stop.clone(),
     ));
+    Ok(Running {
+        config,
+        store,
+        engine,
+        plane,
+        alerts,
+        address,
+        stops: vec![retention_stop, http_shutdown],
+        discord,
+        discord_stop,
+        alert_tasks: vec![alerts_task, dispatcher_task],
+        alerts_stop,
+        http_task,
+        retention,
+        writer_task,
+    })
+}
 
+impl Running {
+    /// The control plane (what the fronts call).
+    pub fn plane(&self) -> &Arc<ControlPlane> {
+        &self.plane
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The alert pipeline.
+    pub fn alerts(&self) -> &Arc<Alerts> {
+        &self.alerts
+    }
+
+    /// Where the HTTP server listens.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.address
+    }
+
+    /// Applies a reloaded config (what SIGHUP does after validating the file): integrations,
+    /// grants, routing and the rest; `[storage]` and `[http]` keep their running values.
+    pub async fn reload(&mut self, new: Config) {
+        if new.storage.url != self.config.storage.url || new.http.listen != self.config.http.listen
+        {
+            tracing::warn!(
+                "[storage] and [http] changes need a restart; the new integrations are applied"
+            );
+        }
+        if new.bot.guilds != self.config.bot.guilds
+            || new.bot.audit_channel != self.config.bot.audit_channel
+        {
+            tracing::warn!(
+                "[bot] guilds and audit_channel changes need a restart; grants, public_status and command_rate are applied"
+            );
+        }
+        let count = new.integrations.len();
+        self.engine.apply(new.integrations.clone()).await;
+        self.config = Config {
+            storage: self.config.storage.clone(),
+            http: self.config.http.clone(),
+            ..new
+        };
+        self.plane.reload(&self.config);
+        self.alerts.reload(&self.config);
+        tracing::info!(integrations = count, "config reloaded");
+    }
+
+    /// Stops gracefully: the Discord front, the alert pipeline (undelivered rows stay in the
+    /// outbox for the next start), then scheduling, checks in flight (up to
+    /// `[scheduler].shutdown_timeout`), the HTTP server, and the writer's last batch.
+    pub async fn shutdown(self) {
+        self.discord_stop.cancel();
+        if let Some(discord) = self.discord {
+            let _ = discord.await;
+        }
+        self.alerts_stop.cancel();
+        for task in self.alert_tasks {
+            let _ = task.await;
+        }
+        let abandoned = self
+            .engine
+            .shutdown(self.config.scheduler.shutdown_timeout)
+            .await;
+        if abandoned > 0 {
+            tracing::warn!(
+                abandoned,
+                "checks still running at the shutdown deadline were abandoned"
+            );
+        }
+        for stop in &self.stops {
+            stop.cancel();
+        }
+        let _ = self.http_task.await;
+        let _ = self.retention.await;
+        // The engine (also held by the control plane) held the last writer handle; dropping
+        // them lets the writer finish.
+        drop(self.plane);
+        drop(self.alerts);
+        drop(self.engine);
+        let _ = self.writer_task.await;
+        self.store.close().await;
+        tracing::info!("patchbay stopped");
+    }
+}
+
+/// Runs the bot until SIGTERM or SIGINT. `config_path` and `required` say where SIGHUP reloads
+/// the config from.
+pub async fn run(config: Config, config_path: PathBuf, required: bool) -> anyhow::Result<()> {
+    let mut running = start(config).await?;
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut running = config;
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload(&engine, &plane, &mut running, &config_path, required).await,
+            _ = hangup.recv() => reload(&mut running, &config_path, required).await,
             _ = terminate.recv() => { tracing::info!("SIGTERM received; shutting down"); break; }
             _ = interrupt.recv() => { tracing::info!("SIGINT received; shutting down"); break; }
         }
     }
-
-    retention_stop.cancel();
-    discord_stop.cancel();
-    if let Some(discord) = discord {
-        let _ = discord.await;
-    }
-    let abandoned = engine.shutdown(running.scheduler.shutdown_timeout).await;
-    if abandoned > 0 {
-        tracing::warn!(
-            abandoned,
-            "checks still running at the shutdown deadline were abandoned"
-        );
-    }
-    http_shutdown.cancel();
-    let _ = http_task.await;
-    let _ = retention.await;
-    // The engine (also held by the control plane) held the last writer handle; dropping both
-    // lets the writer finish.
-    drop(plane);
-    drop(engine);
-    let _ = writer_task.await;
-    store.close().await;
-    tracing::info!("patchbay stopped");
+    running.shutdown().await;
     Ok(())
 }
 
-async fn reload(
-    engine: &Engine,
-    plane: &ControlPlane,
-    running: &mut Config,
-    path: &std::path::Path,
-    required: bool,
-) {
+async fn reload(running: &mut Running, path: &std::path::Path, required: bool) {
     tracing::info!(path = %path.display(), "SIGHUP received; reloading the config");
     match config::load(path, required, &Environment::from_process()) {
-        Ok(new) => {
-            if new.storage.url != running.storage.url || new.http.listen != running.http.listen {
-                tracing::warn!(
-                    "[storage] and [http] changes need a restart; the new integrations are applied"
-                );
-            }
-            if new.bot.guilds != running.bot.guilds
-                || new.bot.audit_channel != running.bot.audit_channel
-            {
-                tracing::warn!(
-                    "[bot] guilds and audit_channel changes need a restart; grants, public_status and command_rate are applied"
-                );
-            }
-            let count = new.integrations.len();
-            engine.apply(new.integrations.clone()).await;
-            *running = Config {
-                storage: running.storage.clone(),
-                http: running.http.clone(),
-                ..new
-            };
-            plane.reload(running);
-            tracing::info!(integrations = count, "config reloaded");
-        }
+        Ok(new) => running.reload(new).await,
         Err(errors) => {
             for error in &errors.0 {
                 tracing::error!(%error, "config reload refused");
@@ -182,6 +287,12 @@ async fn reload(
             );
         }
     }
+}
+
+/// Where alert notifications go: a Discord webhook when one is configured, else the bot's
+/// REST API when a token is set, else the log.
+fn courier(config: &Config) -> Arc<dyn Courier> {
+    crate::discord::alert_courier(config).unwrap_or_else(|| Arc::new(LogCourier))
 }
 
 async fn prune_periodically(

@@ -6,6 +6,8 @@
 
 /// Permissions, grants and the access decision every front asks for.
 pub mod access;
+/// Incidents, routing, the alert outbox and its dispatcher.
+pub mod alerts;
 /// Wiring for `patchbay run`: opens the store, starts the engine and the fronts, handles signals.
 pub mod app;
 /// The audit log's vocabulary: actors, outcomes, redacted options.

@@ -18,8 +18,6 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
 use crate::access::{Denied, Grant, Member, Permission, Policy};
 use crate::audit::{Actor, AuditEntry, AuditPage, AuditQuery, InvocationOption, Outcome, redact};
 use crate::config::{CommandRate, Config, Snowflake};
@@ -71,7 +69,7 @@ pub async fn status_overview(
     Ok(overview_rows(config, states, &stats, now))
 }
 
-/// The overview from states and 24-hour figures already at hand (see [`DayFigures`]).
+/// The overview from states and 24-hour figures already at hand.
 pub fn overview_rows(
     config: &Config,
     states: HashMap<String, IntegrationState>,
@@ -98,40 +96,57 @@ pub fn overview_rows(
     rows
 }
 
-/// Every integration's 24-hour figures, kept in memory and refreshed in the background, so an
-/// overview costs its rendering and not a day of rollups for every integration (about 0.9 s
-/// at 10,000 integrations, measured with `benches/discord.rs`). The figures are at most one
-/// refresh period old; states are always live.
-#[derive(Default)]
-pub struct DayFigures {
-    current: std::sync::RwLock<Option<std::sync::Arc<HashMap<String, crate::store::WindowStats>>>>,
+/// One page of the `/status` overview.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverviewPage {
+    /// How many integrations are in each state.
+    pub counts: Vec<(State, usize)>,
+    /// Integrations in all.
+    pub total: usize,
+    /// The worst state of any integration.
+    pub worst: State,
+    /// This page's rows, worst first.
+    pub rows: Vec<StatusRow>,
+    /// This page (0-based, clamped to the last).
+    pub page: usize,
+    /// Pages in all (at least 1).
+    pub pages: usize,
 }
 
-impl DayFigures {
-    /// Recomputes the figures from the rollups.
-    pub async fn refresh(&self, store: &Store) -> Result<(), StoreError> {
-        let stats = store
-            .window_stats(None, StatsWindow::Day, crate::model::now())
-            .await?;
-        *self.current.write().expect("figures lock") = Some(std::sync::Arc::new(stats));
-        Ok(())
-    }
-
-    /// The figures, computing them first if no refresh has run yet.
-    pub async fn get(
-        &self,
-        store: &Store,
-    ) -> Result<std::sync::Arc<HashMap<String, crate::store::WindowStats>>, StoreError> {
-        if let Some(current) = self.current.read().expect("figures lock").clone() {
-            return Ok(current);
+impl OverviewPage {
+    /// A page cut from every row (already sorted).
+    pub fn of(rows: &[StatusRow], page: usize, per_page: usize) -> OverviewPage {
+        let per_page = per_page.max(1);
+        let pages = rows.len().div_ceil(per_page).max(1);
+        let page = page.min(pages - 1);
+        OverviewPage {
+            counts: State::ALL
+                .iter()
+                .map(|state| (*state, rows.iter().filter(|r| r.state == *state).count()))
+                .collect(),
+            total: rows.len(),
+            worst: rows.first().map_or(State::Up, |r| r.state),
+            rows: rows
+                .iter()
+                .skip(page * per_page)
+                .take(per_page)
+                .cloned()
+                .collect(),
+            page,
+            pages,
         }
-        self.refresh(store).await?;
-        Ok(self
-            .current
-            .read()
-            .expect("figures lock")
-            .clone()
-            .expect("just refreshed"))
+    }
+}
+
+/// The state an integration shows: PAUSED when disabled, UNKNOWN before its first state.
+fn effective_state(
+    integration: &crate::config::Integration,
+    state: Option<&IntegrationState>,
+) -> State {
+    match state {
+        _ if !integration.enabled => State::Paused,
+        Some(state) => state.state,
+        None => State::Unknown,
     }
 }
 
@@ -145,11 +160,7 @@ fn status_row(
     StatusRow {
         name: integration.name.clone(),
         kind: integration.check.kind().to_string(),
-        state: match state {
-            _ if !integration.enabled => State::Paused,
-            Some(state) => state.state,
-            None => State::Unknown,
-        },
+        state: effective_state(integration, state),
         since: state.map_or(now, |s| s.since),
         last_check: state.and_then(|s| s.last_check.as_ref().map(|l| l.at)),
         last_error: state
@@ -259,7 +270,7 @@ pub struct ControlPlane {
     config: std::sync::RwLock<Arc<Config>>,
     command_grants: std::sync::RwLock<Vec<Grant>>,
     limiter: std::sync::RwLock<Arc<MemberLimiter>>,
-    day: DayFigures,
+    alerts: Option<Arc<crate::alerts::Alerts>>,
     audit_sink: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<AuditEntry>>,
 }
 
@@ -298,9 +309,15 @@ impl ControlPlane {
             config: std::sync::RwLock::new(Arc::new(config.clone())),
             command_grants: std::sync::RwLock::new(command_grants),
             limiter: std::sync::RwLock::new(Arc::new(MemberLimiter::new(config.bot.command_rate))),
-            day: DayFigures::default(),
+            alerts: None,
             audit_sink: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Adds the alert pipeline, for `/alerts` and the alert buttons.
+    pub fn with_alerts(mut self, alerts: Arc<crate::alerts::Alerts>) -> ControlPlane {
+        self.alerts = Some(alerts);
+        self
     }
 
     /// The running config.
@@ -345,36 +362,56 @@ impl ControlPlane {
         }
     }
 
-    /// Recomputes the overview's 24-hour figures every `every` until `stop` (see
-    /// [`DayFigures`]).
-    pub async fn refresh_day_figures(&self, every: std::time::Duration, stop: CancellationToken) {
-        loop {
-            if let Err(err) = self.day.refresh(&self.store).await {
-                tracing::warn!(error = %err, "could not refresh the 24-hour figures");
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-        }
-    }
-
-    /// Every configured integration's line, worst first: live states when the engine runs,
-    /// with 24-hour figures at most one refresh old.
-    pub async fn overview(&self, now: DateTime<Utc>) -> Result<Vec<StatusRow>, CommandError> {
+    /// One page of the overview: the count per state, and the page's integrations, worst state
+    /// first, then by name. With a running engine, states are live and only the page's rows
+    /// are built (sorting 10,000 names is cheap; building 10,000 rows is not); without one,
+    /// the stored states are read.
+    pub async fn overview_page(
+        &self,
+        page: usize,
+        per_page: usize,
+        now: DateTime<Utc>,
+    ) -> Result<OverviewPage, CommandError> {
         let config = self.config();
-        match &self.engine {
-            Some(engine) => {
-                let day = self.day.get(&self.store).await?;
-                let states = engine
-                    .snapshot()
-                    .into_iter()
-                    .map(|state| (state.integration.clone(), state))
-                    .collect();
-                Ok(overview_rows(&config, states, &day, now))
+        let Some(engine) = &self.engine else {
+            let rows = status_overview(&config, &self.store, None, now).await?;
+            return Ok(OverviewPage::of(&rows, page, per_page));
+        };
+        Ok(engine.with_states(|states| {
+            let mut order: Vec<(usize, &str, &crate::config::Integration)> = config
+                .integrations
+                .iter()
+                .map(|integration| {
+                    let state = effective_state(integration, states.get(&integration.name));
+                    (severity(state), integration.name.as_str(), integration)
+                })
+                .collect();
+            let mut counts = [0usize; State::ALL.len()];
+            for (rank, _, _) in &order {
+                counts[*rank] += 1;
             }
-            None => Ok(status_overview(&config, &self.store, None, now).await?),
-        }
+            order.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            let pages = order.len().div_ceil(per_page.max(1)).max(1);
+            let page = page.min(pages - 1);
+            let rows = order
+                .iter()
+                .skip(page * per_page)
+                .take(per_page)
+                .map(|(_, _, integration)| {
+                    status_row(integration, states.get(&integration.name), None, now)
+                })
+                .collect();
+            OverviewPage {
+                counts: State::ALL.iter().copied().zip(counts).collect(),
+                total: order.len(),
+                worst: order.first().map_or(State::Up, |(_, _, i)| {
+                    effective_state(i, states.get(&i.name))
+                }),
+                rows,
+                page,
+                pages,
+            }
+        }))
     }
 
     /// One integration in detail (see [`status_detail`]).
@@ -407,6 +444,162 @@ impl ControlPlane {
             Err(RecheckError::Stopped) => Err(CommandError::Invalid(format!(
                 "{name} was removed or the bot is shutting down; nothing was checked"
             ))),
+        }
+    }
+
+    fn alerts(&self) -> Result<&crate::alerts::Alerts, CommandError> {
+        self.alerts.as_deref().ok_or_else(|| {
+            CommandError::Invalid("alerts run in the bot process; this front has none".into())
+        })
+    }
+
+    /// Open incidents (as their notices show them) and active silences.
+    pub async fn alerts_overview(&self) -> Result<AlertsOverview, CommandError> {
+        self.alerts()?;
+        let now = crate::model::now();
+        let mut open = Vec::new();
+        for notice in self.store.open_notices().await? {
+            if let Some(view) = self.store.notice_view(notice.id).await? {
+                open.push(view);
+            }
+        }
+        let recorded = self
+            .store
+            .open_incidents()
+            .await?
+            .into_iter()
+            .filter(|i| i.notice.is_none())
+            .collect();
+        Ok(AlertsOverview {
+            open,
+            recorded,
+            silences: self.store.active_silences(now).await?,
+        })
+    }
+
+    /// `/alerts ack` and the Acknowledge button.
+    pub async fn acknowledge(&self, notice: i64, actor: &Actor) -> Result<String, CommandError> {
+        let Actor::Discord { user, name } = actor;
+        match self
+            .alerts()?
+            .acknowledge(notice, *user, name, crate::model::now())
+            .await?
+        {
+            crate::alerts::Acked::Now => Ok(format!(
+                "✅ Incident #{notice} acknowledged: reminders stop, and its message says you have it."
+            )),
+            crate::alerts::Acked::Already => Err(CommandError::Invalid(format!(
+                "incident #{notice} is already acknowledged"
+            ))),
+            crate::alerts::Acked::Resolved => Err(CommandError::Invalid(format!(
+                "incident #{notice} is resolved; there is nothing to acknowledge"
+            ))),
+            crate::alerts::Acked::Unknown => Err(CommandError::Invalid(format!(
+                "there is no incident #{notice}; /alerts list shows the open ones"
+            ))),
+        }
+    }
+
+    /// `/alerts silence`: `target` is an integration name or `tag:NAME`.
+    pub async fn silence(
+        &self,
+        target: &str,
+        length: &str,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<String, CommandError> {
+        let config = self.config();
+        let valid = match target.strip_prefix("tag:") {
+            Some(tag) => config
+                .integrations
+                .iter()
+                .any(|i| i.tags.iter().any(|t| t == tag)),
+            None => config.integrations.iter().any(|i| i.name == target),
+        };
+        if !valid {
+            return Err(match target.strip_prefix("tag:") {
+                Some(tag) => CommandError::Invalid(format!(
+                    "no integration has the tag {tag:?}; write tag:NAME with a configured tag"
+                )),
+                None => unknown_integration(&config, target),
+            });
+        }
+        let length = crate::config::duration::parse(length).map_err(|err| {
+            CommandError::Invalid(format!("duration: {err}; write it like 30m, 1h or 2d"))
+        })?;
+        if length.is_zero() || length > std::time::Duration::from_secs(30 * 86_400) {
+            return Err(CommandError::Invalid(
+                "a silence lasts between 1s and 30d".into(),
+            ));
+        }
+        let Actor::Discord { user, name } = actor;
+        let now = crate::model::now();
+        let id = self
+            .alerts()?
+            .silence(target, length, reason, *user, name, now)
+            .await?;
+        let until = now + chrono::Duration::from_std(length).unwrap_or_default();
+        Ok(format!(
+            "🔕 Silence #{id}: {target} until <t:{}:f>. Incidents are still recorded and shown by /status; `/alerts unsilence silence:{id}` ends it early.",
+            until.timestamp()
+        ))
+    }
+
+    /// The Silence 1h button: silences every open integration of `notice` for an hour.
+    pub async fn silence_notice(&self, notice: i64, actor: &Actor) -> Result<String, CommandError> {
+        let names = self.notice_integrations(notice).await?;
+        let mut ids = Vec::new();
+        let Actor::Discord { user, name } = actor;
+        let now = crate::model::now();
+        for integration in &names {
+            ids.push(
+                self.alerts()?
+                    .silence(
+                        integration,
+                        std::time::Duration::from_secs(3600),
+                        &format!("Silence 1h on incident #{notice}"),
+                        *user,
+                        name,
+                        now,
+                    )
+                    .await?,
+            );
+        }
+        Ok(format!(
+            "🔕 Silenced {} for 1h (silence {}).",
+            names.join(", "),
+            ids.iter()
+                .map(|id| format!("#{id}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+
+    /// The open integrations of `notice` (what its buttons act on).
+    pub async fn notice_integrations(&self, notice: i64) -> Result<Vec<String>, CommandError> {
+        match self.alerts()?.notice_integrations(notice).await? {
+            None => Err(CommandError::Invalid(format!(
+                "there is no incident #{notice}"
+            ))),
+            Some(names) if names.is_empty() => Err(CommandError::Invalid(format!(
+                "incident #{notice} is resolved"
+            ))),
+            Some(names) => Ok(names),
+        }
+    }
+
+    /// `/alerts unsilence`.
+    pub async fn unsilence(&self, silence: i64) -> Result<String, CommandError> {
+        if self
+            .alerts()?
+            .unsilence(silence, crate::model::now())
+            .await?
+        {
+            Ok(format!("🔔 Silence #{silence} ended."))
+        } else {
+            Err(CommandError::Invalid(format!(
+                "there is no active silence #{silence}; /alerts list shows them"
+            )))
         }
     }
 
@@ -524,6 +717,18 @@ impl ControlPlane {
             ))),
         }
     }
+}
+
+/// What `/alerts list` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertsOverview {
+    /// Open notices, oldest first.
+    pub open: Vec<crate::alerts::notice::NoticeView>,
+    /// Open incidents recorded but not notified (silenced, in maintenance, or under a DOWN
+    /// dependency).
+    pub recorded: Vec<crate::store::alerts::OpenIncident>,
+    /// Silences in force.
+    pub silences: Vec<crate::store::alerts::Silence>,
 }
 
 /// Everything `/status <integration>` shows.

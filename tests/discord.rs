@@ -479,14 +479,14 @@ async fn the_cli_registers_and_lists_commands_over_rest() {
     assert_eq!(
         String::from_utf8(registered.stdout).unwrap(),
         format!(
-            "registered 4 commands in guild {}\n",
+            "registered 5 commands in guild {}\n",
             fake_discord::GUILD_ID
         )
     );
     let put = fake
         .wait_for_request("the registration", |r| r.method == "PUT")
         .await;
-    assert_eq!(put.body.unwrap().as_array().unwrap().len(), 4);
+    assert_eq!(put.body.unwrap().as_array().unwrap().len(), 5);
 
     let listed = run("list").await.unwrap();
     assert!(
@@ -495,7 +495,7 @@ async fn the_cli_registers_and_lists_commands_over_rest() {
         String::from_utf8_lossy(&listed.stderr)
     );
     let listed = String::from_utf8(listed.stdout).unwrap();
-    for name in ["status", "perms", "audit", "help"] {
+    for name in ["status", "alerts", "perms", "audit", "help"] {
         assert!(
             listed.contains(&format!("guild {}: /{name} ", fake_discord::GUILD_ID)),
             "{listed}"

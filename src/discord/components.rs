@@ -22,6 +22,12 @@ enum Press {
     Recheck(String),
     /// An older page of `/audit`.
     AuditPage(AuditQuery),
+    /// Acknowledge an alert (its notice id).
+    AlertAck(i64),
+    /// Silence an alert's integrations for an hour.
+    AlertSilence(i64),
+    /// Check an alert's integrations now.
+    AlertRecheck(i64),
 }
 
 /// The `custom_id` of an audit page button: the query's filters and cursor. Discord allows
@@ -47,6 +53,16 @@ impl Press {
         }
         if let Some(name) = rest.strip_prefix("status:recheck:") {
             return Some(Press::Recheck(name.to_string()));
+        }
+        if let Some(alert) = rest.strip_prefix("alert:") {
+            let (action, notice) = alert.split_once(':')?;
+            let notice: i64 = notice.parse().ok()?;
+            return match action {
+                "ack" => Some(Press::AlertAck(notice)),
+                "silence" => Some(Press::AlertSilence(notice)),
+                "recheck" => Some(Press::AlertRecheck(notice)),
+                _ => None,
+            };
         }
         if let Some(query) = rest.strip_prefix("audit:") {
             let mut parts = query.splitn(5, ':');
@@ -77,6 +93,14 @@ impl Press {
         match self {
             Press::StatusPage(page) => ("status page", vec![("page", (page + 1).to_string())]),
             Press::Recheck(name) => ("status recheck", vec![("integration", name.clone())]),
+            Press::AlertAck(notice) => ("alerts ack", vec![("incident", notice.to_string())]),
+            Press::AlertSilence(notice) => (
+                "alerts silence",
+                vec![("incident", notice.to_string()), ("duration", "1h".into())],
+            ),
+            Press::AlertRecheck(notice) => {
+                ("alerts recheck", vec![("incident", notice.to_string())])
+            }
             Press::AuditPage(query) => (
                 "audit page",
                 [
@@ -153,8 +177,9 @@ async fn handle(ctx: &serenity::Context, press: &serenity::ComponentInteraction,
         Press::StatusPage(page) => {
             let answer = plane.invoke(&invocation, Permission::StatusView, || async {
                 Ok(render::overview(
-                    &plane.overview(crate::model::now()).await?,
-                    page,
+                    &plane
+                        .overview_page(page, render::ROWS_PER_PAGE, crate::model::now())
+                        .await?,
                 ))
             });
             update_in_time(ctx, press, answer).await;
@@ -165,6 +190,38 @@ async fn handle(ctx: &serenity::Context, press: &serenity::ComponentInteraction,
                 Ok((render::detail(&detail), vec![render::recheck_button(&name)]))
             });
             update_in_time(ctx, press, answer).await;
+        }
+        Press::AlertAck(notice) => {
+            let answer = plane.invoke(&invocation, Permission::AlertsManage, || async {
+                plane.acknowledge(notice, &invocation.actor).await
+            });
+            reply_in_time(ctx, press, answer).await;
+        }
+        Press::AlertSilence(notice) => {
+            let answer = plane.invoke(&invocation, Permission::AlertsManage, || async {
+                plane.silence_notice(notice, &invocation.actor).await
+            });
+            reply_in_time(ctx, press, answer).await;
+        }
+        Press::AlertRecheck(notice) => {
+            let answer = plane.invoke(&invocation, Permission::StatusRecheck, || async {
+                let mut lines = Vec::new();
+                for name in plane.notice_integrations(notice).await? {
+                    let detail = plane.recheck(&name).await?;
+                    let row = &detail.row;
+                    lines.push(match &row.last_error {
+                        Some(error) => {
+                            format!("{name}: {} ({})", row.state, render::shorten(error, 200))
+                        }
+                        None => format!("{name}: {}", row.state),
+                    });
+                }
+                Ok(format!(
+                    "🔄 Checked now: {}. The alert updates itself if the state changed.",
+                    lines.join("; ")
+                ))
+            });
+            reply_in_time(ctx, press, answer).await;
         }
         Press::AuditPage(query) => {
             let answer = plane.invoke(&invocation, Permission::AuditView, || async {
@@ -234,6 +291,44 @@ async fn update_in_time(
     }
 }
 
+/// Answers a press with an ephemeral message (the pressed message is left to the outbox, which
+/// edits it), deferring first when the answer is slow.
+async fn reply_in_time(
+    ctx: &serenity::Context,
+    press: &serenity::ComponentInteraction,
+    answer: impl std::future::Future<Output = Result<String, CommandError>>,
+) {
+    let text = |result: Result<String, CommandError>| match result {
+        Ok(text) => text,
+        Err(err) => render::error_text(&err),
+    };
+    let mut answer = std::pin::pin!(answer);
+    let sent = tokio::select! {
+        result = &mut answer => {
+            let reply = serenity::CreateInteractionResponse::Message(
+                serenity::CreateInteractionResponseMessage::new()
+                    .content(text(result))
+                    .ephemeral(true),
+            );
+            press.create_response(&ctx.http, reply).await
+        }
+        () = tokio::time::sleep(DEFER_AFTER) => {
+            let defer = serenity::CreateInteractionResponse::Defer(
+                serenity::CreateInteractionResponseMessage::new().ephemeral(true),
+            );
+            if let Err(err) = press.create_response(&ctx.http, defer).await {
+                tracing::warn!(error = %err, "could not defer a button press");
+                return;
+            }
+            let edit = serenity::EditInteractionResponse::new().content(text(answer.await));
+            press.edit_response(&ctx.http, edit).await.map(|_| ())
+        }
+    };
+    if let Err(err) = sent {
+        tracing::warn!(error = %err, custom_id = %press.data.custom_id, "could not answer a button press");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +362,16 @@ mod tests {
             Press::parse(&audit_page_id(&plain)),
             Some(Press::AuditPage(plain))
         );
+        assert_eq!(Press::parse("pb:alert:ack:12"), Some(Press::AlertAck(12)));
+        assert_eq!(
+            Press::parse("pb:alert:silence:3"),
+            Some(Press::AlertSilence(3))
+        );
+        assert_eq!(
+            Press::parse("pb:alert:recheck:4"),
+            Some(Press::AlertRecheck(4))
+        );
+        assert_eq!(Press::parse("pb:alert:nuke:4"), None);
         assert_eq!(Press::parse("pb:status:page:x"), None);
         assert_eq!(Press::parse("other:thing"), None);
     }

@@ -5,6 +5,7 @@
 
 pub mod commands;
 mod components;
+pub mod courier;
 mod render;
 
 use std::sync::Arc;
@@ -23,9 +24,6 @@ pub struct Data {
     /// The one path for permission checks, audit entries and answers.
     pub plane: Arc<ControlPlane>,
 }
-
-/// How often the overview's 24-hour figures are recomputed.
-const DAY_FIGURES_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The poise context of our commands.
 pub type Context<'a> = poise::Context<'a, Data, CommandError>;
@@ -203,10 +201,6 @@ pub async fn run(plane: Arc<ControlPlane>, stop: CancellationToken) -> anyhow::R
         .map(|g| serenity::GuildId::new(g.0))
         .collect();
     let data_plane = plane.clone();
-    {
-        let (plane, stop) = (plane.clone(), stop.clone());
-        tokio::spawn(async move { plane.refresh_day_figures(DAY_FIGURES_EVERY, stop).await });
-    }
     let data = Data { plane };
     let framework = poise::Framework::builder()
         .options(poise::FrameworkOptions {
@@ -294,6 +288,19 @@ async fn mirror_audit(
             tracing::warn!(error = %err, "could not mirror an audit entry into the audit channel");
         }
     }
+}
+
+/// The courier of alert notifications through Discord: the configured webhook, else the bot's
+/// REST API when a token is set; `None` when neither is (the log takes them).
+pub fn alert_courier(config: &Config) -> Option<Arc<dyn crate::alerts::notice::Courier>> {
+    if let Some(webhook) = &config.alerts.webhook {
+        return Some(Arc::new(courier::DiscordCourier::webhook(webhook)));
+    }
+    let token = config.bot.token.as_ref()?;
+    Some(Arc::new(courier::DiscordCourier::bot(
+        &config.bot.api_base,
+        token,
+    )))
 }
 
 /// Where commands are registered: each guild of `[bot].guilds`, or globally.

@@ -5,7 +5,7 @@ use poise::serenity_prelude as serenity;
 use crate::audit::{Actor, AuditPage, AuditQuery};
 use crate::config::duration;
 use crate::model::State;
-use crate::service::{CommandError, StatusDetail, StatusRow, sparkline};
+use crate::service::{CommandError, OverviewPage, StatusDetail, sparkline};
 
 /// Discord's limit on an embed description.
 pub const DESCRIPTION_LIMIT: usize = 4096;
@@ -60,30 +60,18 @@ fn fit_lines(lines: &[String], limit: usize) -> String {
 /// inside the 4096-character description.
 pub const ROWS_PER_PAGE: usize = 20;
 
-/// How many pages `rows` make.
-pub fn page_count(rows: usize) -> usize {
-    rows.div_ceil(ROWS_PER_PAGE).max(1)
-}
-
-/// One page of the `/status` overview: counts per state, then the integrations worst first,
-/// with Previous/Next/Refresh buttons when there is more than one page. `page` is clamped.
-pub fn overview(
-    rows: &[StatusRow],
-    page: usize,
-) -> (serenity::CreateEmbed, Vec<serenity::CreateActionRow>) {
-    let pages = page_count(rows.len());
-    let page = page.min(pages - 1);
-    let counts: Vec<String> = State::ALL
+/// One page of the `/status` overview: counts per state, then the page's integrations worst
+/// first, with Previous/Next/Refresh buttons when there is more than one page.
+pub fn overview(view: &OverviewPage) -> (serenity::CreateEmbed, Vec<serenity::CreateActionRow>) {
+    let (page, pages) = (view.page, view.pages);
+    let counts: Vec<String> = view
+        .counts
         .iter()
-        .map(|state| {
-            let count = rows.iter().filter(|r| r.state == *state).count();
-            format!("{} {state} {count}", marker(*state))
-        })
+        .map(|(state, count)| format!("{} {state} {count}", marker(*state)))
         .collect();
-    let lines: Vec<String> = rows
+    let lines: Vec<String> = view
+        .rows
         .iter()
-        .skip(page * ROWS_PER_PAGE)
-        .take(ROWS_PER_PAGE)
         .map(|row| {
             let mut line = format!(
                 "{} **{}** {} since <t:{}:R>",
@@ -100,16 +88,15 @@ pub fn overview(
             line
         })
         .collect();
-    let worst = rows.first().map_or(State::Up, |r| r.state);
     let head = counts.join(" · ");
     let body = format!(
         "{head}\n\n{}",
         fit_lines(&lines, DESCRIPTION_LIMIT - head.len() - 2)
     );
     let mut embed = serenity::CreateEmbed::new()
-        .title(format!("{} integrations", rows.len()))
+        .title(format!("{} integrations", view.total))
         .description(body)
-        .colour(colour(worst));
+        .colour(colour(view.worst));
     let mut components = Vec::new();
     if pages > 1 {
         embed = embed.footer(serenity::CreateEmbedFooter::new(format!(
@@ -199,6 +186,62 @@ pub fn audit_page(
         None => Vec::new(),
     };
     Some((embed, components))
+}
+
+/// `/alerts list`: open incidents, recorded-only incidents, and silences.
+pub fn alerts_overview(overview: &crate::service::AlertsOverview) -> serenity::CreateEmbed {
+    let mut lines = Vec::new();
+    for view in &overview.open {
+        let open: Vec<String> = view
+            .incidents
+            .iter()
+            .filter(|i| i.resolved_at.is_none())
+            .map(|i| format!("{} {}", marker(i.state), i.integration))
+            .collect();
+        let status = match (&view.acknowledged, view.silenced_until) {
+            (Some(ack), _) => format!(" · acknowledged by <@{}>", ack.user.0),
+            (None, Some(until)) => format!(" · silenced until <t:{}:f>", until.timestamp()),
+            (None, None) => String::new(),
+        };
+        lines.push(format!(
+            "**#{}** {} since <t:{}:R>{status}",
+            view.notice,
+            shorten(&open.join(", "), 300),
+            view.opened_at.timestamp()
+        ));
+    }
+    if !overview.recorded.is_empty() {
+        lines.push(String::new());
+        lines.push("Recorded, not notified (silenced, maintenance or dependency):".into());
+        for incident in &overview.recorded {
+            lines.push(format!(
+                "{} {} since <t:{}:R>",
+                marker(incident.state),
+                incident.integration,
+                incident.opened_at.timestamp()
+            ));
+        }
+    }
+    if !overview.silences.is_empty() {
+        lines.push(String::new());
+        lines.push("Silences:".into());
+        for silence in &overview.silences {
+            lines.push(format!(
+                "🔕 **#{}** {} until <t:{}:f> by <@{}>: {}",
+                silence.id,
+                silence.target,
+                silence.until.timestamp(),
+                silence.created_by.0,
+                shorten(&silence.reason, 200)
+            ));
+        }
+    }
+    if lines.is_empty() {
+        lines.push("No open incidents and no silences. 🎉".into());
+    }
+    serenity::CreateEmbed::new()
+        .title(format!("{} open incidents", overview.open.len()))
+        .description(fit_lines(&lines, DESCRIPTION_LIMIT))
 }
 
 /// The `/status <integration>` detail.

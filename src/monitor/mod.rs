@@ -150,6 +150,13 @@ impl Engine {
         out
     }
 
+    /// Runs `f` over every current state without copying them (the overview sorts 10,000
+    /// states; cloning them all cost more than the rest of its answer). Holds the state lock
+    /// while `f` runs, so `f` must be quick.
+    pub fn with_states<R>(&self, f: impl FnOnce(&HashMap<String, IntegrationState>) -> R) -> R {
+        f(&self.inner.states.lock().expect("state lock"))
+    }
+
     /// The current state of one integration.
     pub fn state(&self, name: &str) -> Option<IntegrationState> {
         self.inner

@@ -9,6 +9,7 @@
 //! Writes arrive in batches from [`writer`]: one transaction per batch, never one per row.
 
 mod access;
+pub mod alerts;
 pub mod rollup;
 pub mod writer;
 

@@ -18,8 +18,10 @@
 //! (`discord-api-spec/openapi.json`): guild channels besides [`CHANNEL_ID`]
 //! ([`ALERT_CHANNEL_ID`], [`ROUTE_CHANNEL_ID`], [`FakeDiscord::add_channel`]), replies
 //! (`message_reference`), `allowed_mentions`, incoming webhooks
-//! ([`FakeDiscord::create_webhook`]), a per-channel view of the messages and of every version of
-//! each ([`FakeDiscord::channel_messages`], [`FakeDiscord::message_history`]), and faults
+//! ([`FakeDiscord::create_webhook`]), `enforce_nonce` on created messages (the same nonce from the
+//! same author within a window returns the first message; [`FakeDiscord::expire_nonces`]), a
+//! per-channel view of the messages and of every version of each
+//! ([`FakeDiscord::channel_messages`], [`FakeDiscord::message_history`]), and faults
 //! ([`FakeDiscord::inject`]): 429s with Discord's headers, 5xx answers and requests that never
 //! get an answer. A request sent while an injected 429's `retry_after` has not run out is a
 //! violation, which is how a test proves the bot honours 429s.
@@ -83,6 +85,10 @@ const COMPONENTS_V2: u64 = 1 << 15;
 const REPLY: u64 = 19;
 /// The name Discord gives a webhook made in its UI (`username` in an execute body overrides it).
 const WEBHOOK_NAME: &str = "Captain Hook";
+/// How long Discord remembers a message's `nonce` for `enforce_nonce`. Discord says only "the
+/// past few minutes"; the fake keeps the nonce for two, and a test can end the window at once
+/// with [`FakeDiscord::expire_nonces`].
+const NONCE_WINDOW: Duration = Duration::from_secs(120);
 /// What the fake puts in `X-RateLimit-Limit`: Discord's limit for creating messages in a channel
 /// (5 per 5 s). Only a client that keeps its own buckets reads it.
 const RATE_LIMIT: u32 = 5;
@@ -235,6 +241,9 @@ struct St {
     faults: Vec<Injected>,
     /// The `retry_after` windows of the 429s answered so far.
     windows: Vec<Window>,
+    /// The nonce of every message created with one, by author: the message and when, for
+    /// `enforce_nonce`.
+    nonces: HashMap<(u64, String), (u64, Instant)>,
 }
 
 /// An incoming webhook made by [`FakeDiscord::create_webhook`].
@@ -495,6 +504,12 @@ impl FakeDiscord {
         let removed = self.inner.lock().messages.remove(&id);
         assert!(removed.is_some(), "delete_message: no message {id}");
         self.inner.bump();
+    }
+
+    /// Ends the `enforce_nonce` window of every nonce seen so far, as if Discord's few minutes
+    /// had passed: a message created again with the same nonce is a new message.
+    pub fn expire_nonces(&self) {
+        self.inner.lock().nonces.clear();
     }
 
     /// Answers the next `times` requests with `method` and a path under `path` with `fault`
@@ -2008,9 +2023,63 @@ fn webhook_route(
 fn create_channel_message(st: &mut St, what: &str, channel: u64, body: &Value) -> RestReply {
     let mut problems = check_message(body, false, true);
     let reference = check_reference(&body["message_reference"], channel, &mut problems);
+    let (nonce, enforce) = check_nonce(body, &mut problems);
     if let Some(reply) = invalid_form(st, what, problems) {
         return reply;
     }
+    // enforce_nonce: the same author sending the same nonce within the window gets the first
+    // message back (200) and nothing new is created. A message deleted since then is no longer
+    // returned; the fake then creates a new one.
+    let now = Instant::now();
+    let key = nonce.clone().map(|n| (BOT_USER_ID, n));
+    if enforce
+        && let Some(key) = &key
+        && let Some((first, at)) = st.nonces.get(key)
+        && now.saturating_duration_since(*at) < NONCE_WINDOW
+        && let Some(message) = st.messages.get(first)
+    {
+        return ok(message.clone());
+    }
+    let reply = create_checked_message(st, channel, body, reference, nonce.as_deref());
+    if let (Some(key), Some(id)) = (key, reply.1.as_ref().and_then(|m| snowflake(&m["id"]))) {
+        st.nonces.insert(key, (id, now));
+    }
+    reply
+}
+
+/// The spec's `nonce` (an integer, or a string of at most 25 characters) and `enforce_nonce`
+/// (a boolean): the nonce as a string, and whether it is to be enforced.
+fn check_nonce(body: &Value, problems: &mut Vec<String>) -> (Option<String>, bool) {
+    let nonce = match body.get("nonce").unwrap_or(&Value::Null) {
+        Value::Null => None,
+        Value::String(s) if s.chars().count() <= 25 => Some(s.clone()),
+        Value::Number(n) if n.is_i64() => Some(n.to_string()),
+        other => {
+            problems.push(format!(
+                "nonce must be an integer or a string of at most 25 characters, got {other}"
+            ));
+            None
+        }
+    };
+    let enforce = match body.get("enforce_nonce").unwrap_or(&Value::Null) {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        other => {
+            problems.push(format!("enforce_nonce must be a boolean, got {other}"));
+            false
+        }
+    };
+    (nonce, enforce)
+}
+
+/// Creates a message (a reply when `reference` says so) from a body already checked.
+fn create_checked_message(
+    st: &mut St,
+    channel: u64,
+    body: &Value,
+    reference: Option<(u64, bool)>,
+    nonce: Option<&str>,
+) -> RestReply {
     let referenced = match reference {
         None => None,
         Some((message_id, fail_if_not_exists)) => {
@@ -2030,9 +2099,16 @@ fn create_channel_message(st: &mut St, what: &str, channel: u64, body: &Value) -
         }
     };
     let Some(mut referenced) = referenced else {
-        return ok(new_message(st, channel, body, 0, Origin::Bot));
+        let mut message = compose_message(st, channel, body, 0, Origin::Bot);
+        if let Some(nonce) = nonce {
+            message["nonce"] = json!(nonce);
+        }
+        return ok(store_message(st, message));
     };
     let mut message = compose_message(st, channel, body, REPLY, Origin::Bot);
+    if let Some(nonce) = nonce {
+        message["nonce"] = json!(nonce);
+    }
     let mut reference = json!({
         "type": 0,
         "channel_id": channel.to_string(),
@@ -2112,6 +2188,15 @@ fn incoming_webhook_route(
                 st.violation(format!(
                     "{what}: a webhook cannot reply; Discord ignores message_reference and sends \
                      a plain message"
+                ));
+            }
+            if ["nonce", "enforce_nonce"]
+                .iter()
+                .any(|k| body.get(*k).is_some_and(|v| !v.is_null()))
+            {
+                st.violation(format!(
+                    "{what}: executing a webhook takes no nonce; Discord ignores it, so a retry \
+                     posts twice"
                 ));
             }
             let data = webhook_components(st, &what, &body, with_components);

@@ -18,6 +18,16 @@ pub async fn help(ctx: Context<'_>) -> Result<(), CommandError> {
             "health of every integration, or one in detail",
         ),
         (
+            "/alerts list",
+            Permission::StatusView,
+            "open incidents and silences",
+        ),
+        (
+            "/alerts ack|silence|unsilence",
+            Permission::AlertsManage,
+            "acknowledge incidents, silence integrations or tags",
+        ),
+        (
             "/perms grant|revoke|list|check",
             Permission::PermsManage,
             "who may run what",

@@ -1,5 +1,6 @@
 //! Every slash command, one file per group; [`all`] is the list poise registers.
 
+mod alerts;
 mod audit;
 mod help;
 mod perms;
@@ -11,6 +12,7 @@ use super::{CommandError, Data};
 pub fn all() -> Vec<poise::Command<Data, CommandError>> {
     vec![
         status::status(),
+        alerts::alerts(),
         perms::perms(),
         audit::audit(),
         help::help(),

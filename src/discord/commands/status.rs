@@ -41,7 +41,7 @@ pub async fn status(
     let answer = plane.invoke(&invocation, Permission::StatusView, || async {
         let now = crate::model::now();
         let (embed, components) = match &integration {
-            None => render::overview(&plane.overview(now).await?, 0),
+            None => render::overview(&plane.overview_page(0, render::ROWS_PER_PAGE, now).await?),
             Some(name) => (
                 render::detail(&plane.detail(name, now).await?),
                 vec![render::recheck_button(name)],

@@ -1,0 +1,657 @@
+//! Alerts: incidents opened and resolved from the engine's transitions, routed to channels,
+//! written to a durable outbox in the same transaction as the incident change, and delivered
+//! in order, once, by the [`dispatch`]er. Knows nothing of Discord: delivery goes through a
+//! [`notice::Courier`].
+//!
+//! - **Reading transitions.** The engine commits each transition before it announces it. The
+//!   alert pipeline reads committed transitions from the database after its cursor
+//!   (`alert_cursor`), and moves the cursor in the same transaction as the incident changes
+//!   and outbox rows a transition causes. The broadcast only wakes it. So after a crash, a lag
+//!   or a restart, every transition is handled exactly once.
+//! - **Notices.** One message per incident, or per burst: incidents opening on the same channel
+//!   within `group_wait` of a notice's first join it (the first is posted at once; the others
+//!   edit it into "N integrations down").
+//! - **Suppression.** While an integration is silenced, in a maintenance window, flapping, or
+//!   down because a dependency is DOWN, its incidents are recorded but not notified (a
+//!   dependency's message lists its dependents instead).
+//! - **Time** is always passed in (`now`), so reminders and windows are tested without waiting.
+
+pub mod dispatch;
+pub mod notice;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Integration, Severity, Snowflake, duration};
+use crate::model::{State, Transition};
+use crate::store::alerts::{AlertTx, DeliveryKind};
+use crate::store::{Store, StoreError};
+
+/// How often reminders, expired silences and flapping are looked at.
+const TICK: Duration = Duration::from_secs(15);
+/// Transitions read per round.
+const BATCH: i64 = 500;
+
+/// The alert pipeline; cheap to share behind an `Arc`.
+pub struct Alerts {
+    store: Store,
+    config: std::sync::RwLock<Arc<Config>>,
+    /// Wakes the dispatcher when rows were written.
+    delivery: Arc<Notify>,
+    /// Counts deliveries done (the dispatcher bumps it), for whoever waits on delivery.
+    delivered: tokio::sync::watch::Sender<u64>,
+    /// Serialises the pipeline's own transactions (transitions, ticks, buttons).
+    busy: tokio::sync::Mutex<()>,
+}
+
+/// What an acknowledgement did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acked {
+    /// Recorded, and the message will show it.
+    Now,
+    /// Someone had already acknowledged it.
+    Already,
+    /// It is resolved; nothing to acknowledge.
+    Resolved,
+    /// No such notice.
+    Unknown,
+}
+
+impl Alerts {
+    /// The pipeline over `store`, routing with `config`.
+    pub fn new(store: Store, config: &Config) -> Alerts {
+        Alerts {
+            store,
+            config: std::sync::RwLock::new(Arc::new(config.clone())),
+            delivery: Arc::new(Notify::new()),
+            delivered: tokio::sync::watch::channel(0).0,
+            busy: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Takes a reloaded config (routes, silences' targets, maintenance, thresholds).
+    pub fn reload(&self, config: &Config) {
+        *self.config.write().expect("config lock") = Arc::new(config.clone());
+    }
+
+    fn config(&self) -> Arc<Config> {
+        self.config.read().expect("config lock").clone()
+    }
+
+    /// What the dispatcher waits on.
+    pub fn delivery_signal(&self) -> Arc<Notify> {
+        self.delivery.clone()
+    }
+
+    /// What the dispatcher bumps after each delivery.
+    pub fn delivered_sender(&self) -> tokio::sync::watch::Sender<u64> {
+        self.delivered.clone()
+    }
+
+    /// Changes after every delivery (tests and the benchmark wait on it).
+    pub fn delivered(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.delivered.subscribe()
+    }
+
+    /// Runs until `stop`: handles committed transitions as the engine announces them (and any
+    /// left from before a restart), and ticks reminders and expiries.
+    pub async fn run(
+        &self,
+        mut transitions: broadcast::Receiver<Transition>,
+        stop: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if let Err(err) = self.catch_up().await {
+                tracing::error!(error = %err, "alerts: could not process transitions; retrying");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                // A lagged receiver loses nothing: the transitions are read from the database.
+                _ = transitions.recv() => {}
+                _ = tick.tick() => {
+                    if let Err(err) = self.tick(crate::model::now()).await {
+                        tracing::error!(error = %err, "alerts: reminder pass failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles every committed transition after the cursor; returns how many.
+    pub async fn catch_up(&self) -> Result<usize, StoreError> {
+        let _busy = self.busy.lock().await;
+        let mut handled = 0;
+        loop {
+            let cursor = self.store.alert_cursor().await?;
+            let batch = self.store.transitions_after(cursor, BATCH).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for (id, transition) in batch {
+                let mut tx = self.store.alert_tx().await?;
+                self.handle(&mut tx, &transition, crate::model::now())
+                    .await?;
+                tx.set_cursor(id).await?;
+                tx.commit().await?;
+                handled += 1;
+            }
+        }
+        if handled > 0 {
+            self.delivery.notify_one();
+        }
+        Ok(handled)
+    }
+
+    async fn handle(
+        &self,
+        tx: &mut AlertTx,
+        t: &Transition,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let config = self.config();
+        let integration = config.integrations.iter().find(|i| i.name == t.integration);
+        let open = tx.open_incident(&t.integration).await?;
+        match (Severity::of_state(t.to), open) {
+            // Still bad, or worse: the open incident follows.
+            (Some(default), Some(open)) => {
+                let severity = integration
+                    .and_then(|i| i.alert_severity(t.to))
+                    .unwrap_or(default);
+                tx.update_incident(open.id, t.to, severity, &t.reason, t.at)
+                    .await?;
+                if let Some(notice) = open.notice {
+                    self.edit_unless_quiet(tx, notice, &t.integration, now)
+                        .await?;
+                }
+            }
+            // A new outage or degradation.
+            (Some(default), None) => {
+                let severity = integration
+                    .and_then(|i| i.alert_severity(t.to))
+                    .unwrap_or(default);
+                self.open(tx, &config, integration, t, severity, now)
+                    .await?;
+            }
+            // Back to UP (or paused by the config): the open incident resolves.
+            (None, Some(open)) if matches!(t.to, State::Up | State::Paused) => {
+                tx.resolve_incident(open.id, t.to, &t.reason, t.at).await?;
+                if let Some(notice) = open.notice {
+                    self.after_resolution(tx, notice, now).await?;
+                }
+                self.promote_dependents(tx, &config, open.id, now).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn open(
+        &self,
+        tx: &mut AlertTx,
+        config: &Config,
+        integration: Option<&Integration>,
+        t: &Transition,
+        severity: Severity,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // A dependency that is DOWN explains this outage: record it under the dependency's
+        // incident, whose message lists it.
+        if let Some(integration) = integration {
+            for dependency in &integration.depends_on {
+                if let Some(parent) = tx.open_incident(dependency).await?
+                    && parent.state == State::Down
+                {
+                    tx.insert_incident(
+                        &t.integration,
+                        None,
+                        severity,
+                        t.to,
+                        &t.reason,
+                        t.at,
+                        Some(parent.id),
+                        Some(&format!("dependency:{dependency}")),
+                    )
+                    .await?;
+                    if let Some(notice) = parent.notice {
+                        self.edit_unless_quiet(tx, notice, dependency, now).await?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(why) = self
+            .suppression(config, integration, &t.integration, now)
+            .await?
+        {
+            tx.insert_incident(
+                &t.integration,
+                None,
+                severity,
+                t.to,
+                &t.reason,
+                t.at,
+                None,
+                Some(&why),
+            )
+            .await?;
+            tracing::info!(target: "patchbay::alert", integration = %t.integration, why, "incident recorded, not notified");
+            return Ok(());
+        }
+        let route = integration.and_then(|i| config.alerts.route_for(i, severity));
+        let channel = route.as_ref().map(|r| r.channel);
+        let mention = route.map(|r| r.mention).unwrap_or_default();
+        // Flapping: one notice says so, then quiet until stable.
+        if let Some(notice) = tx.flapping_notice_of(&t.integration).await? {
+            // Already said it flaps: record quietly under that notice.
+            tx.insert_incident(
+                &t.integration,
+                Some(notice),
+                severity,
+                t.to,
+                &t.reason,
+                t.at,
+                None,
+                None,
+            )
+            .await?;
+            return Ok(());
+        }
+        if self.is_flapping(config, &t.integration, now).await? {
+            let notice = tx.insert_notice(channel, &mention, now, true).await?;
+            tx.insert_incident(
+                &t.integration,
+                Some(notice),
+                severity,
+                t.to,
+                &t.reason,
+                t.at,
+                None,
+                None,
+            )
+            .await?;
+            tx.enqueue(notice, DeliveryKind::Post, None, &mention, now)
+                .await?;
+            return Ok(());
+        }
+        let group_wait = chrono::Duration::from_std(config.alerts.group_wait).unwrap_or_default();
+        let joined = if config.alerts.group_wait.is_zero() {
+            None
+        } else {
+            tx.joinable_notice(channel, now - group_wait).await?
+        };
+        match joined {
+            Some(notice) => {
+                tx.insert_incident(
+                    &t.integration,
+                    Some(notice),
+                    severity,
+                    t.to,
+                    &t.reason,
+                    t.at,
+                    None,
+                    None,
+                )
+                .await?;
+                tx.enqueue(notice, DeliveryKind::Edit, None, &[], now)
+                    .await?;
+            }
+            None => {
+                let notice = tx.insert_notice(channel, &mention, now, false).await?;
+                tx.insert_incident(
+                    &t.integration,
+                    Some(notice),
+                    severity,
+                    t.to,
+                    &t.reason,
+                    t.at,
+                    None,
+                    None,
+                )
+                .await?;
+                tx.enqueue(notice, DeliveryKind::Post, None, &mention, now)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues an edit of `notice`, unless it is a flapping notice (quiet until stable).
+    async fn edit_unless_quiet(
+        &self,
+        tx: &mut AlertTx,
+        notice: i64,
+        _integration: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if tx.is_flapping(notice).await? {
+            return Ok(());
+        }
+        tx.enqueue(notice, DeliveryKind::Edit, None, &[], now)
+            .await?;
+        Ok(())
+    }
+
+    /// After an incident of `notice` resolved: the message shows it, and when the whole notice
+    /// is resolved, a short reply says after how long.
+    async fn after_resolution(
+        &self,
+        tx: &mut AlertTx,
+        notice: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if tx.is_flapping(notice).await? {
+            // Flapping notices close when the integration is stable (see `tick`).
+            return Ok(());
+        }
+        tx.enqueue(notice, DeliveryKind::Edit, None, &[], now)
+            .await?;
+        if tx.open_in_notice(notice).await? == 0 {
+            tx.resolve_notice(notice, now).await?;
+            if self.config().alerts.send_resolved {
+                let opened = tx.notice_opened_at(notice).await?;
+                let after = (now - opened).to_std().unwrap_or_default();
+                let text = format!("✅ Resolved after {}.", human(after));
+                tx.enqueue(notice, DeliveryKind::Reply, Some(&text), &[], now)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// When a dependency resolves while its dependents are still down, the dependents are no
+    /// longer explained by it: each gets its own notice.
+    async fn promote_dependents(
+        &self,
+        tx: &mut AlertTx,
+        config: &Config,
+        parent: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for child in tx.orphaned_children(parent).await? {
+            let integration = config
+                .integrations
+                .iter()
+                .find(|i| i.name == child.integration);
+            let route = integration.and_then(|i| config.alerts.route_for(i, child.severity));
+            let channel = route.as_ref().map(|r| r.channel);
+            let mention = route.map(|r| r.mention).unwrap_or_default();
+            let notice = tx.insert_notice(channel, &mention, now, false).await?;
+            tx.attach(child.id, notice).await?;
+            tx.enqueue(notice, DeliveryKind::Post, None, &mention, now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Why an integration's new incident is not notified now, if it is not.
+    async fn suppression(
+        &self,
+        config: &Config,
+        integration: Option<&Integration>,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        for silence in self.store.active_silences(now).await? {
+            if covers(&silence.target, name, integration) {
+                return Ok(Some(format!("silence:{}", silence.id)));
+            }
+        }
+        if let Some(integration) = integration {
+            for (index, window) in config.maintenance.iter().enumerate() {
+                if window.covers(integration) && window.active_at(now) {
+                    let label = window.name.clone().unwrap_or_else(|| index.to_string());
+                    return Ok(Some(format!("maintenance:{label}")));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn is_flapping(
+        &self,
+        config: &Config,
+        integration: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let window = chrono::Duration::from_std(config.alerts.flap_window).unwrap_or_default();
+        let changes = self
+            .store
+            .transitions_since(integration, now - window)
+            .await?;
+        Ok(changes > i64::from(config.alerts.flap_threshold))
+    }
+
+    /// Reminders for open, unacknowledged, unsilenced notices every `repeat`; flapping notices
+    /// close once their integration is stable for the flapping window.
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let _busy = self.busy.lock().await;
+        let config = self.config();
+        let mut wrote = false;
+        for notice in self.store.open_notices().await? {
+            if notice.flapping {
+                wrote |= self.settle_flapping(&config, notice.id, now).await?;
+                continue;
+            }
+            let Some(repeat) = config.alerts.repeat else {
+                continue;
+            };
+            let repeat = chrono::Duration::from_std(repeat).unwrap_or(chrono::Duration::MAX);
+            let silenced = notice.silenced_until.is_some_and(|until| until > now);
+            if notice.acknowledged || silenced || notice.reminded_at + repeat > now {
+                continue;
+            }
+            let Some(view) = self.store.notice_view(notice.id).await? else {
+                continue;
+            };
+            let open: Vec<&str> = view
+                .incidents
+                .iter()
+                .filter(|i| i.resolved_at.is_none())
+                .map(|i| i.integration.as_str())
+                .collect();
+            let after = (now - view.opened_at).to_std().unwrap_or_default();
+            let text = format!(
+                "⏰ Still {} after {}: {}. Acknowledge to stop reminders.",
+                if view.severity == Severity::Critical {
+                    "down"
+                } else {
+                    "degraded"
+                },
+                human(after),
+                open.join(", ")
+            );
+            let mut tx = self.store.alert_tx().await?;
+            tx.enqueue(
+                notice.id,
+                DeliveryKind::Reply,
+                Some(&text),
+                &notice.mention,
+                now,
+            )
+            .await?;
+            tx.reminded(notice.id, now).await?;
+            tx.commit().await?;
+            wrote = true;
+        }
+        if wrote {
+            self.delivery.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn settle_flapping(
+        &self,
+        config: &Config,
+        notice: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let Some(view) = self.store.notice_view(notice).await? else {
+            return Ok(false);
+        };
+        for line in &view.incidents {
+            if self
+                .is_recently_changed(config, &line.integration, now)
+                .await?
+            {
+                return Ok(false);
+            }
+        }
+        let mut tx = self.store.alert_tx().await?;
+        tx.end_flapping(notice).await?;
+        tx.enqueue(notice, DeliveryKind::Edit, None, &[], now)
+            .await?;
+        if tx.open_in_notice(notice).await? == 0 {
+            tx.resolve_notice(notice, now).await?;
+            tx.enqueue(
+                notice,
+                DeliveryKind::Reply,
+                Some("✅ Stable again."),
+                &[],
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn is_recently_changed(
+        &self,
+        config: &Config,
+        integration: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let window = chrono::Duration::from_std(config.alerts.flap_window).unwrap_or_default();
+        Ok(self
+            .store
+            .transitions_since(integration, now - window)
+            .await?
+            > 0)
+    }
+
+    /// Acknowledges `notice` for `user`: reminders stop and the message says who.
+    pub async fn acknowledge(
+        &self,
+        notice: i64,
+        user: Snowflake,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Acked, StoreError> {
+        let _busy = self.busy.lock().await;
+        let Some(view) = self.store.notice_view(notice).await? else {
+            return Ok(Acked::Unknown);
+        };
+        if view.resolved_after.is_some() {
+            return Ok(Acked::Resolved);
+        }
+        let mut tx = self.store.alert_tx().await?;
+        if !tx.acknowledge(notice, user, name, now).await? {
+            return Ok(Acked::Already);
+        }
+        tx.enqueue(notice, DeliveryKind::Edit, None, &[], now)
+            .await?;
+        tx.commit().await?;
+        self.delivery.notify_one();
+        Ok(Acked::Now)
+    }
+
+    /// Silences `target` (an integration name or `tag:NAME`) for `length`: its new incidents are
+    /// recorded, not notified, and its open notices say until when and stop reminding.
+    /// Returns the silence's id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn silence(
+        &self,
+        target: &str,
+        length: Duration,
+        reason: &str,
+        by: Snowflake,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let _busy = self.busy.lock().await;
+        let config = self.config();
+        let until = now + chrono::Duration::from_std(length).unwrap_or(chrono::Duration::MAX);
+        let covered: Vec<String> = config
+            .integrations
+            .iter()
+            .filter(|i| covers(target, &i.name, Some(i)))
+            .map(|i| i.name.clone())
+            .collect();
+        let mut tx = self.store.alert_tx().await?;
+        let id = tx
+            .insert_silence(target, until, reason, by, name, now)
+            .await?;
+        let why = format!("silenced by {name} until {until}: {reason}");
+        for notice in tx.open_notices_of(&covered).await? {
+            tx.silence_notice(notice, until, now, &why).await?;
+            tx.enqueue(notice, DeliveryKind::Edit, None, &[], now)
+                .await?;
+        }
+        tx.commit().await?;
+        self.delivery.notify_one();
+        Ok(id)
+    }
+
+    /// The integrations of `notice` that are still open (what its buttons act on).
+    pub async fn notice_integrations(
+        &self,
+        notice: i64,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(self.store.notice_view(notice).await?.map(|view| {
+            view.incidents
+                .into_iter()
+                .filter(|i| i.resolved_at.is_none())
+                .map(|i| i.integration)
+                .collect()
+        }))
+    }
+
+    /// Ends silence `id` now; false when no such silence is active.
+    pub async fn unsilence(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let _busy = self.busy.lock().await;
+        let mut tx = self.store.alert_tx().await?;
+        let removed = tx.remove_silence(id, now).await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+}
+
+/// Whether a silence target (`name` or `tag:NAME`) covers an integration.
+fn covers(target: &str, name: &str, integration: Option<&Integration>) -> bool {
+    match target.strip_prefix("tag:") {
+        Some(tag) => integration.is_some_and(|i| i.tags.iter().any(|t| t == tag)),
+        None => target == name,
+    }
+}
+
+/// "12m", "1h 5m": minutes are enough for people reading an alert.
+pub fn human(length: Duration) -> String {
+    if length < Duration::from_secs(60) {
+        return duration::format(Duration::from_secs(length.as_secs()));
+    }
+    let minutes = length.as_secs() / 60;
+    match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m}m"),
+        (h, 0) => format!("{h}h"),
+        (h, m) => format!("{h}h {m}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_read_in_minutes_and_hours() {
+        assert_eq!(human(Duration::from_secs(12 * 60 + 30)), "12m");
+        assert_eq!(human(Duration::from_secs(3600)), "1h");
+        assert_eq!(human(Duration::from_secs(3900)), "1h 5m");
+        assert_eq!(human(Duration::from_secs(42)), "42s");
+    }
+}

@@ -1,0 +1,229 @@
+//! What an alert message shows, and the one interface that delivers it.
+//!
+//! A *notice* is one message in a channel. It covers one incident, or several that opened
+//! together on the same route (a burst). The dispatcher renders a notice's current
+//! [`NoticeView`] at delivery time, so an edit always shows the latest state and delivering
+//! the same edit twice is harmless.
+//!
+//! [`Courier`] is implemented by the Discord front (`src/discord/courier.rs`: the bot's REST
+//! API, or a webhook) and by [`LogCourier`] when there is neither a token nor a webhook. The
+//! domain never sees Discord types.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+
+use crate::config::{Severity, Snowflake};
+use crate::model::State;
+
+/// Where a delivered message is, so later changes edit it and replies thread under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageRef {
+    /// The channel it is in.
+    pub channel: Snowflake,
+    /// The message.
+    pub message: Snowflake,
+}
+
+/// Whether a notice still needs someone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeStatus {
+    /// At least one incident is open and nobody acknowledged it.
+    Open,
+    /// Open, and someone acknowledged it (reminders stop).
+    Acknowledged,
+    /// Every incident in it is resolved.
+    Resolved,
+}
+
+/// Who acknowledged a notice, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    /// The Discord user.
+    pub user: Snowflake,
+    /// Their name at the time.
+    pub name: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// One incident's line in a notice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentLine {
+    /// The incident.
+    pub incident: i64,
+    /// The integration.
+    pub integration: String,
+    /// Its severity.
+    pub severity: Severity,
+    /// The integration's current state as far as the incident knows (UP once resolved).
+    pub state: State,
+    /// Why it changed (failed conditions, "3 failures in a row: ...").
+    pub reason: String,
+    /// When the incident opened.
+    pub since: DateTime<Utc>,
+    /// The last check's error, if it failed.
+    pub last_error: Option<String>,
+    /// The last check's latency.
+    pub latency_ms: Option<f64>,
+    /// When it resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Integrations depending on this one that are down with it: recorded, not notified
+    /// separately.
+    pub dependents: Vec<String>,
+}
+
+/// Everything one alert message shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoticeView {
+    /// The notice (its buttons carry this id).
+    pub notice: i64,
+    /// The worst severity among its incidents.
+    pub severity: Severity,
+    /// Open, acknowledged or resolved.
+    pub status: NoticeStatus,
+    /// Its incidents, in the order they opened (one for a single incident).
+    pub incidents: Vec<IncidentLine>,
+    /// When the first incident opened.
+    pub opened_at: DateTime<Utc>,
+    /// How long it lasted, once every incident resolved.
+    pub resolved_after: Option<Duration>,
+    /// Who acknowledged it.
+    pub acknowledged: Option<Acknowledgement>,
+    /// Until when notifications about it are silenced.
+    pub silenced_until: Option<DateTime<Utc>>,
+    /// Whether one of its integrations is flapping (changing state too often to notify each
+    /// change).
+    pub flapping: bool,
+}
+
+/// Why a delivery did not happen. The dispatcher keeps the row and tries again; nothing is
+/// dropped.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DeliveryError {
+    /// The message to edit or reply to no longer exists (deleted in Discord): post a fresh one
+    /// and record its id.
+    #[error("the message no longer exists")]
+    MessageGone,
+    /// A passing fault (rate limit, timeout, 5xx, connection): try again, after `after` when
+    /// the receiver said how long. `global` pauses every delivery, not just this one.
+    #[error("{kind}: {message}")]
+    Retry {
+        /// How long the receiver asked us to wait (a 429's `retry_after`).
+        after: Option<Duration>,
+        /// Whether the wait applies to every route (a global rate limit).
+        global: bool,
+        /// The error class (`rate_limited`, `timeout`, `server`, `connect`).
+        kind: &'static str,
+        /// What happened, without secrets.
+        message: String,
+    },
+    /// A fault that needs a human (unknown channel, missing access, a rejected body): the row
+    /// is kept and retried slowly, and every attempt logs an error.
+    #[error("{kind}: {message}")]
+    Permanent {
+        /// The error class (`auth`, `client`, `bad_response`).
+        kind: &'static str,
+        /// What happened, without secrets.
+        message: String,
+    },
+}
+
+/// Delivers notices. Every method is one attempt; the dispatcher owns retries, order and
+/// durability.
+pub trait Courier: Send + Sync + 'static {
+    /// Posts a new message showing `view` in `channel`, mentioning `mention` (role ids). `key`
+    /// is unique per outbox row (at most 25 characters): where the transport supports it, a
+    /// post retried with the same key after a crash returns the first message instead of
+    /// posting twice.
+    fn post<'a>(
+        &'a self,
+        channel: Snowflake,
+        view: &'a NoticeView,
+        mention: &'a [Snowflake],
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<MessageRef, DeliveryError>>;
+
+    /// Edits `message` to show `view`. [`DeliveryError::MessageGone`] when it was deleted.
+    fn edit<'a>(
+        &'a self,
+        message: MessageRef,
+        view: &'a NoticeView,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>>;
+
+    /// Posts `text` as a reply to `to` (a reminder, "resolved after 12m"), mentioning
+    /// `mention`. `key` as for [`Courier::post`]. Replying to a deleted message posts without
+    /// the reference rather than failing.
+    fn reply<'a>(
+        &'a self,
+        to: MessageRef,
+        text: &'a str,
+        mention: &'a [Snowflake],
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<MessageRef, DeliveryError>>;
+}
+
+/// The courier of a headless bot (no token, no webhook): every notification is one structured
+/// log line on the `patchbay::alert` target, and counts as delivered.
+#[derive(Debug, Default)]
+pub struct LogCourier;
+
+impl LogCourier {
+    fn log(what: &str, view: Option<&NoticeView>, text: Option<&str>, message: Snowflake) {
+        let integrations = view
+            .map(|v| {
+                v.incidents
+                    .iter()
+                    .map(|i| format!("{}={}", i.integration, i.state))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        tracing::info!(
+            target: "patchbay::alert",
+            notification = what,
+            notice = message.0,
+            severity = view.map(|v| v.severity.as_str()).unwrap_or_default(),
+            status = view.map(|v| format!("{:?}", v.status)).unwrap_or_default(),
+            integrations,
+            text = text.unwrap_or_default(),
+            "alert notification"
+        );
+    }
+}
+
+impl Courier for LogCourier {
+    fn post<'a>(
+        &'a self,
+        channel: Snowflake,
+        view: &'a NoticeView,
+        _mention: &'a [Snowflake],
+        _key: &'a str,
+    ) -> BoxFuture<'a, Result<MessageRef, DeliveryError>> {
+        // The notice id stands in for a message id, so edits and replies log against it.
+        let message = Snowflake(view.notice as u64);
+        Self::log("post", Some(view), None, message);
+        Box::pin(async move { Ok(MessageRef { channel, message }) })
+    }
+
+    fn edit<'a>(
+        &'a self,
+        message: MessageRef,
+        view: &'a NoticeView,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Self::log("edit", Some(view), None, message.message);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn reply<'a>(
+        &'a self,
+        to: MessageRef,
+        text: &'a str,
+        _mention: &'a [Snowflake],
+        _key: &'a str,
+    ) -> BoxFuture<'a, Result<MessageRef, DeliveryError>> {
+        Self::log("reply", None, Some(text), to.message);
+        Box::pin(async move { Ok(to) })
+    }
+}

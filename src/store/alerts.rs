@@ -1,0 +1,1013 @@
+//! Storage of incidents, notices, the alert outbox and silences (migration `0003_alerts.sql`).
+//!
+//! Changes that must go together (an incident change and the deliveries it causes, and the
+//! cursor of the transition that caused them) go through one [`AlertTx`]; the domain logic in
+//! `alerts` drives it and commits once.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sqlx::{Row, Sqlite};
+
+use super::{Store, StoreError, from_millis, millis};
+use crate::alerts::notice::{Acknowledgement, IncidentLine, MessageRef, NoticeStatus, NoticeView};
+use crate::config::{Severity, Snowflake};
+use crate::model::{State, Transition};
+
+/// What an outbox row asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryKind {
+    /// The notice's first message.
+    Post,
+    /// Show the notice's current state in its message.
+    Edit,
+    /// A reply under the message (reminder, resolution).
+    Reply,
+}
+
+impl DeliveryKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Post => "post",
+            DeliveryKind::Edit => "edit",
+            DeliveryKind::Reply => "reply",
+        }
+    }
+
+    fn parse(text: &str) -> Result<DeliveryKind, StoreError> {
+        match text {
+            "post" => Ok(DeliveryKind::Post),
+            "edit" => Ok(DeliveryKind::Edit),
+            "reply" => Ok(DeliveryKind::Reply),
+            other => Err(StoreError::Corrupt(format!("outbox kind {other:?}"))),
+        }
+    }
+}
+
+/// One pending delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    /// The row (its id is the delivery's idempotency key).
+    pub id: i64,
+    /// The notice it is about.
+    pub notice: i64,
+    /// What to do.
+    pub kind: DeliveryKind,
+    /// The reply's text.
+    pub text: Option<String>,
+    /// Roles to mention (post and reply).
+    pub mention: Vec<Snowflake>,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// When the row was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A notice's delivery facts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoticeTarget {
+    /// Where it goes (None: no channel configured).
+    pub channel: Option<Snowflake>,
+    /// Its message, once posted.
+    pub message: Option<MessageRef>,
+    /// Roles mentioned on open and reminders.
+    pub mention: Vec<Snowflake>,
+}
+
+/// An incident that is still open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenIncident {
+    /// The incident.
+    pub id: i64,
+    /// The integration.
+    pub integration: String,
+    /// Its notice, when it is notified.
+    pub notice: Option<i64>,
+    /// Its state.
+    pub state: State,
+    /// Its severity.
+    pub severity: Severity,
+    /// When it opened.
+    pub opened_at: DateTime<Utc>,
+}
+
+/// An active silence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Silence {
+    /// Its id (for `/alerts unsilence`).
+    pub id: i64,
+    /// An integration name or `tag:NAME`.
+    pub target: String,
+    /// When it ends.
+    pub until: DateTime<Utc>,
+    /// Why.
+    pub reason: String,
+    /// Who.
+    pub created_by: Snowflake,
+    /// Their name.
+    pub created_name: String,
+}
+
+/// An open notice due for a reminder check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenNotice {
+    /// The notice.
+    pub id: i64,
+    /// When the last reminder went out (or when it opened).
+    pub reminded_at: DateTime<Utc>,
+    /// Whether someone acknowledged it.
+    pub acknowledged: bool,
+    /// Until when it is silenced.
+    pub silenced_until: Option<DateTime<Utc>>,
+    /// Roles to mention.
+    pub mention: Vec<Snowflake>,
+    /// Whether it has a channel (or a webhook) to go to.
+    pub flapping: bool,
+}
+
+fn id(value: Snowflake) -> i64 {
+    value.0 as i64
+}
+
+fn snowflake(value: i64) -> Snowflake {
+    Snowflake(value as u64)
+}
+
+fn mention_json(mention: &[Snowflake]) -> String {
+    serde_json::to_string(&mention.iter().map(|m| m.0.to_string()).collect::<Vec<_>>())
+        .expect("strings serialize")
+}
+
+fn mention_of(text: &str) -> Result<Vec<Snowflake>, StoreError> {
+    let ids: Vec<String> = serde_json::from_str(text)
+        .map_err(|err| StoreError::Corrupt(format!("mention list: {err}")))?;
+    ids.iter()
+        .map(|s| {
+            s.parse()
+                .map(Snowflake)
+                .map_err(|_| StoreError::Corrupt(format!("mention id {s:?}")))
+        })
+        .collect()
+}
+
+fn severity_of(text: &str) -> Result<Severity, StoreError> {
+    Severity::from_str(text).map_err(StoreError::Corrupt)
+}
+
+fn state_of(text: &str) -> Result<State, StoreError> {
+    State::from_str(text).map_err(StoreError::Corrupt)
+}
+
+/// One transaction of alert changes.
+pub struct AlertTx {
+    tx: sqlx::Transaction<'static, Sqlite>,
+}
+
+impl AlertTx {
+    /// Commits every change made through this transaction.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// The open incident of `integration`, if any.
+    pub async fn open_incident(
+        &mut self,
+        integration: &str,
+    ) -> Result<Option<OpenIncident>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, integration, notice_id, state, severity, opened_at_ms FROM incidents \
+             WHERE integration = $1 AND resolved_at_ms IS NULL ORDER BY id DESC LIMIT 1",
+        )
+        .bind(integration)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|row| open_incident_of(&row)).transpose()
+    }
+
+    /// Opens an incident; returns its id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_incident(
+        &mut self,
+        integration: &str,
+        notice: Option<i64>,
+        severity: Severity,
+        state: State,
+        reason: &str,
+        at: DateTime<Utc>,
+        parent: Option<i64>,
+        suppressed: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO incidents (integration, notice_id, severity, state, reason, opened_at_ms, \
+             parent_id, suppressed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(integration)
+        .bind(notice)
+        .bind(severity.as_str())
+        .bind(state.as_str())
+        .bind(reason)
+        .bind(millis(at))
+        .bind(parent)
+        .bind(suppressed)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        self.event(id, at, "opened", &format!("{state}: {reason}"))
+            .await?;
+        Ok(id)
+    }
+
+    /// Records a change of an open incident's state.
+    pub async fn update_incident(
+        &mut self,
+        incident: i64,
+        state: State,
+        severity: Severity,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE incidents SET state = $1, severity = $2, reason = $3 WHERE id = $4")
+            .bind(state.as_str())
+            .bind(severity.as_str())
+            .bind(reason)
+            .bind(incident)
+            .execute(&mut *self.tx)
+            .await?;
+        self.event(incident, at, "changed", &format!("{state}: {reason}"))
+            .await
+    }
+
+    /// Resolves an incident.
+    pub async fn resolve_incident(
+        &mut self,
+        incident: i64,
+        state: State,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE incidents SET state = $1, reason = $2, resolved_at_ms = $3 WHERE id = $4",
+        )
+        .bind(state.as_str())
+        .bind(reason)
+        .bind(millis(at))
+        .bind(incident)
+        .execute(&mut *self.tx)
+        .await?;
+        self.event(incident, at, "resolved", &format!("{state}: {reason}"))
+            .await
+    }
+
+    /// Appends to an incident's timeline.
+    pub async fn event(
+        &mut self,
+        incident: i64,
+        at: DateTime<Utc>,
+        kind: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO incident_events (incident_id, at_ms, kind, detail) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(incident)
+        .bind(millis(at))
+        .bind(kind)
+        .bind(detail)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// An unresolved, non-flapping notice on `channel` opened at or after `since` (a burst to
+    /// join).
+    pub async fn joinable_notice(
+        &mut self,
+        channel: Option<Snowflake>,
+        since: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        let Some(channel) = channel else {
+            return Ok(None);
+        };
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM notices WHERE channel_id = $1 AND resolved_at_ms IS NULL \
+             AND opened_at_ms >= $2 AND flapping = FALSE ORDER BY id LIMIT 1",
+        )
+        .bind(id(channel))
+        .bind(millis(since))
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    /// Creates a notice; returns its id.
+    pub async fn insert_notice(
+        &mut self,
+        channel: Option<Snowflake>,
+        mention: &[Snowflake],
+        at: DateTime<Utc>,
+        flapping: bool,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO notices (channel_id, mention, opened_at_ms, reminded_at_ms, flapping) \
+             VALUES ($1, $2, $3, $3, $4) RETURNING id",
+        )
+        .bind(channel.map(id))
+        .bind(mention_json(mention))
+        .bind(millis(at))
+        .bind(flapping)
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    /// How many incidents of `notice` are still open.
+    pub async fn open_in_notice(&mut self, notice: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM incidents WHERE notice_id = $1 AND resolved_at_ms IS NULL",
+        )
+        .bind(notice)
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    /// Marks a notice resolved (every incident in it is).
+    pub async fn resolve_notice(
+        &mut self,
+        notice: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE notices SET resolved_at_ms = $1 WHERE id = $2")
+            .bind(millis(at))
+            .bind(notice)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// When a notice opened.
+    pub async fn notice_opened_at(&mut self, notice: i64) -> Result<DateTime<Utc>, StoreError> {
+        let at: i64 = sqlx::query_scalar("SELECT opened_at_ms FROM notices WHERE id = $1")
+            .bind(notice)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        from_millis(at)
+    }
+
+    /// The roles a notice mentions.
+    pub async fn notice_mention(&mut self, notice: i64) -> Result<Vec<Snowflake>, StoreError> {
+        let text: String = sqlx::query_scalar("SELECT mention FROM notices WHERE id = $1")
+            .bind(notice)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        mention_of(&text)
+    }
+
+    /// Records who acknowledged a notice; false when it was already acknowledged or resolved.
+    pub async fn acknowledge(
+        &mut self,
+        notice: i64,
+        user: Snowflake,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let changed = sqlx::query(
+            "UPDATE notices SET acked_by = $1, acked_name = $2, acked_at_ms = $3 \
+             WHERE id = $4 AND acked_by IS NULL AND resolved_at_ms IS NULL",
+        )
+        .bind(id(user))
+        .bind(name)
+        .bind(millis(at))
+        .bind(notice)
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        if changed > 0 {
+            for incident in self.incidents_of(notice).await? {
+                self.event(
+                    incident,
+                    at,
+                    "acknowledged",
+                    &format!("by {name} ({})", user.0),
+                )
+                .await?;
+            }
+        }
+        Ok(changed > 0)
+    }
+
+    /// Sets until when a notice is silenced.
+    pub async fn silence_notice(
+        &mut self,
+        notice: i64,
+        until: DateTime<Utc>,
+        at: DateTime<Utc>,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE notices SET silenced_until_ms = $1 WHERE id = $2")
+            .bind(millis(until))
+            .bind(notice)
+            .execute(&mut *self.tx)
+            .await?;
+        for incident in self.incidents_of(notice).await? {
+            self.event(incident, at, "silenced", why).await?;
+        }
+        Ok(())
+    }
+
+    /// Records that a reminder went out.
+    pub async fn reminded(&mut self, notice: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE notices SET reminded_at_ms = $1 WHERE id = $2")
+            .bind(millis(at))
+            .bind(notice)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn incidents_of(&mut self, notice: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM incidents WHERE notice_id = $1 ORDER BY id")
+                .bind(notice)
+                .fetch_all(&mut *self.tx)
+                .await?,
+        )
+    }
+
+    /// Queues a delivery, due at once (`at` is when the change happened).
+    pub async fn enqueue(
+        &mut self,
+        notice: i64,
+        kind: DeliveryKind,
+        text: Option<&str>,
+        mention: &[Snowflake],
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO outbox (notice_id, kind, text, mention, created_at_ms, not_before_ms, attempts) \
+             VALUES ($1, $2, $3, $4, $5, 0, 0) RETURNING id",
+        )
+        .bind(notice)
+        .bind(kind.as_str())
+        .bind(text)
+        .bind(mention_json(mention))
+        .bind(millis(at))
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    /// Moves the alert cursor to `transition`.
+    pub async fn set_cursor(&mut self, transition: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO alert_cursor (id, transition_id) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET transition_id = excluded.transition_id",
+        )
+        .bind(transition)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Adds a silence; returns its id.
+    pub async fn insert_silence(
+        &mut self,
+        target: &str,
+        until: DateTime<Utc>,
+        reason: &str,
+        by: Snowflake,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO silences (target, until_ms, reason, created_by, created_name, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(target)
+        .bind(millis(until))
+        .bind(reason)
+        .bind(id(by))
+        .bind(name)
+        .bind(millis(at))
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    /// Ends a silence now; false when there is no active silence with that id.
+    pub async fn remove_silence(
+        &mut self,
+        silence: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE silences SET removed_at_ms = $1 WHERE id = $2 AND removed_at_ms IS NULL AND until_ms > $1",
+        )
+        .bind(millis(at))
+        .bind(silence)
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
+    /// Puts a recorded incident under a notice (a dependent that needs its own message now).
+    pub async fn attach(&mut self, incident: i64, notice: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE incidents SET notice_id = $1, suppressed = NULL WHERE id = $2")
+            .bind(notice)
+            .bind(incident)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// The open incidents recorded under `parent` (dependents) without a notice of their own.
+    pub async fn orphaned_children(
+        &mut self,
+        parent: i64,
+    ) -> Result<Vec<OpenIncident>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, integration, notice_id, state, severity, opened_at_ms FROM incidents              WHERE parent_id = $1 AND resolved_at_ms IS NULL AND notice_id IS NULL ORDER BY id",
+        )
+        .bind(parent)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(open_incident_of).collect()
+    }
+
+    /// Whether `notice` is a flapping notice (quiet until its integration is stable).
+    pub async fn is_flapping(&mut self, notice: i64) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query_scalar::<_, bool>("SELECT flapping FROM notices WHERE id = $1")
+                .bind(notice)
+                .fetch_optional(&mut *self.tx)
+                .await?
+                .unwrap_or(false),
+        )
+    }
+
+    /// The open flapping notice that already covers `integration`, if any.
+    pub async fn flapping_notice_of(
+        &mut self,
+        integration: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT n.id FROM notices n WHERE n.flapping = TRUE AND n.resolved_at_ms IS NULL              AND EXISTS (SELECT 1 FROM incidents i WHERE i.notice_id = n.id AND i.integration = $1)              ORDER BY n.id LIMIT 1",
+        )
+        .bind(integration)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    /// A flapping notice's integration is stable again: it becomes an ordinary notice.
+    pub async fn end_flapping(&mut self, notice: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE notices SET flapping = FALSE WHERE id = $1")
+            .bind(notice)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// The open notices whose incidents are on one of `integrations`.
+    pub async fn open_notices_of(
+        &mut self,
+        integrations: &[String],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut out = Vec::new();
+        for name in integrations {
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT DISTINCT notice_id FROM incidents WHERE integration = $1 \
+                 AND resolved_at_ms IS NULL AND notice_id IS NOT NULL",
+            )
+            .bind(name)
+            .fetch_all(&mut *self.tx)
+            .await?;
+            out.extend(ids);
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+fn open_incident_of(row: &sqlx::sqlite::SqliteRow) -> Result<OpenIncident, StoreError> {
+    Ok(OpenIncident {
+        id: row.try_get("id")?,
+        integration: row.try_get("integration")?,
+        notice: row.try_get("notice_id")?,
+        state: state_of(&row.try_get::<String, _>("state")?)?,
+        severity: severity_of(&row.try_get::<String, _>("severity")?)?,
+        opened_at: from_millis(row.try_get("opened_at_ms")?)?,
+    })
+}
+
+impl Store {
+    /// Starts a transaction of alert changes.
+    pub async fn alert_tx(&self) -> Result<AlertTx, StoreError> {
+        Ok(AlertTx {
+            tx: self.pool.begin().await?,
+        })
+    }
+
+    /// The last transition turned into incidents (0 before the first).
+    pub async fn alert_cursor(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT transition_id FROM alert_cursor WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or(0),
+        )
+    }
+
+    /// The newest transition's id (0 when there is none).
+    pub async fn last_transition_id(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM transitions")
+                .fetch_one(&self.pool)
+                .await?
+                .unwrap_or(0),
+        )
+    }
+
+    /// Transitions after `after`, oldest first, at most `limit`.
+    pub async fn transitions_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Transition)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, integration, from_state, to_state, reason, at_ms FROM transitions \
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("id")?,
+                    Transition {
+                        integration: row.try_get("integration")?,
+                        from: state_of(&row.try_get::<String, _>("from_state")?)?,
+                        to: state_of(&row.try_get::<String, _>("to_state")?)?,
+                        reason: row.try_get("reason")?,
+                        at: from_millis(row.try_get("at_ms")?)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// How many transitions `integration` had since `since`.
+    pub async fn transitions_since(
+        &self,
+        integration: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM transitions WHERE integration = $1 AND at_ms >= $2",
+        )
+        .bind(integration)
+        .bind(millis(since))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The deliveries that may go now: the oldest pending row of each notice, when due, oldest
+    /// first.
+    pub async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.notice_id, o.kind, o.text, o.mention, o.attempts, o.created_at_ms \
+             FROM outbox o WHERE o.done_at_ms IS NULL AND o.not_before_ms <= $1 \
+             AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.notice_id = o.notice_id AND p.done_at_ms IS NULL) \
+             ORDER BY o.id LIMIT $2",
+        )
+        .bind(millis(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(OutboxRow {
+                    id: row.try_get("id")?,
+                    notice: row.try_get("notice_id")?,
+                    kind: DeliveryKind::parse(&row.try_get::<String, _>("kind")?)?,
+                    text: row.try_get("text")?,
+                    mention: mention_of(&row.try_get::<String, _>("mention")?)?,
+                    attempts: row.try_get("attempts")?,
+                    created_at: from_millis(row.try_get("created_at_ms")?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// When the next pending delivery becomes due (None when nothing is pending).
+    pub async fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(not_before_ms) FROM outbox WHERE done_at_ms IS NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        at.map(from_millis).transpose()
+    }
+
+    /// How many deliveries are pending.
+    pub async fn pending_deliveries(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE done_at_ms IS NULL")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Marks a delivery done. A post records the message it created; an edit also completes
+    /// the notice's other pending edits written before `started` (they would show the same
+    /// state or an older one).
+    pub async fn delivery_done(
+        &self,
+        row: &OutboxRow,
+        message: Option<MessageRef>,
+        now: DateTime<Utc>,
+        started: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE outbox SET done_at_ms = $1, attempts = attempts + 1 WHERE id = $2")
+            .bind(millis(now))
+            .bind(row.id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(message) = message {
+            sqlx::query("UPDATE notices SET message_channel = $1, message_id = $2 WHERE id = $3")
+                .bind(id(message.channel))
+                .bind(id(message.message))
+                .bind(row.notice)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if row.kind == DeliveryKind::Edit || row.kind == DeliveryKind::Post {
+            sqlx::query(
+                "UPDATE outbox SET done_at_ms = $1 WHERE notice_id = $2 AND kind = 'edit' \
+                 AND done_at_ms IS NULL AND created_at_ms <= $3",
+            )
+            .bind(millis(now))
+            .bind(row.notice)
+            .bind(millis(started))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt and when to try again.
+    pub async fn delivery_failed(
+        &self,
+        row: &OutboxRow,
+        not_before: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, not_before_ms = $1, last_error = $2 WHERE id = $3",
+        )
+        .bind(millis(not_before))
+        .bind(error)
+        .bind(row.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Where a notice goes and its message, if posted.
+    pub async fn notice_target(&self, notice: i64) -> Result<Option<NoticeTarget>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT channel_id, mention, message_channel, message_id FROM notices WHERE id = $1",
+        )
+        .bind(notice)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let message = match (
+            row.try_get::<Option<i64>, _>("message_channel")?,
+            row.try_get::<Option<i64>, _>("message_id")?,
+        ) {
+            (Some(channel), Some(message)) => Some(MessageRef {
+                channel: snowflake(channel),
+                message: snowflake(message),
+            }),
+            _ => None,
+        };
+        Ok(Some(NoticeTarget {
+            channel: row.try_get::<Option<i64>, _>("channel_id")?.map(snowflake),
+            message,
+            mention: mention_of(&row.try_get::<String, _>("mention")?)?,
+        }))
+    }
+
+    /// Records the message a notice was posted as.
+    pub async fn set_message(&self, notice: i64, message: MessageRef) -> Result<(), StoreError> {
+        sqlx::query("UPDATE notices SET message_channel = $1, message_id = $2 WHERE id = $3")
+            .bind(id(message.channel))
+            .bind(id(message.message))
+            .bind(notice)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets a notice's message (deleted in Discord), so the next delivery posts anew.
+    pub async fn forget_message(&self, notice: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE notices SET message_channel = NULL, message_id = NULL WHERE id = $1")
+            .bind(notice)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// What a notice's message shows now.
+    pub async fn notice_view(&self, notice: i64) -> Result<Option<NoticeView>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT id, opened_at_ms, resolved_at_ms, acked_by, acked_name, acked_at_ms, \
+             silenced_until_ms, flapping FROM notices WHERE id = $1",
+        )
+        .bind(notice)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let incidents = sqlx::query(
+            "SELECT i.id, i.integration, i.severity, i.state, i.reason, i.opened_at_ms, \
+             i.resolved_at_ms, s.last_message, s.last_latency_ms, s.last_success \
+             FROM incidents i LEFT JOIN integration_states s ON s.integration = i.integration \
+             WHERE i.notice_id = $1 ORDER BY i.id",
+        )
+        .bind(notice)
+        .fetch_all(&self.pool)
+        .await?;
+        let ids: Vec<i64> = incidents
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        let mut dependents: HashMap<i64, Vec<String>> = HashMap::new();
+        for parent in &ids {
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT integration FROM incidents WHERE parent_id = $1 AND resolved_at_ms IS NULL \
+                 ORDER BY integration",
+            )
+            .bind(parent)
+            .fetch_all(&self.pool)
+            .await?;
+            if !names.is_empty() {
+                dependents.insert(*parent, names);
+            }
+        }
+        let mut lines = Vec::new();
+        for row in &incidents {
+            let incident: i64 = row.try_get("id")?;
+            let resolved_at = row
+                .try_get::<Option<i64>, _>("resolved_at_ms")?
+                .map(from_millis)
+                .transpose()?;
+            let failing = row.try_get::<Option<bool>, _>("last_success")? == Some(false);
+            lines.push(IncidentLine {
+                incident,
+                integration: row.try_get("integration")?,
+                severity: severity_of(&row.try_get::<String, _>("severity")?)?,
+                state: state_of(&row.try_get::<String, _>("state")?)?,
+                reason: row.try_get("reason")?,
+                since: from_millis(row.try_get("opened_at_ms")?)?,
+                last_error: if failing {
+                    row.try_get("last_message")?
+                } else {
+                    None
+                },
+                latency_ms: row.try_get("last_latency_ms")?,
+                resolved_at,
+                dependents: dependents.remove(&incident).unwrap_or_default(),
+            });
+        }
+        let opened_at = from_millis(row.try_get("opened_at_ms")?)?;
+        let resolved_at = row
+            .try_get::<Option<i64>, _>("resolved_at_ms")?
+            .map(from_millis)
+            .transpose()?;
+        let acknowledged = match row.try_get::<Option<i64>, _>("acked_by")? {
+            Some(user) => Some(Acknowledgement {
+                user: snowflake(user),
+                name: row
+                    .try_get::<Option<String>, _>("acked_name")?
+                    .unwrap_or_default(),
+                at: from_millis(row.try_get::<Option<i64>, _>("acked_at_ms")?.unwrap_or(0))?,
+            }),
+            None => None,
+        };
+        let severity = lines
+            .iter()
+            .filter(|l| l.resolved_at.is_none())
+            .map(|l| l.severity)
+            .min()
+            .or_else(|| lines.iter().map(|l| l.severity).min())
+            .unwrap_or(Severity::Warning);
+        Ok(Some(NoticeView {
+            notice,
+            severity,
+            status: match (resolved_at, &acknowledged) {
+                (Some(_), _) => NoticeStatus::Resolved,
+                (None, Some(_)) => NoticeStatus::Acknowledged,
+                (None, None) => NoticeStatus::Open,
+            },
+            incidents: lines,
+            opened_at,
+            resolved_after: resolved_at.map(|at| (at - opened_at).to_std().unwrap_or_default()),
+            acknowledged,
+            silenced_until: row
+                .try_get::<Option<i64>, _>("silenced_until_ms")?
+                .map(from_millis)
+                .transpose()?,
+            flapping: row.try_get("flapping")?,
+        }))
+    }
+
+    /// The open notices (for reminders and `/alerts list`), oldest first.
+    pub async fn open_notices(&self) -> Result<Vec<OpenNotice>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, reminded_at_ms, acked_by, silenced_until_ms, mention, flapping \
+             FROM notices WHERE resolved_at_ms IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(OpenNotice {
+                    id: row.try_get("id")?,
+                    reminded_at: from_millis(row.try_get("reminded_at_ms")?)?,
+                    acknowledged: row.try_get::<Option<i64>, _>("acked_by")?.is_some(),
+                    silenced_until: row
+                        .try_get::<Option<i64>, _>("silenced_until_ms")?
+                        .map(from_millis)
+                        .transpose()?,
+                    mention: mention_of(&row.try_get::<String, _>("mention")?)?,
+                    flapping: row.try_get("flapping")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every open incident, oldest first.
+    pub async fn open_incidents(&self) -> Result<Vec<OpenIncident>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, integration, notice_id, state, severity, opened_at_ms FROM incidents \
+             WHERE resolved_at_ms IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(open_incident_of).collect()
+    }
+
+    /// The silences in force at `now`.
+    pub async fn active_silences(&self, now: DateTime<Utc>) -> Result<Vec<Silence>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, target, until_ms, reason, created_by, created_name FROM silences \
+             WHERE removed_at_ms IS NULL AND until_ms > $1 ORDER BY id",
+        )
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(Silence {
+                    id: row.try_get("id")?,
+                    target: row.try_get("target")?,
+                    until: from_millis(row.try_get("until_ms")?)?,
+                    reason: row.try_get("reason")?,
+                    created_by: snowflake(row.try_get("created_by")?),
+                    created_name: row.try_get("created_name")?,
+                })
+            })
+            .collect()
+    }
+
+    /// An incident's timeline: (time, kind, detail), oldest first.
+    pub async fn incident_events(
+        &self,
+        incident: i64,
+    ) -> Result<Vec<(DateTime<Utc>, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at_ms, kind, detail FROM incident_events WHERE incident_id = $1 ORDER BY id",
+        )
+        .bind(incident)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok((
+                    from_millis(row.try_get("at_ms")?)?,
+                    row.try_get("kind")?,
+                    row.try_get("detail")?,
+                ))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,661 @@
+//! Alerts end to end: the real wiring of `patchbay run` (`app::start`: engine, alert pipeline,
+//! outbox dispatcher, Discord front) against real HTTP upstreams that the tests flip between
+//! healthy and failing, a fake Discord on 127.0.0.1 (REST and gateway), and a real SQLite file.
+//! Time-driven behaviour (reminders) is driven through `Alerts::tick` with a given clock.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fake_discord::{self, FakeDiscord, FakeMember, Fault};
+use common::upstream::Upstream;
+use patchbay::app::{self, Running};
+use patchbay::config::{self, Environment};
+use serde_json::{Value, json};
+
+const ALERTS: u64 = fake_discord::ALERT_CHANNEL_ID;
+const ROUTED: u64 = fake_discord::ROUTE_CHANNEL_ID;
+
+struct Patchbay {
+    running: Option<Running>,
+    fake: FakeDiscord,
+    dir: tempfile::TempDir,
+}
+
+impl Patchbay {
+    fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
+    }
+
+    async fn stop(mut self) {
+        let running = self.running.take().expect("running");
+        running.shutdown().await;
+        let violations = self.fake.violations();
+        assert!(violations.is_empty(), "{violations:#?}");
+    }
+}
+
+/// An integration checked every 100 ms that changes state on the first failing or passing
+/// check.
+fn integration(name: &str, upstream: &Upstream, extra: &str) -> String {
+    format!(
+        "[[integration]]\nname = \"{name}\"\nurl = \"{}\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\n\
+         failure_threshold = 1\nsuccess_threshold = 1\n{extra}\n",
+        upstream.url()
+    )
+}
+
+/// The config of a bot talking to `fake`, with `alerts` lines under `[alerts]` and the given
+/// tables (integrations, routes, grants).
+fn config_text(dir: &std::path::Path, alerts: &str, tables: &str) -> String {
+    format!(
+        "[bot]\nguilds = [\"{guild}\"]\ncommand_rate = \"1000/m\"\n\
+         [http]\nlisten = \"127.0.0.1:0\"\n\
+         [storage]\nurl = \"sqlite://{db}\"\nflush_interval = \"20ms\"\n\
+         [alerts]\nchannel = \"{ALERTS}\"\n{alerts}\n\
+         [[grant]]\nrole = \"{ops}\"\npermissions = [\"alerts.manage\", \"status.recheck\"]\n\
+         {tables}",
+        guild = fake_discord::GUILD_ID,
+        db = dir.join("patchbay.db").display(),
+        ops = fake_discord::OPS_ROLE,
+    )
+}
+
+async fn start(alerts: &str, tables: &str) -> Patchbay {
+    start_with(alerts, tables, true).await
+}
+
+/// Starts patchbay; `bot` says whether it has a token (else alerts go through a webhook when
+/// one is configured in `alerts`, or the log).
+async fn start_with(alerts: &str, tables: &str, bot: bool) -> Patchbay {
+    let fake = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let webhook = fake.create_webhook(ALERTS);
+    let text = config_text(dir.path(), alerts, tables);
+    let mut env = vec![("DISCORD_API_BASE", fake.api_base())];
+    if bot {
+        env.push(("DISCORD_TOKEN", "fake-token".to_string()));
+    }
+    if alerts.contains("webhook_env") {
+        env.push(("TEST_ALERT_WEBHOOK", webhook));
+    }
+    let config = config::parse(&text, "alerts.toml", None, &Environment::from_pairs(env)).unwrap();
+    let running = app::start(config).await.unwrap();
+    if bot {
+        fake.wait_ready().await;
+    }
+    Patchbay {
+        running: Some(running),
+        fake,
+        dir,
+    }
+}
+
+/// The messages in `channel` other than interaction responses (button replies are ephemeral
+/// messages in the same channel).
+fn alert_messages(fake: &FakeDiscord, channel: u64) -> Vec<Value> {
+    fake.channel_messages(channel)
+        .into_iter()
+        .filter(|m| {
+            m["flags"].as_u64().unwrap_or(0) & 64 == 0 && m["interaction_metadata"].is_null()
+        })
+        .collect()
+}
+
+/// Waits until the outbox is empty (every delivery confirmed).
+async fn drained(bot: &Patchbay) {
+    let mut delivered = bot.running().alerts().delivered();
+    let store = bot.running().store();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            delivered.borrow_and_update();
+            if store.pending_deliveries().await.unwrap() == 0 {
+                return;
+            }
+            delivered.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the outbox drains within 20 s");
+}
+
+fn title(message: &Value) -> String {
+    message["embeds"][0]["title"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn custom_ids(message: &Value) -> Vec<String> {
+    message["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["custom_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Waits until the message `id`'s current version satisfies `pred`.
+async fn wait_message(
+    fake: &FakeDiscord,
+    id: u64,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let path = format!("/messages/{id}");
+    fake.wait_for_request(what, |r| {
+        r.path.ends_with(&path) && r.method == "PATCH" && r.body.as_ref().is_some_and(&pred)
+    })
+    .await;
+    fake.message(id).expect("the message exists")
+}
+
+fn message_id(message: &Value) -> u64 {
+    fake_discord::snowflake(&message["id"]).unwrap()
+}
+
+/// Replies (type 19) in `channel` that reference `message`.
+fn replies_to(fake: &FakeDiscord, channel: u64, message: u64) -> Vec<Value> {
+    fake.channel_messages(channel)
+        .into_iter()
+        .filter(|m| fake_discord::snowflake(&m["message_reference"]["message_id"]) == Some(message))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_one_message_edited_in_place_then_one_reply_on_recovery() {
+    let upstream = Upstream::start().await;
+    let bot = start(
+        "",
+        &integration("payments-api", &upstream, "tags = [\"payments\"]"),
+    )
+    .await;
+    let fake = &bot.fake;
+    // Healthy first: no alert for UNKNOWN → UP.
+    upstream.wait_hits(2).await;
+    upstream.break_it();
+    let posted = fake.wait_for_messages(ALERTS, 1).await;
+    let alert = &posted[0];
+    assert!(title(alert).contains("payments-api is DOWN"), "{alert}");
+    assert_eq!(
+        custom_ids(alert),
+        ["pb:alert:ack:1", "pb:alert:silence:1", "pb:alert:recheck:1"]
+    );
+    let id = message_id(alert);
+    upstream.heal();
+    let resolved = wait_message(fake, id, "the message edited to resolved", |body| {
+        body["embeds"][0]["title"]
+            .as_str()
+            .unwrap_or("")
+            .contains("resolved")
+    })
+    .await;
+    assert!(custom_ids(&resolved).is_empty(), "buttons go: {resolved}");
+    fake.wait_for_messages(ALERTS, 2).await;
+    let replies = replies_to(fake, ALERTS, id);
+    assert_eq!(replies.len(), 1);
+    assert!(
+        replies[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Resolved after"),
+        "{}",
+        replies[0]
+    );
+    // Exactly one alert message and one reply: nothing said twice.
+    drained(&bot).await;
+    assert_eq!(alert_messages(fake, ALERTS).len(), 2);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_on_one_route_is_one_message_and_routes_pick_the_channel() {
+    let (a, b, c, d) = (
+        Upstream::start().await,
+        Upstream::start().await,
+        Upstream::start().await,
+        Upstream::start().await,
+    );
+    for upstream in [&a, &b, &c, &d] {
+        upstream.break_it();
+    }
+    let routes = format!(
+        "[[alerts.route]]\nmatch = {{ tags = [\"payments\"] }}\nchannel = \"{ROUTED}\"\nmention = [\"{}\"]\n",
+        fake_discord::OPS_ROLE
+    );
+    let tables = format!(
+        "{}{}{}{}",
+        integration("search", &a, ""),
+        integration("ledger", &b, ""),
+        integration("mailer", &c, ""),
+        integration("payments-api", &d, "tags = [\"payments\"]"),
+    );
+    let bot = start(&format!("group_wait = \"10s\"\n{routes}"), &tables).await;
+    let fake = &bot.fake;
+    // The three unrouted integrations share one message in the default channel...
+    fake.wait_for_request("the grouped message", |r| {
+        r.path.contains(&format!("/channels/{ALERTS}/messages"))
+            && r.body.as_ref().is_some_and(|b| {
+                b["embeds"][0]["title"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("3 integrations down")
+            })
+    })
+    .await;
+    assert_eq!(alert_messages(fake, ALERTS).len(), 1);
+    // ...and the payments one goes to its route, mentioning the route's role.
+    let routed = fake.wait_for_messages(ROUTED, 1).await;
+    assert!(title(&routed[0]).contains("payments-api"), "{}", routed[0]);
+    let posts = fake.attempts("POST", &format!("/channels/{ROUTED}/messages"));
+    let body = posts[0].body.clone().unwrap();
+    assert!(
+        body["content"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("<@&{}>", fake_discord::OPS_ROLE)),
+        "{body}"
+    );
+    assert_eq!(
+        body["allowed_mentions"]["roles"],
+        json!([fake_discord::OPS_ROLE.to_string()])
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_mention_the_route_until_acknowledged() {
+    let upstream = Upstream::start().await;
+    upstream.break_it();
+    let routes = format!(
+        "[[alerts.route]]\nchannel = \"{ALERTS}\"\nmention = [\"{}\"]\n",
+        fake_discord::OPS_ROLE
+    );
+    let bot = start(
+        &format!("repeat = \"1h\"\n{routes}"),
+        &integration("payments-api", &upstream, ""),
+    )
+    .await;
+    let fake = &bot.fake;
+    let alert = fake.wait_for_messages(ALERTS, 1).await.remove(0);
+    let id = message_id(&alert);
+    let alerts = bot.running().alerts();
+    // Not yet: an hour has not passed.
+    alerts.tick(patchbay::model::now()).await.unwrap();
+    let later = patchbay::model::now() + chrono::Duration::minutes(61);
+    alerts.tick(later).await.unwrap();
+    fake.wait_for_messages(ALERTS, 2).await;
+    let reminders = replies_to(fake, ALERTS, id);
+    assert_eq!(reminders.len(), 1);
+    let text = reminders[0]["content"].as_str().unwrap();
+    assert!(text.contains("Still down after 1h"), "{text}");
+    assert!(
+        text.contains(&format!("<@&{}>", fake_discord::OPS_ROLE)),
+        "{text}"
+    );
+    // The same tick again sends nothing more: the reminder is recorded.
+    alerts.tick(later).await.unwrap();
+    // Acknowledged: no reminder even hours later.
+    let press = fake
+        .button("pb:alert:ack:1", alert.clone(), FakeMember::OPS)
+        .await;
+    let reply = fake.callback_for(press).await;
+    assert_eq!(reply["data"]["flags"], 64, "{reply}");
+    assert!(
+        reply["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("acknowledged"),
+        "{reply}"
+    );
+    wait_message(fake, id, "the acknowledgement on the message", |body| {
+        body.to_string()
+            .contains(&fake_discord::OPS_USER_ID.to_string())
+    })
+    .await;
+    alerts
+        .tick(later + chrono::Duration::hours(5))
+        .await
+        .unwrap();
+    // Whatever the tick queued has gone out by now, and it was no reminder.
+    drained(&bot).await;
+    assert_eq!(replies_to(fake, ALERTS, id).len(), 1);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buttons_check_permissions_and_are_audited() {
+    let upstream = Upstream::start().await;
+    upstream.break_it();
+    let bot = start("", &integration("payments-api", &upstream, "")).await;
+    let fake = &bot.fake;
+    let alert = fake.wait_for_messages(ALERTS, 1).await.remove(0);
+    for (custom_id, permission) in [
+        ("pb:alert:ack:1", "alerts.manage"),
+        ("pb:alert:silence:1", "alerts.manage"),
+        ("pb:alert:recheck:1", "status.recheck"),
+    ] {
+        let press = fake
+            .button(custom_id, alert.clone(), FakeMember::NOBODY)
+            .await;
+        let reply = fake.callback_for(press).await;
+        assert_eq!(reply["data"]["flags"], 64, "{reply}");
+        let content = reply["data"]["content"].as_str().unwrap();
+        assert!(
+            content.starts_with("⛔") && content.contains(permission),
+            "{content}"
+        );
+    }
+    // Re-check now: a live check, answered privately.
+    let hits = upstream.hits();
+    let press = fake
+        .button("pb:alert:recheck:1", alert.clone(), FakeMember::OPS)
+        .await;
+    let reply = fake.callback_for(press).await;
+    assert!(upstream.hits() > hits);
+    assert!(
+        reply["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("payments-api: DOWN"),
+        "{reply}"
+    );
+    // Silence 1h: the message says until when.
+    let press = fake
+        .button("pb:alert:silence:1", alert.clone(), FakeMember::OPS)
+        .await;
+    let reply = fake.callback_for(press).await;
+    assert!(
+        reply["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Silenced payments-api for 1h"),
+        "{reply}"
+    );
+    wait_message(
+        fake,
+        message_id(&alert),
+        "the silence on the message",
+        |body| body.to_string().contains("Silenced until"),
+    )
+    .await;
+    let audit = bot
+        .running()
+        .store()
+        .audit_entries(&patchbay::audit::AuditQuery {
+            limit: 20,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let recorded: Vec<(String, String)> = audit
+        .iter()
+        .rev()
+        .map(|e| (e.command.clone(), e.outcome.to_string()))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            ("alerts ack".into(), "denied".into()),
+            ("alerts silence".into(), "denied".into()),
+            ("alerts recheck".into(), "denied".into()),
+            ("alerts recheck".into(), "ok".into()),
+            ("alerts silence".into(), "ok".into()),
+        ]
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silenced_and_maintenance_incidents_are_recorded_not_posted() {
+    let (a, b) = (Upstream::start().await, Upstream::start().await);
+    let tables = format!(
+        "{}{}[[maintenance]]\nname = \"always\"\ntargets = [\"tag:batch\"]\nstart = \"00:00\"\nduration = \"7d\"\n",
+        integration("payments-api", &a, ""),
+        integration("nightly", &b, "tags = [\"batch\"]"),
+    );
+    let bot = start("", &tables).await;
+    let fake = &bot.fake;
+    let plane = bot.running().plane();
+    let ops = patchbay::audit::Actor::Discord {
+        user: patchbay::config::Snowflake(fake_discord::OPS_USER_ID),
+        name: "ops".into(),
+    };
+    plane
+        .silence("payments-api", "2h", "deploy", &ops)
+        .await
+        .unwrap();
+    a.wait_hits(1).await;
+    a.break_it();
+    b.break_it();
+    // Both incidents are recorded...
+    let store = bot.running().store().clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let open = store.open_incidents().await.unwrap();
+        if open.len() == 2 {
+            assert!(open.iter().all(|i| i.notice.is_none()), "{open:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "incidents: {open:?}"
+        );
+        // The incidents are written by the pipeline as checks fail; wait for the next one.
+        a.wait_hits(a.hits() + 1).await;
+    }
+    // ...and /alerts list shows them, but nothing was posted.
+    let overview = plane.alerts_overview().await.unwrap();
+    assert_eq!(overview.recorded.len(), 2);
+    assert_eq!(overview.silences.len(), 1);
+    assert!(fake.channel_messages(ALERTS).is_empty());
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependents_of_a_down_integration_are_listed_on_its_message() {
+    let (db, api) = (Upstream::start().await, Upstream::start().await);
+    let tables = format!(
+        "{}{}",
+        integration("database", &db, ""),
+        integration("payments-api", &api, "depends_on = [\"database\"]"),
+    );
+    let bot = start("", &tables).await;
+    let fake = &bot.fake;
+    db.break_it();
+    let alert = fake.wait_for_messages(ALERTS, 1).await.remove(0);
+    assert!(title(&alert).contains("database is DOWN"), "{alert}");
+    api.break_it();
+    let listed = wait_message(
+        fake,
+        message_id(&alert),
+        "the dependent on the parent's message",
+        |body| body.to_string().contains("payments-api"),
+    )
+    .await;
+    assert!(title(&listed).contains("database"), "{listed}");
+    assert_eq!(alert_messages(fake, ALERTS).len(), 1, "no separate message");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_server_errors_delay_delivery_but_never_duplicate_it() {
+    let upstream = Upstream::start().await;
+    let bot = start("", &integration("payments-api", &upstream, "")).await;
+    let fake = &bot.fake;
+    let route = format!("/channels/{ALERTS}/messages");
+    fake.inject(
+        Fault::RateLimited {
+            retry_after: 0.3,
+            global: false,
+        },
+        "POST",
+        &route,
+        1,
+    );
+    fake.inject(Fault::Server(500), "POST", &route, 2);
+    upstream.break_it();
+    let posted = fake.wait_for_messages(ALERTS, 1).await;
+    let attempts = fake.attempts("POST", &route);
+    let statuses: Vec<Option<u16>> = attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [Some(429), Some(500), Some(500), Some(200)]);
+    // The retry after the 429 waited at least retry_after.
+    assert!(attempts[1].at.duration_since(attempts[0].at) >= Duration::from_millis(300));
+    assert_eq!(posted.len(), 1);
+    assert_eq!(alert_messages(fake, ALERTS).len(), 1);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_drop_during_an_outage_loses_nothing() {
+    let upstream = Upstream::start().await;
+    let bot = start("", &integration("payments-api", &upstream, "")).await;
+    let fake = &bot.fake;
+    fake.drop_gateway().await;
+    upstream.break_it();
+    let alert = fake.wait_for_messages(ALERTS, 1).await.remove(0);
+    fake.wait_resumed(1).await;
+    // Buttons work after the resume.
+    let press = fake.button("pb:alert:ack:1", alert, FakeMember::OPS).await;
+    assert!(
+        fake.callback_for(press).await["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("acknowledged")
+    );
+    assert_eq!(alert_messages(fake, ALERTS).len(), 1);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_alert_message_is_posted_again_on_the_next_change() {
+    let upstream = Upstream::start().await;
+    let bot = start("", &integration("payments-api", &upstream, "")).await;
+    let fake = &bot.fake;
+    upstream.break_it();
+    let alert = fake.wait_for_messages(ALERTS, 1).await.remove(0);
+    fake.delete_message(message_id(&alert));
+    upstream.heal();
+    // The edit finds the message gone: a fresh message shows the resolution, and the
+    // "resolved after" reply threads under it.
+    let messages = fake.wait_for_messages(ALERTS, 2).await;
+    let fresh = &messages[0];
+    assert_ne!(message_id(fresh), message_id(&alert));
+    assert!(title(fresh).contains("resolved"), "{fresh}");
+    assert_eq!(replies_to(fake, ALERTS, message_id(fresh)).len(), 1);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_delivery_posts_and_edits_without_a_bot() {
+    let upstream = Upstream::start().await;
+    let bot = start_with(
+        "webhook_env = \"TEST_ALERT_WEBHOOK\"",
+        &integration("payments-api", &upstream, ""),
+        false,
+    )
+    .await;
+    let fake = &bot.fake;
+    upstream.break_it();
+    let alert = fake.wait_for_messages(ALERTS, 1).await.remove(0);
+    assert!(title(&alert).contains("payments-api is DOWN"), "{alert}");
+    assert!(alert["webhook_id"].is_string(), "{alert}");
+    let posts = fake.attempts("POST", "/webhooks/");
+    assert_eq!(posts[0].query.as_deref(), Some("wait=true"));
+    upstream.heal();
+    wait_message(
+        fake,
+        message_id(&alert),
+        "the webhook message edited to resolved",
+        |body| {
+            body["embeds"][0]["title"]
+                .as_str()
+                .unwrap_or("")
+                .contains("resolved")
+        },
+    )
+    .await;
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_or_webhook_alerts_are_log_lines() {
+    let upstream = Upstream::start().await;
+    let bot = start_with("", &integration("payments-api", &upstream, ""), false).await;
+    let store = bot.running().store().clone();
+    let mut delivered = bot.running().alerts().delivered();
+    upstream.break_it();
+    // Delivered (to the log): the outbox empties once the post is done.
+    tokio::time::timeout(Duration::from_secs(20), delivered.changed())
+        .await
+        .expect("a delivery within 20 s")
+        .unwrap();
+    drained(&bot).await;
+    let open = store.open_incidents().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert!(open[0].notice.is_some());
+    assert!(bot.fake.requests().is_empty(), "nothing goes to Discord");
+    let _ = &bot.dir;
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_integration_is_said_once_then_quiet_until_stable() {
+    let upstream = Upstream::start().await;
+    let bot = start(
+        "flap_threshold = 2\nflap_window = \"1m\"",
+        &integration("payments-api", &upstream, ""),
+    )
+    .await;
+    let fake = &bot.fake;
+    let mut transitions = bot.running().engine().subscribe();
+    upstream.wait_hits(1).await;
+    // UNKNOWN → UP, then six changes.
+    let mut wanted = vec!["UP"];
+    for _ in 0..3 {
+        wanted.extend(["DOWN", "UP"]);
+    }
+    for (index, state) in wanted.iter().enumerate() {
+        if index > 0 {
+            if *state == "DOWN" {
+                upstream.break_it();
+            } else {
+                upstream.heal();
+            }
+        }
+        loop {
+            let t = transitions.recv().await.unwrap();
+            if t.to.to_string() == *state {
+                break;
+            }
+        }
+    }
+    // Wait until the pipeline has caught up with the last transition.
+    let alerts = bot.running().alerts();
+    alerts.catch_up().await.unwrap();
+    drained(&bot).await;
+    // The first outage (message and reply), then one flapping notice, then nothing.
+    let messages = fake.channel_messages(ALERTS);
+    assert_eq!(messages.len(), 3, "{messages:#?}");
+    assert!(
+        messages[2].to_string().contains("lapping"),
+        "{}",
+        messages[2]
+    );
+    // Stable for the window: the notice closes with one reply.
+    alerts
+        .tick(patchbay::model::now() + chrono::Duration::seconds(61))
+        .await
+        .unwrap();
+    let messages = fake.wait_for_messages(ALERTS, 4).await;
+    assert!(
+        messages[3]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Stable again"),
+        "{}",
+        messages[3]
+    );
+    bot.stop().await;
+}
