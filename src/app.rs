@@ -258,10 +258,12 @@ impl Running {
 /// Runs the bot until SIGTERM or SIGINT. `config_path` and `required` say where SIGHUP reloads
 /// the config from.
 pub async fn run(config: Config, config_path: PathBuf, required: bool) -> anyhow::Result<()> {
-    let mut running = start(config).await?;
+    // Handlers first: a SIGTERM during start-up then stops gracefully instead of killing the
+    // process with work half-started.
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut running = start(config).await?;
     loop {
         tokio::select! {
             _ = hangup.recv() => reload(&mut running, &config_path, required).await,

@@ -624,7 +624,7 @@ impl ControlPlane {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, CommandError>>,
     {
-        let result = match self.admit(invocation, permission) {
+        let result = match self.admit(invocation, Some(permission)) {
             Ok(()) => action().await,
             Err(err) => Err(err),
         };
@@ -632,13 +632,42 @@ impl ControlPlane {
         result
     }
 
-    fn admit(&self, invocation: &Invocation, permission: Permission) -> Result<(), CommandError> {
+    /// Like [`ControlPlane::invoke`] for what every member may run (`/help`): rate limited,
+    /// refused outside a server, and audited, but no permission is asked for.
+    pub async fn invoke_open<T, F, Fut>(
+        &self,
+        invocation: &Invocation,
+        action: F,
+    ) -> Result<T, CommandError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, CommandError>>,
+    {
+        let result = match self.admit(invocation, None) {
+            Ok(()) => action().await,
+            Err(err) => Err(err),
+        };
+        self.audit(invocation, result.as_ref().err()).await;
+        result
+    }
+
+    fn admit(
+        &self,
+        invocation: &Invocation,
+        permission: Option<Permission>,
+    ) -> Result<(), CommandError> {
         let limiter = self.limiter.read().expect("limiter lock").clone();
         if let Err(not_until) = limiter.limiter.check_key(&invocation.member.user.0) {
             return Err(CommandError::RateLimited {
                 retry_in: not_until.wait_time_from(DefaultClock::default().now()),
             });
         }
+        let Some(permission) = permission else {
+            return match invocation.member.guild {
+                Some(_) => Ok(()),
+                None => Err(CommandError::Denied(Denied::DirectMessage)),
+            };
+        };
         self.policy()
             .decide(&invocation.member, permission)
             .map(|_| ())
@@ -740,6 +769,8 @@ pub struct StatusDetail {
     pub windows: Vec<(StatsWindow, Option<WindowFigures>)>,
     /// Uptime per hour over the last 24 hours, oldest first (`None`: no checks that hour).
     pub hourly_uptime: Vec<Option<f64>>,
+    /// The open incident, if there is one.
+    pub incident: Option<crate::store::alerts::OpenIncident>,
 }
 
 /// Uptime and latency over one window.
@@ -803,6 +834,7 @@ pub async fn status_detail(
         row,
         windows,
         hourly_uptime,
+        incident: store.open_incident_of(name).await?,
     })
 }
 

@@ -445,11 +445,37 @@ async fn silenced_and_maintenance_incidents_are_recorded_not_posted() {
         // The incidents are written by the pipeline as checks fail; wait for the next one.
         a.wait_hits(a.hits() + 1).await;
     }
-    // ...and /alerts list shows them, but nothing was posted.
+    // ...and /alerts list and /status show them, but nothing was posted.
     let overview = plane.alerts_overview().await.unwrap();
     assert_eq!(overview.recorded.len(), 2);
     assert_eq!(overview.silences.len(), 1);
-    assert!(fake.channel_messages(ALERTS).is_empty());
+    let detail = plane
+        .detail("payments-api", patchbay::model::now())
+        .await
+        .unwrap();
+    let incident = detail.incident.expect("the open incident is shown");
+    assert_eq!(incident.suppressed.as_deref(), Some("silence:1"));
+    let detail = plane
+        .detail("nightly", patchbay::model::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        detail.incident.unwrap().suppressed.as_deref(),
+        Some("maintenance:always")
+    );
+    assert!(alert_messages(fake, ALERTS).is_empty());
+    // Ending the silence while payments-api is still down notifies it at once; the maintenance
+    // window still holds the other.
+    let text = plane.unsilence(1).await.unwrap();
+    assert!(text.contains("Silence #1 ended"), "{text}");
+    let posted = fake.wait_for_messages(ALERTS, 1).await;
+    assert!(
+        title(&posted[0]).contains("payments-api is DOWN"),
+        "{}",
+        posted[0]
+    );
+    drained(&bot).await;
+    assert_eq!(alert_messages(fake, ALERTS).len(), 1);
     bot.stop().await;
 }
 
@@ -656,6 +682,160 @@ async fn a_flapping_integration_is_said_once_then_quiet_until_stable() {
             .contains("Stable again"),
         "{}",
         messages[3]
+    );
+    bot.stop().await;
+}
+
+fn sub(name: &str, options: Value) -> Value {
+    json!([{ "name": name, "type": 1, "options": options }])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_command_lists_acknowledges_and_silences() {
+    let upstream = Upstream::start().await;
+    upstream.break_it();
+    let bot = start(
+        "",
+        &integration("payments-api", &upstream, "tags = [\"payments\"]"),
+    )
+    .await;
+    let fake = &bot.fake;
+    let alert = fake.wait_for_messages(ALERTS, 1).await.remove(0);
+    // Everyone may list; only alerts.manage may change anything.
+    let id = fake
+        .command("alerts", sub("list", json!([])), FakeMember::NOBODY)
+        .await;
+    let list = fake.callback_for(id).await;
+    let description = list["data"]["embeds"][0]["description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        description.contains("**#1**") && description.contains("payments-api"),
+        "{list}"
+    );
+    let ack = sub(
+        "ack",
+        json!([{ "name": "incident", "type": 4, "value": 1 }]),
+    );
+    let id = fake
+        .command("alerts", ack.clone(), FakeMember::NOBODY)
+        .await;
+    let denied = fake.callback_for(id).await;
+    assert!(
+        denied["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("`alerts.manage`"),
+        "{denied}"
+    );
+    let id = fake.command("alerts", ack.clone(), FakeMember::OPS).await;
+    let done = fake.callback_for(id).await;
+    assert!(
+        done["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("acknowledged"),
+        "{done}"
+    );
+    wait_message(fake, message_id(&alert), "the acknowledgement", |body| {
+        body.to_string().contains("Acknowledged")
+    })
+    .await;
+    // Twice: an explanation, not an error.
+    let id = fake.command("alerts", ack, FakeMember::OPS).await;
+    let again = fake.callback_for(id).await;
+    assert!(
+        again["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("already acknowledged"),
+        "{again}"
+    );
+    // Silence a tag, with a bad duration first.
+    let silence = |duration: &str| {
+        sub(
+            "silence",
+            json!([
+                { "name": "target", "type": 3, "value": "tag:payments" },
+                { "name": "duration", "type": 3, "value": duration },
+                { "name": "reason", "type": 3, "value": "provider maintenance" },
+            ]),
+        )
+    };
+    let id = fake
+        .command("alerts", silence("soon"), FakeMember::OPS)
+        .await;
+    let invalid = fake.callback_for(id).await;
+    assert_eq!(invalid["data"]["flags"], 64, "{invalid}");
+    assert!(
+        invalid["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("duration"),
+        "{invalid}"
+    );
+    let id = fake.command("alerts", silence("2h"), FakeMember::OPS).await;
+    let silenced = fake.callback_for(id).await;
+    assert!(
+        silenced["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Silence #1: tag:payments"),
+        "{silenced}"
+    );
+    let id = fake
+        .command("alerts", sub("list", json!([])), FakeMember::NOBODY)
+        .await;
+    let list = fake.callback_for(id).await;
+    assert!(list.to_string().contains("provider maintenance"), "{list}");
+    let unsilence = sub(
+        "unsilence",
+        json!([{ "name": "silence", "type": 4, "value": 1 }]),
+    );
+    let id = fake
+        .command("alerts", unsilence.clone(), FakeMember::OPS)
+        .await;
+    assert!(
+        fake.callback_for(id)
+            .await
+            .to_string()
+            .contains("Silence #1 ended")
+    );
+    let id = fake.command("alerts", unsilence, FakeMember::OPS).await;
+    assert!(
+        fake.callback_for(id)
+            .await
+            .to_string()
+            .contains("no active silence #1")
+    );
+    let audit = bot
+        .running()
+        .store()
+        .audit_entries(&patchbay::audit::AuditQuery {
+            limit: 20,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let commands: Vec<String> = audit
+        .iter()
+        .rev()
+        .map(|e| format!("{} {}", e.command, e.outcome))
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "alerts list ok",
+            "alerts ack denied",
+            "alerts ack ok",
+            "alerts ack invalid",
+            "alerts silence invalid",
+            "alerts silence ok",
+            "alerts list ok",
+            "alerts unsilence ok",
+            "alerts unsilence invalid",
+        ]
     );
     bot.stop().await;
 }

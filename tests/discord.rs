@@ -310,6 +310,7 @@ async fn the_permission_matrix_holds_and_every_cell_is_audited() {
             list,
             [false, true, true, true, false],
         ),
+        ("help", "help", json!([]), [true, true, true, true, false]),
     ];
     let mut expected_audit = Vec::new();
     for (name, path, options, allowed) in &commands {

@@ -428,11 +428,12 @@ impl Alerts {
     }
 
     /// Reminders for open, unacknowledged, unsilenced notices every `repeat`; flapping notices
-    /// close once their integration is stable for the flapping window.
+    /// close once their integration is stable for the flapping window; incidents held back by
+    /// a silence or a maintenance window that has ended are notified now.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
         let _busy = self.busy.lock().await;
         let config = self.config();
-        let mut wrote = false;
+        let mut wrote = self.release(&config, now).await?;
         for notice in self.store.open_notices().await? {
             if notice.flapping {
                 wrote |= self.settle_flapping(&config, notice.id, now).await?;
@@ -483,6 +484,50 @@ impl Alerts {
             self.delivery.notify_one();
         }
         Ok(())
+    }
+
+    /// Notifies open incidents that were recorded only because of a silence or a maintenance
+    /// window that no longer applies. Returns whether it queued anything.
+    async fn release(&self, config: &Config, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut wrote = false;
+        for incident in self.store.open_incidents().await? {
+            let held = incident.notice.is_none()
+                && incident.suppressed.as_deref().is_some_and(|why| {
+                    why.starts_with("silence:") || why.starts_with("maintenance:")
+                });
+            if !held {
+                continue;
+            }
+            let integration = config
+                .integrations
+                .iter()
+                .find(|i| i.name == incident.integration);
+            if self
+                .suppression(config, integration, &incident.integration, now)
+                .await?
+                .is_some()
+            {
+                continue;
+            }
+            let route = integration.and_then(|i| config.alerts.route_for(i, incident.severity));
+            let channel = route.as_ref().map(|r| r.channel);
+            let mention = route.map(|r| r.mention).unwrap_or_default();
+            let mut tx = self.store.alert_tx().await?;
+            let notice = tx.insert_notice(channel, &mention, now, false).await?;
+            tx.attach(incident.id, notice).await?;
+            tx.event(
+                incident.id,
+                now,
+                "notified",
+                "its silence or maintenance window ended",
+            )
+            .await?;
+            tx.enqueue(notice, DeliveryKind::Post, None, &mention, now)
+                .await?;
+            tx.commit().await?;
+            wrote = true;
+        }
+        Ok(wrote)
     }
 
     async fn settle_flapping(
@@ -618,6 +663,10 @@ impl Alerts {
         let mut tx = self.store.alert_tx().await?;
         let removed = tx.remove_silence(id, now).await?;
         tx.commit().await?;
+        // What the silence held back and is still open goes out now, not at the next tick.
+        if removed && self.release(&self.config(), now).await? {
+            self.delivery.notify_one();
+        }
         Ok(removed)
     }
 }

@@ -37,6 +37,17 @@ pub enum NoticeStatus {
     Resolved,
 }
 
+impl NoticeStatus {
+    /// The lower-case name used in log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeStatus::Open => "open",
+            NoticeStatus::Acknowledged => "acknowledged",
+            NoticeStatus::Resolved => "resolved",
+        }
+    }
+}
+
 /// Who acknowledged a notice, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acknowledgement {
@@ -185,7 +196,7 @@ impl LogCourier {
             notification = what,
             notice = message.0,
             severity = view.map(|v| v.severity.as_str()).unwrap_or_default(),
-            status = view.map(|v| format!("{:?}", v.status)).unwrap_or_default(),
+            status = view.map(|v| v.status.as_str()).unwrap_or_default(),
             integrations,
             text = text.unwrap_or_default(),
             "alert notification"

@@ -283,6 +283,18 @@ pub fn detail(detail: &StatusDetail) -> serenity::CreateEmbed {
         format!("`{}`", sparkline(&detail.hourly_uptime)),
         false,
     );
+    if let Some(incident) = &detail.incident {
+        let since = format!("since <t:{}:R>", incident.opened_at.timestamp());
+        let value = match (incident.notice, &incident.suppressed) {
+            (Some(notice), _) => format!("#{notice} ({}) {since}", incident.severity),
+            (None, Some(why)) => format!(
+                "recorded, not notified ({}) {since}",
+                why.replace(':', ": ")
+            ),
+            (None, None) => format!("recorded {since}"),
+        };
+        embed = embed.field("Open incident", value, false);
+    }
     if !row.tags.is_empty() {
         embed = embed.field("Tags", row.tags.join(", "), false);
     }

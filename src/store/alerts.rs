@@ -90,6 +90,9 @@ pub struct OpenIncident {
     pub severity: Severity,
     /// When it opened.
     pub opened_at: DateTime<Utc>,
+    /// Why it is recorded without a notice (`silence:3`, `maintenance:nightly`,
+    /// `dependency:database`), when it is.
+    pub suppressed: Option<String>,
 }
 
 /// An active silence.
@@ -177,7 +180,7 @@ impl AlertTx {
         integration: &str,
     ) -> Result<Option<OpenIncident>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, integration, notice_id, state, severity, opened_at_ms FROM incidents \
+            "SELECT id, integration, notice_id, state, severity, opened_at_ms, suppressed FROM incidents \
              WHERE integration = $1 AND resolved_at_ms IS NULL ORDER BY id DESC LIMIT 1",
         )
         .bind(integration)
@@ -523,7 +526,7 @@ impl AlertTx {
         parent: i64,
     ) -> Result<Vec<OpenIncident>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, integration, notice_id, state, severity, opened_at_ms FROM incidents              WHERE parent_id = $1 AND resolved_at_ms IS NULL AND notice_id IS NULL ORDER BY id",
+            "SELECT id, integration, notice_id, state, severity, opened_at_ms, suppressed FROM incidents              WHERE parent_id = $1 AND resolved_at_ms IS NULL AND notice_id IS NULL ORDER BY id",
         )
         .bind(parent)
         .fetch_all(&mut *self.tx)
@@ -594,6 +597,7 @@ fn open_incident_of(row: &sqlx::sqlite::SqliteRow) -> Result<OpenIncident, Store
         state: state_of(&row.try_get::<String, _>("state")?)?,
         severity: severity_of(&row.try_get::<String, _>("severity")?)?,
         opened_at: from_millis(row.try_get("opened_at_ms")?)?,
+        suppressed: row.try_get("suppressed")?,
     })
 }
 
@@ -955,10 +959,25 @@ impl Store {
             .collect()
     }
 
+    /// The open incident of `integration`, if any.
+    pub async fn open_incident_of(
+        &self,
+        integration: &str,
+    ) -> Result<Option<OpenIncident>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, integration, notice_id, state, severity, opened_at_ms, suppressed FROM incidents \
+             WHERE integration = $1 AND resolved_at_ms IS NULL ORDER BY id DESC LIMIT 1",
+        )
+        .bind(integration)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| open_incident_of(&row)).transpose()
+    }
+
     /// Every open incident, oldest first.
     pub async fn open_incidents(&self) -> Result<Vec<OpenIncident>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, integration, notice_id, state, severity, opened_at_ms FROM incidents \
+            "SELECT id, integration, notice_id, state, severity, opened_at_ms, suppressed FROM incidents \
              WHERE resolved_at_ms IS NULL ORDER BY id",
         )
         .fetch_all(&self.pool)
