@@ -141,8 +141,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let retention_stop = CancellationToken::new();
     let retention = tokio::spawn(prune_periodically(
         store.clone(),
-        config.storage.retention,
-        config.storage.rollup_retention,
+        config.storage.clone(),
         retention_stop.clone(),
     ));
     Ok(Running {
@@ -297,20 +296,32 @@ fn courier(config: &Config) -> Arc<dyn Courier> {
     crate::discord::alert_courier(config).unwrap_or_else(|| Arc::new(LogCourier))
 }
 
-async fn prune_periodically(
-    store: Store,
-    retention: Duration,
-    rollup_retention: Duration,
-    stop: CancellationToken,
-) {
+/// Prunes, every hour: raw results (`retention`), rollups, transitions and resolved incidents
+/// (`rollup_retention`), delivered alert rows (`retention`), and the audit log
+/// (`audit_retention`).
+async fn prune_periodically(store: Store, storage: config::StorageConfig, stop: CancellationToken) {
     loop {
-        match store.prune(Utc::now(), retention, rollup_retention).await {
+        let now = Utc::now();
+        match store
+            .prune(now, storage.retention, storage.rollup_retention)
+            .await
+        {
             Ok(pruned) => tracing::debug!(
                 results = pruned.results,
                 rollups = pruned.rollups,
                 "retention pass"
             ),
             Err(err) => tracing::warn!(error = %err, "retention pass failed"),
+        }
+        let ago = |length: Duration| now - chrono::Duration::from_std(length).unwrap_or_default();
+        if let Err(err) = store
+            .prune_alerts(ago(storage.retention), ago(storage.rollup_retention))
+            .await
+        {
+            tracing::warn!(error = %err, "alert retention pass failed");
+        }
+        if let Err(err) = store.prune_audit(now, storage.audit_retention).await {
+            tracing::warn!(error = %err, "audit retention pass failed");
         }
         tokio::select! {
             _ = stop.cancelled() => return,

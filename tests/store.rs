@@ -475,3 +475,80 @@ async fn the_audit_log_filters_newest_first_and_prunes() {
         2
     );
 }
+
+#[tokio::test]
+async fn alert_retention_keeps_what_is_open_or_undelivered() {
+    use patchbay::config::{Severity, Snowflake};
+    use patchbay::store::alerts::DeliveryKind;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(&dir)).await.unwrap();
+    let old = t0();
+    let mut tx = store.alert_tx().await.unwrap();
+    // An old outage, resolved and delivered.
+    let resolved = tx
+        .insert_notice(Some(Snowflake(1)), &[], old, false)
+        .await
+        .unwrap();
+    let incident = tx
+        .insert_incident(
+            "a",
+            Some(resolved),
+            Severity::Critical,
+            State::Down,
+            "down",
+            old,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    tx.resolve_incident(incident, State::Up, "up", old)
+        .await
+        .unwrap();
+    tx.resolve_notice(resolved, old).await.unwrap();
+    tx.enqueue(resolved, DeliveryKind::Post, None, &[], old)
+        .await
+        .unwrap();
+    // An old outage still open, with a delivery not yet confirmed.
+    let open = tx
+        .insert_notice(Some(Snowflake(1)), &[], old, false)
+        .await
+        .unwrap();
+    tx.insert_incident(
+        "b",
+        Some(open),
+        Severity::Critical,
+        State::Down,
+        "down",
+        old,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    tx.enqueue(open, DeliveryKind::Post, None, &[], old)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let rows = store.due_deliveries(old, 10).await.unwrap();
+    let delivered = rows.iter().find(|r| r.notice == resolved).unwrap();
+    store
+        .delivery_done(delivered, None, old, old)
+        .await
+        .unwrap();
+
+    let later = old + chrono::Duration::days(400);
+    let deleted = store
+        .prune_alerts(
+            later - chrono::Duration::days(30),
+            later - chrono::Duration::days(365),
+        )
+        .await
+        .unwrap();
+    // The delivered row, the resolved incident with its two events, and its notice.
+    assert_eq!(deleted, 5);
+    assert!(store.notice_view(resolved).await.unwrap().is_none());
+    assert!(store.notice_view(open).await.unwrap().is_some());
+    assert_eq!(store.pending_deliveries().await.unwrap(), 1);
+    assert_eq!(store.open_incidents().await.unwrap().len(), 1);
+}

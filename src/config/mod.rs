@@ -129,8 +129,10 @@ pub struct StorageConfig {
     pub url: String,
     /// How long raw check results are kept.
     pub retention: Duration,
-    /// How long one-minute and one-hour rollups are kept.
+    /// How long one-minute and one-hour rollups are kept, and resolved incidents with them.
     pub rollup_retention: Duration,
+    /// How long audit log entries are kept.
+    pub audit_retention: Duration,
     /// Most check results written in one transaction.
     pub batch_size: usize,
     /// Longest a check result waits before its batch is written.
@@ -365,6 +367,7 @@ const STORAGE_KEYS: &[&str] = &[
     "url",
     "retention",
     "rollup_retention",
+    "audit_retention",
     "batch_size",
     "flush_interval",
 ];
@@ -600,6 +603,7 @@ fn read_storage(root: &Table<'_, '_>, d: &mut Diagnostics) -> StorageConfig {
         url: "sqlite://patchbay.db".into(),
         retention: Duration::from_secs(30 * 86_400),
         rollup_retention: Duration::from_secs(365 * 86_400),
+        audit_retention: Duration::from_secs(365 * 86_400),
         batch_size: 1000,
         flush_interval: Duration::from_millis(500),
     };
@@ -617,6 +621,9 @@ fn read_storage(root: &Table<'_, '_>, d: &mut Diagnostics) -> StorageConfig {
         }
         if let Some((retention, _)) = table.duration(d, "rollup_retention") {
             storage.rollup_retention = retention;
+        }
+        if let Some((retention, _)) = table.duration(d, "audit_retention") {
+            storage.audit_retention = retention;
         }
         if let Some(size) = table.positive(d, "batch_size") {
             storage.batch_size = size as usize;

@@ -1008,6 +1008,50 @@ impl Store {
             .collect()
     }
 
+    /// Deletes delivered outbox rows older than `delivered_before`, and resolved notices with
+    /// their incidents and timelines older than `resolved_before`. Returns the rows deleted.
+    pub async fn prune_alerts(
+        &self,
+        delivered_before: DateTime<Utc>,
+        resolved_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut deleted =
+            sqlx::query("DELETE FROM outbox WHERE done_at_ms IS NOT NULL AND done_at_ms < $1")
+                .bind(millis(delivered_before))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let before = millis(resolved_before);
+        deleted += sqlx::query(
+            "DELETE FROM incident_events WHERE incident_id IN \
+             (SELECT id FROM incidents WHERE resolved_at_ms IS NOT NULL AND resolved_at_ms < $1)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        deleted += sqlx::query(
+            "DELETE FROM incidents WHERE resolved_at_ms IS NOT NULL AND resolved_at_ms < $1",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // A resolved notice goes once nothing refers to it any more.
+        deleted += sqlx::query(
+            "DELETE FROM notices WHERE resolved_at_ms IS NOT NULL AND resolved_at_ms < $1 \
+             AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.notice_id = notices.id) \
+             AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.notice_id = notices.id AND o.done_at_ms IS NULL)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
     /// An incident's timeline: (time, kind, detail), oldest first.
     pub async fn incident_events(
         &self,
