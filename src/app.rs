@@ -101,7 +101,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config.alerts.webhook.is_none(),
         alerts.delivery_signal(),
         alerts.delivered_sender(),
-    );
+    )
+    .with_metrics(metrics.clone());
     let dispatcher_task = {
         let stop = alerts_stop.clone();
         tokio::spawn(async move { dispatcher.run(stop).await })

@@ -41,6 +41,11 @@ pub struct Metrics {
     pub storage_rows: IntCounter,
     /// `patchbay_storage_write_errors_total`: batches that failed to write.
     pub storage_errors: IntCounter,
+    /// `patchbay_alert_deliveries_total{outcome}`: alert outbox deliveries, by outcome
+    /// (`delivered`, `retry`, `refused`).
+    pub alert_deliveries: IntCounterVec,
+    /// `patchbay_alert_outbox_pending`: alert deliveries not yet confirmed by Discord.
+    pub alert_outbox_pending: IntGauge,
     /// API upstreams whose circuit breaker state is read at every scrape.
     upstreams: Mutex<Vec<Upstream>>,
 }
@@ -112,6 +117,19 @@ impl Metrics {
                 "Storage batches that failed to write.",
             )
             .expect("valid metric"),
+            alert_deliveries: IntCounterVec::new(
+                Opts::new(
+                    "patchbay_alert_deliveries_total",
+                    "Alert outbox deliveries, by outcome (delivered, retry, refused).",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            alert_outbox_pending: IntGauge::new(
+                "patchbay_alert_outbox_pending",
+                "Alert deliveries written to the outbox and not yet confirmed by Discord.",
+            )
+            .expect("valid metric"),
             upstreams: Mutex::new(Vec::new()),
             registry,
         };
@@ -136,6 +154,8 @@ impl Metrics {
             Box::new(metrics.storage_batches.clone()),
             Box::new(metrics.storage_rows.clone()),
             Box::new(metrics.storage_errors.clone()),
+            Box::new(metrics.alert_deliveries.clone()),
+            Box::new(metrics.alert_outbox_pending.clone()),
             Box::new(build_info),
         ];
         for collector in collectors {

@@ -530,6 +530,22 @@ async fn rate_limits_and_server_errors_delay_delivery_but_never_duplicate_it() {
     assert!(attempts[1].at.duration_since(attempts[0].at) >= Duration::from_millis(300));
     assert_eq!(posted.len(), 1);
     assert_eq!(alert_messages(fake, ALERTS).len(), 1);
+    // The metrics say so.
+    drained(&bot).await;
+    let address = bot.running().address();
+    let metrics = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "patchbay_alert_deliveries_total{outcome=\"retry\"} 3",
+        "patchbay_alert_deliveries_total{outcome=\"delivered\"} 1",
+        "patchbay_alert_outbox_pending ",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
     bot.stop().await;
 }
 

@@ -38,6 +38,7 @@ pub struct Dispatcher {
     needs_channel: bool,
     wake: Arc<Notify>,
     delivered: tokio::sync::watch::Sender<u64>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Dispatcher {
@@ -56,6 +57,19 @@ impl Dispatcher {
             needs_channel,
             wake,
             delivered,
+            metrics: None,
+        }
+    }
+
+    /// Counts deliveries and the outbox's length in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Dispatcher {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, outcome: &str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.alert_deliveries.with_label_values(&[outcome]).inc();
         }
     }
 
@@ -95,6 +109,11 @@ impl Dispatcher {
             if !progressed {
                 break;
             }
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .alert_outbox_pending
+                .set(self.store.pending_deliveries().await?);
         }
         Ok(match self.store.next_delivery_at().await? {
             Some(at) => (at - Utc::now()).to_std().unwrap_or_default().min(IDLE),
@@ -179,6 +198,8 @@ impl Dispatcher {
                 self.store
                     .delivery_done(row, message, Utc::now(), started)
                     .await?;
+                // Counted before waiters wake, so what they read is current.
+                self.count("delivered");
                 self.delivered.send_modify(|count| *count += 1);
                 Ok(Outcome::Done)
             }
@@ -188,6 +209,7 @@ impl Dispatcher {
                 kind,
                 message,
             }) => {
+                self.count("retry");
                 let wait = after.unwrap_or_else(|| backoff(row.attempts));
                 tracing::warn!(notice = row.notice, outbox = row.id, kind, error = %message, retry_in_ms = wait.as_millis() as u64, "alert delivery failed; will retry");
                 self.store
@@ -206,6 +228,7 @@ impl Dispatcher {
                 })
             }
             Err(DeliveryError::Permanent { kind, message }) => {
+                self.count("refused");
                 tracing::error!(notice = row.notice, outbox = row.id, kind, error = %message, "alert delivery refused; fix the channel or the bot's permissions (retrying every 10 minutes)");
                 self.store
                     .delivery_failed(
