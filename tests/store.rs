@@ -533,7 +533,7 @@ async fn alert_retention_keeps_what_is_open_or_undelivered() {
     let rows = store.due_deliveries(old, 10).await.unwrap();
     let delivered = rows.iter().find(|r| r.notice == resolved).unwrap();
     store
-        .delivery_done(delivered, None, old, old)
+        .delivery_done(delivered, None, old, delivered.id)
         .await
         .unwrap();
 

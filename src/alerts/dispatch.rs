@@ -122,23 +122,24 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, row: &OutboxRow) -> Result<Outcome, StoreError> {
-        let started = Utc::now();
-        let Some(target) = self.store.notice_target(row.notice).await? else {
-            tracing::error!(
-                notice = row.notice,
-                "alert outbox row for a missing notice; dropped"
-            );
-            self.store
-                .delivery_done(row, None, Utc::now(), started)
-                .await?;
-            return Ok(Outcome::Done);
+        let (target, snapshot) = match (
+            self.store.notice_target(row.notice).await?,
+            self.store.delivery_snapshot(row.notice).await?,
+        ) {
+            (Some(target), Some(snapshot)) => (target, snapshot),
+            _ => {
+                tracing::error!(
+                    notice = row.notice,
+                    "alert outbox row for a missing notice; dropped"
+                );
+                self.store
+                    .delivery_done(row, None, Utc::now(), row.id)
+                    .await?;
+                return Ok(Outcome::Done);
+            }
         };
-        let Some(view) = self.store.notice_view(row.notice).await? else {
-            self.store
-                .delivery_done(row, None, Utc::now(), started)
-                .await?;
-            return Ok(Outcome::Done);
-        };
+        // `shown`: the newest outbox row this view includes; edits up to it are delivered with it.
+        let (view, shown) = snapshot;
         let log = LogCourier;
         let courier: &dyn Courier = if self.needs_channel && target.channel.is_none() {
             &log
@@ -196,7 +197,7 @@ impl Dispatcher {
         match result {
             Ok(message) => {
                 self.store
-                    .delivery_done(row, message, Utc::now(), started)
+                    .delivery_done(row, message, Utc::now(), shown)
                     .await?;
                 // Counted before waiters wake, so what they read is current.
                 self.count("delivered");

@@ -545,6 +545,36 @@ impl AlertTx {
         )
     }
 
+    /// The silences in force at `now` (as [`Store::active_silences`], inside this transaction).
+    pub async fn active_silences(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Silence>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, target, until_ms, reason, created_by, created_name FROM silences \
+             WHERE removed_at_ms IS NULL AND until_ms > $1 ORDER BY id",
+        )
+        .bind(millis(now))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(silence_of).collect()
+    }
+
+    /// How many transitions `integration` had since `since`.
+    pub async fn transitions_since(
+        &mut self,
+        integration: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM transitions WHERE integration = $1 AND at_ms >= $2",
+        )
+        .bind(integration)
+        .bind(millis(since))
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
     /// The open flapping notice that already covers `integration`, if any.
     pub async fn flapping_notice_of(
         &mut self,
@@ -589,6 +619,17 @@ impl AlertTx {
     }
 }
 
+fn silence_of(row: &sqlx::sqlite::SqliteRow) -> Result<Silence, StoreError> {
+    Ok(Silence {
+        id: row.try_get("id")?,
+        target: row.try_get("target")?,
+        until: from_millis(row.try_get("until_ms")?)?,
+        reason: row.try_get("reason")?,
+        created_by: snowflake(row.try_get("created_by")?),
+        created_name: row.try_get("created_name")?,
+    })
+}
+
 fn open_incident_of(row: &sqlx::sqlite::SqliteRow) -> Result<OpenIncident, StoreError> {
     Ok(OpenIncident {
         id: row.try_get("id")?,
@@ -604,8 +645,12 @@ fn open_incident_of(row: &sqlx::sqlite::SqliteRow) -> Result<OpenIncident, Store
 impl Store {
     /// Starts a transaction of alert changes.
     pub async fn alert_tx(&self) -> Result<AlertTx, StoreError> {
+        // IMMEDIATE takes the write lock at BEGIN, waiting up to the busy timeout. A deferred
+        // transaction reads first and fails at once with SQLITE_BUSY when it then writes while
+        // the batching writer holds the lock (measured: hundreds of such failures in a burst of
+        // 1,000 transitions with `benches/alerts.rs`). PostgreSQL will lock rows instead.
         Ok(AlertTx {
-            tx: self.pool.begin().await?,
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
         })
     }
 
@@ -724,15 +769,35 @@ impl Store {
         )
     }
 
-    /// Marks a delivery done. A post records the message it created; an edit also completes
-    /// the notice's other pending edits written before `started` (they would show the same
-    /// state or an older one).
+    /// What a delivery of `notice` shows, read in one snapshot with the newest outbox row of
+    /// the notice written before it: every pending edit up to that row is shown by this view,
+    /// so it can be completed with the delivery (see [`Store::delivery_done`]).
+    pub async fn delivery_snapshot(
+        &self,
+        notice: i64,
+    ) -> Result<Option<(NoticeView, i64)>, StoreError> {
+        // One read transaction: in WAL mode it reads one snapshot, so no row counted here can
+        // be missing from the view.
+        let mut tx = self.pool.begin().await?;
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(id) FROM outbox WHERE notice_id = $1")
+                .bind(notice)
+                .fetch_one(&mut *tx)
+                .await?;
+        let view = notice_view_in(&mut tx, notice).await?;
+        tx.commit().await?;
+        Ok(view.map(|view| (view, newest.unwrap_or(0))))
+    }
+
+    /// Marks a delivery done. A post records the message it created; a post or an edit also
+    /// completes the notice's other pending edits up to `shown` (the newest row the delivered
+    /// view included; see [`Store::delivery_snapshot`]).
     pub async fn delivery_done(
         &self,
         row: &OutboxRow,
         message: Option<MessageRef>,
         now: DateTime<Utc>,
-        started: DateTime<Utc>,
+        shown: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE outbox SET done_at_ms = $1, attempts = attempts + 1 WHERE id = $2")
@@ -751,11 +816,11 @@ impl Store {
         if row.kind == DeliveryKind::Edit || row.kind == DeliveryKind::Post {
             sqlx::query(
                 "UPDATE outbox SET done_at_ms = $1 WHERE notice_id = $2 AND kind = 'edit' \
-                 AND done_at_ms IS NULL AND created_at_ms <= $3",
+                 AND done_at_ms IS NULL AND id <= $3",
             )
             .bind(millis(now))
             .bind(row.notice)
-            .bind(millis(started))
+            .bind(shown)
             .execute(&mut *tx)
             .await?;
         }
@@ -831,107 +896,10 @@ impl Store {
 
     /// What a notice's message shows now.
     pub async fn notice_view(&self, notice: i64) -> Result<Option<NoticeView>, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT id, opened_at_ms, resolved_at_ms, acked_by, acked_name, acked_at_ms, \
-             silenced_until_ms, flapping FROM notices WHERE id = $1",
-        )
-        .bind(notice)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let incidents = sqlx::query(
-            "SELECT i.id, i.integration, i.severity, i.state, i.reason, i.opened_at_ms, \
-             i.resolved_at_ms, s.last_message, s.last_latency_ms, s.last_success \
-             FROM incidents i LEFT JOIN integration_states s ON s.integration = i.integration \
-             WHERE i.notice_id = $1 ORDER BY i.id",
-        )
-        .bind(notice)
-        .fetch_all(&self.pool)
-        .await?;
-        let ids: Vec<i64> = incidents
-            .iter()
-            .map(|r| r.try_get("id"))
-            .collect::<Result<_, _>>()?;
-        let mut dependents: HashMap<i64, Vec<String>> = HashMap::new();
-        for parent in &ids {
-            let names: Vec<String> = sqlx::query_scalar(
-                "SELECT integration FROM incidents WHERE parent_id = $1 AND resolved_at_ms IS NULL \
-                 ORDER BY integration",
-            )
-            .bind(parent)
-            .fetch_all(&self.pool)
-            .await?;
-            if !names.is_empty() {
-                dependents.insert(*parent, names);
-            }
-        }
-        let mut lines = Vec::new();
-        for row in &incidents {
-            let incident: i64 = row.try_get("id")?;
-            let resolved_at = row
-                .try_get::<Option<i64>, _>("resolved_at_ms")?
-                .map(from_millis)
-                .transpose()?;
-            let failing = row.try_get::<Option<bool>, _>("last_success")? == Some(false);
-            lines.push(IncidentLine {
-                incident,
-                integration: row.try_get("integration")?,
-                severity: severity_of(&row.try_get::<String, _>("severity")?)?,
-                state: state_of(&row.try_get::<String, _>("state")?)?,
-                reason: row.try_get("reason")?,
-                since: from_millis(row.try_get("opened_at_ms")?)?,
-                last_error: if failing {
-                    row.try_get("last_message")?
-                } else {
-                    None
-                },
-                latency_ms: row.try_get("last_latency_ms")?,
-                resolved_at,
-                dependents: dependents.remove(&incident).unwrap_or_default(),
-            });
-        }
-        let opened_at = from_millis(row.try_get("opened_at_ms")?)?;
-        let resolved_at = row
-            .try_get::<Option<i64>, _>("resolved_at_ms")?
-            .map(from_millis)
-            .transpose()?;
-        let acknowledged = match row.try_get::<Option<i64>, _>("acked_by")? {
-            Some(user) => Some(Acknowledgement {
-                user: snowflake(user),
-                name: row
-                    .try_get::<Option<String>, _>("acked_name")?
-                    .unwrap_or_default(),
-                at: from_millis(row.try_get::<Option<i64>, _>("acked_at_ms")?.unwrap_or(0))?,
-            }),
-            None => None,
-        };
-        let severity = lines
-            .iter()
-            .filter(|l| l.resolved_at.is_none())
-            .map(|l| l.severity)
-            .min()
-            .or_else(|| lines.iter().map(|l| l.severity).min())
-            .unwrap_or(Severity::Warning);
-        Ok(Some(NoticeView {
-            notice,
-            severity,
-            status: match (resolved_at, &acknowledged) {
-                (Some(_), _) => NoticeStatus::Resolved,
-                (None, Some(_)) => NoticeStatus::Acknowledged,
-                (None, None) => NoticeStatus::Open,
-            },
-            incidents: lines,
-            opened_at,
-            resolved_after: resolved_at.map(|at| (at - opened_at).to_std().unwrap_or_default()),
-            acknowledged,
-            silenced_until: row
-                .try_get::<Option<i64>, _>("silenced_until_ms")?
-                .map(from_millis)
-                .transpose()?,
-            flapping: row.try_get("flapping")?,
-        }))
+        let mut tx = self.pool.begin().await?;
+        let view = notice_view_in(&mut tx, notice).await?;
+        tx.commit().await?;
+        Ok(view)
     }
 
     /// The open notices (for reminders and `/alerts list`), oldest first.
@@ -994,18 +962,7 @@ impl Store {
         .bind(millis(now))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(Silence {
-                    id: row.try_get("id")?,
-                    target: row.try_get("target")?,
-                    until: from_millis(row.try_get("until_ms")?)?,
-                    reason: row.try_get("reason")?,
-                    created_by: snowflake(row.try_get("created_by")?),
-                    created_name: row.try_get("created_name")?,
-                })
-            })
-            .collect()
+        rows.iter().map(silence_of).collect()
     }
 
     /// Deletes delivered outbox rows older than `delivered_before`, and resolved notices with
@@ -1073,4 +1030,112 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// What a notice's message shows, read within `tx`.
+async fn notice_view_in(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    notice: i64,
+) -> Result<Option<NoticeView>, StoreError> {
+    let Some(row) = sqlx::query(
+        "SELECT id, opened_at_ms, resolved_at_ms, acked_by, acked_name, acked_at_ms, \
+         silenced_until_ms, flapping FROM notices WHERE id = $1",
+    )
+    .bind(notice)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let incidents = sqlx::query(
+        "SELECT i.id, i.integration, i.severity, i.state, i.reason, i.opened_at_ms, \
+         i.resolved_at_ms, s.last_message, s.last_latency_ms, s.last_success \
+         FROM incidents i LEFT JOIN integration_states s ON s.integration = i.integration \
+         WHERE i.notice_id = $1 ORDER BY i.id",
+    )
+    .bind(notice)
+    .fetch_all(&mut **tx)
+    .await?;
+    let ids: Vec<i64> = incidents
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
+    let mut dependents: HashMap<i64, Vec<String>> = HashMap::new();
+    for parent in &ids {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT integration FROM incidents WHERE parent_id = $1 AND resolved_at_ms IS NULL \
+             ORDER BY integration",
+        )
+        .bind(parent)
+        .fetch_all(&mut **tx)
+        .await?;
+        if !names.is_empty() {
+            dependents.insert(*parent, names);
+        }
+    }
+    let mut lines = Vec::new();
+    for row in &incidents {
+        let incident: i64 = row.try_get("id")?;
+        let resolved_at = row
+            .try_get::<Option<i64>, _>("resolved_at_ms")?
+            .map(from_millis)
+            .transpose()?;
+        let failing = row.try_get::<Option<bool>, _>("last_success")? == Some(false);
+        lines.push(IncidentLine {
+            incident,
+            integration: row.try_get("integration")?,
+            severity: severity_of(&row.try_get::<String, _>("severity")?)?,
+            state: state_of(&row.try_get::<String, _>("state")?)?,
+            reason: row.try_get("reason")?,
+            since: from_millis(row.try_get("opened_at_ms")?)?,
+            last_error: if failing {
+                row.try_get("last_message")?
+            } else {
+                None
+            },
+            latency_ms: row.try_get("last_latency_ms")?,
+            resolved_at,
+            dependents: dependents.remove(&incident).unwrap_or_default(),
+        });
+    }
+    let opened_at = from_millis(row.try_get("opened_at_ms")?)?;
+    let resolved_at = row
+        .try_get::<Option<i64>, _>("resolved_at_ms")?
+        .map(from_millis)
+        .transpose()?;
+    let acknowledged = match row.try_get::<Option<i64>, _>("acked_by")? {
+        Some(user) => Some(Acknowledgement {
+            user: snowflake(user),
+            name: row
+                .try_get::<Option<String>, _>("acked_name")?
+                .unwrap_or_default(),
+            at: from_millis(row.try_get::<Option<i64>, _>("acked_at_ms")?.unwrap_or(0))?,
+        }),
+        None => None,
+    };
+    let severity = lines
+        .iter()
+        .filter(|l| l.resolved_at.is_none())
+        .map(|l| l.severity)
+        .min()
+        .or_else(|| lines.iter().map(|l| l.severity).min())
+        .unwrap_or(Severity::Warning);
+    Ok(Some(NoticeView {
+        notice,
+        severity,
+        status: match (resolved_at, &acknowledged) {
+            (Some(_), _) => NoticeStatus::Resolved,
+            (None, Some(_)) => NoticeStatus::Acknowledged,
+            (None, None) => NoticeStatus::Open,
+        },
+        incidents: lines,
+        opened_at,
+        resolved_after: resolved_at.map(|at| (at - opened_at).to_std().unwrap_or_default()),
+        acknowledged,
+        silenced_until: row
+            .try_get::<Option<i64>, _>("silenced_until_ms")?
+            .map(from_millis)
+            .transpose()?,
+        flapping: row.try_get("flapping")?,
+    }))
 }
