@@ -245,6 +245,12 @@ async fn a_burst_on_one_route_is_one_message_and_routes_pick_the_channel() {
     })
     .await;
     assert_eq!(alert_messages(fake, ALERTS).len(), 1);
+    // Edits in one channel are spaced (Discord allows 5 per 5 s): the pending ones coalesce.
+    let edits = fake.attempts("PATCH", &format!("/channels/{ALERTS}/messages"));
+    for pair in edits.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(gap >= Duration::from_millis(1200), "edits {gap:?} apart");
+    }
     // ...and the payments one goes to its route, mentioning the route's role.
     let routed = fake.wait_for_messages(ROUTED, 1).await;
     assert!(title(&routed[0]).contains("payments-api"), "{}", routed[0]);

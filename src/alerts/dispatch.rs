@@ -28,6 +28,10 @@ const ROUND: i64 = 100;
 const IDLE: Duration = Duration::from_secs(30);
 /// Retry delay for faults that need a human.
 const PERMANENT_RETRY: Duration = Duration::from_secs(600);
+/// Least time between two edits in one channel. Discord allows 5 message edits per 5 s per
+/// channel; edits show a notice's current state, so spacing them loses nothing (the pending
+/// ones coalesce) and a burst of 1,000 incidents costs a handful of edits, not a 429.
+const EDIT_SPACING: Duration = Duration::from_millis(1200);
 
 /// Delivers the outbox.
 pub struct Dispatcher {
@@ -39,6 +43,8 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     delivered: tokio::sync::watch::Sender<u64>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// When each channel's last edit went out (see [`EDIT_SPACING`]).
+    last_edit: std::sync::Mutex<std::collections::HashMap<u64, std::time::Instant>>,
 }
 
 impl Dispatcher {
@@ -58,6 +64,7 @@ impl Dispatcher {
             wake,
             delivered,
             metrics: None,
+            last_edit: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -140,6 +147,19 @@ impl Dispatcher {
         };
         // `shown`: the newest outbox row this view includes; edits up to it are delivered with it.
         let (view, shown) = snapshot;
+        if let (DeliveryKind::Edit, Some(message)) = (row.kind, target.message) {
+            let since = self
+                .last_edit
+                .lock()
+                .expect("edit clock")
+                .get(&message.channel.0)
+                .map(std::time::Instant::elapsed);
+            if let Some(since) = since.filter(|since| *since < EDIT_SPACING) {
+                let wait = chrono::Duration::from_std(EDIT_SPACING - since).unwrap_or_default();
+                self.store.postpone(row, Utc::now() + wait).await?;
+                return Ok(Outcome::Later);
+            }
+        }
         let log = LogCourier;
         let courier: &dyn Courier = if self.needs_channel && target.channel.is_none() {
             &log
@@ -163,7 +183,13 @@ impl Dispatcher {
                             .await
                             .map(Some)
                     }
-                    other => other.map(|()| None),
+                    other => {
+                        self.last_edit
+                            .lock()
+                            .expect("edit clock")
+                            .insert(message.channel.0, std::time::Instant::now());
+                        other.map(|()| None)
+                    }
                 }
             }
             (DeliveryKind::Post | DeliveryKind::Edit, None) => courier

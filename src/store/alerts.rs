@@ -828,6 +828,20 @@ impl Store {
         Ok(())
     }
 
+    /// Moves a delivery to `not_before` without counting an attempt (it was not tried).
+    pub async fn postpone(
+        &self,
+        row: &OutboxRow,
+        not_before: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET not_before_ms = $1 WHERE id = $2")
+            .bind(millis(not_before))
+            .bind(row.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Records a failed attempt and when to try again.
     pub async fn delivery_failed(
         &self,
