@@ -41,7 +41,9 @@
 //!    429 (body `retry_after`, `Retry-After`, `X-RateLimit-*`). patchbay keeps no client-side
 //!    rate limiter, so this shows what the 429s cost and whether it storms (keeps sending
 //!    inside a 429's window);
-//! 3. `group_wait = "0"`: one message per incident.
+//! 3. `group_wait = "0"`: one message per incident, with 50 integrations (`BENCH_UNGROUPED`):
+//!    the dispatcher spaces edits in a channel 1.2 s apart, so the recovery's edits of 1,000
+//!    separate messages would take about 20 minutes, which Discord's limit imposes anyway.
 //!
 //! For each phase (going down, recovering): transitions seen (time from the flip to the last),
 //! requests on the alert channel (POSTs, PATCHes, 429s, requests sent inside a 429's window),
@@ -858,12 +860,21 @@ async fn main() {
     eprintln!("[bench] {incidents} single incidents, one at a time ...");
     let (mut singles, single_notes) = single_incidents(incidents).await;
     let mut phases = Vec::new();
-    for (group_wait, limited) in [("10s", false), ("10s", true), ("0", false)] {
+    // Ungrouped, every incident is its own message in one channel, and the dispatcher spaces
+    // edits 1.2 s apart per channel (Discord allows 5 per 5 s): 1,000 recoveries would take
+    // about 20 minutes to drain, as Discord's own limit would impose. A smaller burst shows the
+    // same behaviour in a minute.
+    let ungrouped = env_count("BENCH_UNGROUPED", 50);
+    for (size, group_wait, limited) in [
+        (burst_size, "10s", false),
+        (burst_size, "10s", true),
+        (ungrouped, "0", false),
+    ] {
         eprintln!(
-            "[bench] burst of {burst_size}, group_wait {group_wait}{} ...",
+            "[bench] burst of {size}, group_wait {group_wait}{} ...",
             if limited { ", rate-limited" } else { "" }
         );
-        phases.extend(burst(burst_size, group_wait, limited).await);
+        phases.extend(burst(size, group_wait, limited).await);
     }
 
     println!(
@@ -920,7 +931,7 @@ async fn main() {
     }
 
     println!(
-        "\n### Bursts ({burst_size} integrations on one upstream, interval {BURST_INTERVAL}, flipped once)\n"
+        "\n### Bursts ({burst_size} integrations on one upstream, {ungrouped} for group_wait 0; interval {BURST_INTERVAL}, flipped once)\n"
     );
     println!(
         "| phase | transitions (flip → last) | POSTs | PATCHes | 429s | sent inside a 429 window | most on one route in 5 s | flip → first request | flip → outbox drained | the channel shows |"
