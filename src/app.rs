@@ -223,11 +223,11 @@ impl Running {
     pub async fn shutdown(self) {
         self.discord_stop.cancel();
         if let Some(discord) = self.discord {
-            let _ = discord.await;
+            bounded("the Discord front", discord).await;
         }
         self.alerts_stop.cancel();
         for task in self.alert_tasks {
-            let _ = task.await;
+            bounded("the alert pipeline", task).await;
         }
         let abandoned = self
             .engine
@@ -242,16 +242,41 @@ impl Running {
         for stop in &self.stops {
             stop.cancel();
         }
-        let _ = self.http_task.await;
-        let _ = self.retention.await;
-        // The engine (also held by the control plane) held the last writer handle; dropping
-        // them lets the writer finish.
+        bounded("the HTTP server", self.http_task).await;
+        bounded("the retention task", self.retention).await;
+        // `Engine::shutdown` flushed the writer's last batch, and no check runs any more. The
+        // writer ends when the last engine handle is dropped, but a Discord event task that
+        // serenity has not dropped yet can still hold one (through the control plane), so it
+        // is given a moment and then stopped: nothing is pending.
         drop(self.plane);
         drop(self.alerts);
         drop(self.engine);
-        let _ = self.writer_task.await;
-        self.store.close().await;
+        let mut writer = self.writer_task;
+        if tokio::time::timeout(Duration::from_secs(1), &mut writer)
+            .await
+            .is_err()
+        {
+            tracing::debug!(
+                "the storage writer is still referenced; stopping it after its final flush"
+            );
+            writer.abort();
+        }
+        bounded("the database pool", self.store.close()).await;
         tracing::info!("patchbay stopped");
+    }
+}
+
+/// How long one part may take to stop before shutdown goes on without it.
+const STOP_STEP: Duration = Duration::from_secs(10);
+
+/// Waits for `part` to stop, at most [`STOP_STEP`]: SIGTERM must end the process even if one
+/// part hangs (what is unsaved is in the outbox or was flushed already).
+async fn bounded<T>(what: &str, part: impl std::future::Future<Output = T>) {
+    if tokio::time::timeout(STOP_STEP, part).await.is_err() {
+        tracing::warn!(
+            part = what,
+            "did not stop within 10 s; shutting down without it"
+        );
     }
 }
 

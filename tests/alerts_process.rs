@@ -155,7 +155,11 @@ async fn an_alert_in_flight_when_the_process_is_killed_is_delivered_after_restar
         .unwrap()
         .to_string();
     assert!(title.contains("payments-api is DOWN"), "{title}");
+    let lines = second.lines.clone();
     assert!(second.terminate().await.success());
+    // Every part stopped on its own (none was left behind after 10 s).
+    let log = lines.0.lock().unwrap().join("\n");
+    assert!(!log.contains("did not stop"), "{log}");
     assert_eq!(fake.channel_messages(ALERTS).len(), 1);
     assert_eq!(
         fake.attempts("POST", &route).len(),

