@@ -437,7 +437,7 @@ impl ControlPlane {
         };
         match engine.recheck(name).await {
             Ok(_) => self.detail(name, crate::model::now()).await,
-            Err(RecheckError::Unknown) => Err(self.unknown_integration(name)),
+            Err(RecheckError::Unknown) => Err(unknown_integration(&self.config(), name)),
             Err(RecheckError::Paused) => Err(CommandError::Invalid(format!(
                 "{name} is disabled in the config (PAUSED): enable it to check it"
             ))),
@@ -601,10 +601,6 @@ impl ControlPlane {
                 "there is no active silence #{silence}; /alerts list shows them"
             )))
         }
-    }
-
-    fn unknown_integration(&self, name: &str) -> CommandError {
-        unknown_integration(&self.config(), name)
     }
 
     /// A page of the audit log.

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::custom_ids;
+
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -79,16 +81,6 @@ fn assert_no_secret(err: &DeliveryError, secrets: &[&str]) {
 
 fn id_of(message: &Value) -> u64 {
     snowflake(&message["id"]).expect("a message id")
-}
-
-fn custom_ids(message: &Value) -> Vec<String> {
-    message["components"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
-        .map(|b| b["custom_id"].as_str().unwrap_or_default().to_string())
-        .collect()
 }
 
 /// The fake's own `enforce_nonce`, through plain reqwest: the same nonce from the same author

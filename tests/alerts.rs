@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::custom_ids;
+
 use std::time::Duration;
 
 use common::fake_discord::{self, FakeDiscord, FakeMember, Fault};
@@ -124,16 +126,6 @@ fn title(message: &Value) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
-}
-
-fn custom_ids(message: &Value) -> Vec<String> {
-    message["components"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
-        .filter_map(|c| c["custom_id"].as_str().map(str::to_string))
-        .collect()
 }
 
 /// Waits until the message `id`'s current version satisfies `pred`.
@@ -320,6 +312,15 @@ async fn reminders_mention_the_route_until_acknowledged() {
             .contains(&fake_discord::OPS_USER_ID.to_string())
     })
     .await;
+    // The incident's timeline records it.
+    let timeline = bot.running().store().incident_events(1).await.unwrap();
+    let kinds: Vec<&str> = timeline.iter().map(|(_, kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["opened", "acknowledged"], "{timeline:?}");
+    assert!(
+        timeline[1]
+            .2
+            .contains(&fake_discord::OPS_USER_ID.to_string())
+    );
     alerts
         .tick(later + chrono::Duration::hours(5))
         .await

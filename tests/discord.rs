@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::custom_ids;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -527,16 +529,6 @@ fn many_integrations(count: usize, url: &str) -> String {
         .map(|i| {
             format!("[[integration]]\nname = \"svc-{i:03}\"\nurl = \"{url}\"\ninterval = \"1h\"\n")
         })
-        .collect()
-}
-
-fn custom_ids(message: &Value) -> Vec<String> {
-    message["components"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
-        .filter_map(|button| button["custom_id"].as_str().map(str::to_string))
         .collect()
 }
 

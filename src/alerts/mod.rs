@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Integration, Severity, Snowflake, duration};
+use crate::config::{Config, Integration, Severity, Snowflake};
 use crate::model::{State, Transition};
 use crate::store::alerts::{AlertTx, DeliveryKind, NewIncident};
 use crate::store::{Store, StoreError};
@@ -173,8 +173,7 @@ impl Alerts {
                 tx.update_incident(open.id, t.to, severity, &t.reason, t.at)
                     .await?;
                 if let Some(notice) = open.notice {
-                    self.edit_unless_quiet(tx, notice, &t.integration, now)
-                        .await?;
+                    self.edit_unless_quiet(tx, notice, now).await?;
                 }
             }
             // A new outage or degradation.
@@ -229,7 +228,7 @@ impl Alerts {
                     )
                     .await?;
                     if let Some(notice) = parent.notice {
-                        self.edit_unless_quiet(tx, notice, dependency, now).await?;
+                        self.edit_unless_quiet(tx, notice, now).await?;
                     }
                     return Ok(());
                 }
@@ -281,7 +280,6 @@ impl Alerts {
         &self,
         tx: &mut AlertTx,
         notice: i64,
-        _integration: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         if tx.is_flapping(notice).await? {
@@ -641,16 +639,23 @@ fn covers(target: &str, name: &str, integration: Option<&Integration>) -> bool {
     }
 }
 
-/// "12m", "1h 5m": minutes are enough for people reading an alert.
+/// "45s", "12m", "1h 5m", "2d 3h": seconds below a minute, then minutes, then hours, the two
+/// largest units only; what people reading an alert need.
 pub fn human(length: Duration) -> String {
-    if length < Duration::from_secs(60) {
-        return duration::format(Duration::from_secs(length.as_secs()));
+    let secs = length.as_secs();
+    if secs < 60 {
+        return format!("{secs}s");
     }
-    let minutes = length.as_secs() / 60;
-    match (minutes / 60, minutes % 60) {
-        (0, m) => format!("{m}m"),
-        (h, 0) => format!("{h}h"),
-        (h, m) => format!("{h}h {m}m"),
+    let (minutes, hours, days) = (secs / 60 % 60, secs / 3600 % 24, secs / 86_400);
+    let (big, small) = match (days, hours) {
+        (0, 0) => return format!("{minutes}m"),
+        (0, h) => ((h, 'h'), (minutes, 'm')),
+        (d, h) => ((d, 'd'), (h, 'h')),
+    };
+    if small.0 == 0 {
+        format!("{}{}", big.0, big.1)
+    } else {
+        format!("{}{} {}{}", big.0, big.1, small.0, small.1)
     }
 }
 
@@ -664,5 +669,11 @@ mod tests {
         assert_eq!(human(Duration::from_secs(3600)), "1h");
         assert_eq!(human(Duration::from_secs(3900)), "1h 5m");
         assert_eq!(human(Duration::from_secs(42)), "42s");
+        assert_eq!(human(Duration::from_millis(300)), "0s");
+        assert_eq!(
+            human(Duration::from_secs(2 * 86_400 + 3 * 3600 + 59)),
+            "2d 3h"
+        );
+        assert_eq!(human(Duration::from_secs(86_400)), "1d");
     }
 }

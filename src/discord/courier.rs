@@ -39,7 +39,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use url::Url;
 
-use super::render::shorten;
+use super::render::{marker, shorten};
 use crate::alerts::notice::{
     Courier, DeliveryError, IncidentLine, MessageRef, NoticeStatus, NoticeView,
 };
@@ -803,16 +803,6 @@ fn colour(view: &NoticeView) -> u32 {
     }
 }
 
-fn marker(state: State) -> &'static str {
-    match state {
-        State::Up => "🟢",
-        State::Degraded => "🟠",
-        State::Down => "🔴",
-        State::Unknown => "⚪",
-        State::Paused => "⏸️",
-    }
-}
-
 /// "🔴 payments-api is DOWN", "🔴 5 integrations down", "✅ payments-api resolved".
 fn title(view: &NoticeView) -> String {
     let open: Vec<&IncidentLine> = view
@@ -870,7 +860,7 @@ fn incident_entry(incident: &IncidentLine) -> String {
         format!(
             "✅ **{name}** resolved <t:{}:R> after {}",
             resolved_at.timestamp(),
-            human_duration(lasted)
+            crate::alerts::human(lasted)
         )
     } else {
         let mut line = format!("{} **{name}** {}", marker(incident.state), incident.state);
@@ -980,7 +970,7 @@ fn fields(view: &NoticeView) -> Vec<(String, String)> {
     if view.status == NoticeStatus::Resolved
         && let Some(after) = view.resolved_after
     {
-        fields.push(("Resolved after".to_string(), human_duration(after)));
+        fields.push(("Resolved after".to_string(), crate::alerts::human(after)));
     }
     if view.flapping {
         fields.push((
@@ -994,26 +984,6 @@ fn fields(view: &NoticeView) -> Vec<(String, String)> {
             .all(|(_, v)| v.chars().count() <= FIELD_VALUE_LIMIT)
     );
     fields
-}
-
-/// "45s", "12m", "1h 5m", "2d 3h": whole seconds, and whole minutes past an hour.
-fn human_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    let secs = if secs >= 3600 { secs - secs % 60 } else { secs };
-    if secs == 0 {
-        return "0s".to_string();
-    }
-    let compact = duration::format(Duration::from_secs(secs));
-    let mut out = String::with_capacity(compact.len() + 3);
-    let mut previous_letter = false;
-    for c in compact.chars() {
-        if c.is_ascii_digit() && previous_letter {
-            out.push(' ');
-        }
-        previous_letter = c.is_ascii_alphabetic();
-        out.push(c);
-    }
-    out
 }
 
 /// Acknowledge (disabled once acknowledged), Silence 1h, Re-check now.
@@ -1324,19 +1294,6 @@ mod tests {
                 .all(|l| l.starts_with("entry "))
         );
         assert_eq!(fit_entries(&entries[..2], 4096), entries[..2].join("\n"));
-    }
-
-    #[test]
-    fn durations_read_like_people_write_them() {
-        assert_eq!(human_duration(Duration::from_secs(45)), "45s");
-        assert_eq!(human_duration(Duration::from_secs(12 * 60)), "12m");
-        assert_eq!(human_duration(Duration::from_secs(12 * 60 + 5)), "12m 5s");
-        assert_eq!(human_duration(Duration::from_secs(3900 + 59)), "1h 5m");
-        assert_eq!(
-            human_duration(Duration::from_secs(2 * 86_400 + 3 * 3600)),
-            "2d 3h"
-        );
-        assert_eq!(human_duration(Duration::from_millis(300)), "0s");
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub fn error_text(err: &CommandError) -> String {
     }
 }
 
-fn marker(state: State) -> &'static str {
+/// The state's coloured marker, in every message patchbay writes.
+pub(super) fn marker(state: State) -> &'static str {
     match state {
         State::Up => "🟢",
         State::Degraded => "🟠",

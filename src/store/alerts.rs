@@ -140,9 +140,18 @@ pub struct OpenNotice {
     pub silenced_until: Option<DateTime<Utc>>,
     /// Roles to mention.
     pub mention: Vec<Snowflake>,
-    /// Whether it has a channel (or a webhook) to go to.
+    /// Whether it is a flapping notice (quiet until its integration is stable).
     pub flapping: bool,
 }
+
+/// The silences in force at `$1`.
+const ACTIVE_SILENCES: &str = "SELECT id, target, until_ms, reason, created_by, created_name \
+     FROM silences WHERE removed_at_ms IS NULL AND until_ms > $1 ORDER BY id";
+
+/// The open incident of integration `$1` (the newest, should there be two).
+const OPEN_INCIDENT: &str = "SELECT id, integration, notice_id, state, severity, opened_at_ms, \
+     suppressed FROM incidents WHERE integration = $1 AND resolved_at_ms IS NULL \
+     ORDER BY id DESC LIMIT 1";
 
 fn id(value: Snowflake) -> i64 {
     value.0 as i64
@@ -194,13 +203,10 @@ impl AlertTx {
         &mut self,
         integration: &str,
     ) -> Result<Option<OpenIncident>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, integration, notice_id, state, severity, opened_at_ms, suppressed FROM incidents \
-             WHERE integration = $1 AND resolved_at_ms IS NULL ORDER BY id DESC LIMIT 1",
-        )
-        .bind(integration)
-        .fetch_optional(&mut *self.tx)
-        .await?;
+        let row = sqlx::query(OPEN_INCIDENT)
+            .bind(integration)
+            .fetch_optional(&mut *self.tx)
+            .await?;
         row.map(|row| open_incident_of(&row)).transpose()
     }
 
@@ -567,13 +573,10 @@ impl AlertTx {
         &mut self,
         now: DateTime<Utc>,
     ) -> Result<Vec<Silence>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, target, until_ms, reason, created_by, created_name FROM silences \
-             WHERE removed_at_ms IS NULL AND until_ms > $1 ORDER BY id",
-        )
-        .bind(millis(now))
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let rows = sqlx::query(ACTIVE_SILENCES)
+            .bind(millis(now))
+            .fetch_all(&mut *self.tx)
+            .await?;
         rows.iter().map(silence_of).collect()
     }
 
@@ -676,16 +679,6 @@ impl Store {
         Ok(
             sqlx::query_scalar::<_, i64>("SELECT transition_id FROM alert_cursor WHERE id = 1")
                 .fetch_optional(&self.pool)
-                .await?
-                .unwrap_or(0),
-        )
-    }
-
-    /// The newest transition's id (0 when there is none).
-    pub async fn last_transition_id(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM transitions")
-                .fetch_one(&self.pool)
                 .await?
                 .unwrap_or(0),
         )
@@ -963,13 +956,10 @@ impl Store {
         &self,
         integration: &str,
     ) -> Result<Option<OpenIncident>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, integration, notice_id, state, severity, opened_at_ms, suppressed FROM incidents \
-             WHERE integration = $1 AND resolved_at_ms IS NULL ORDER BY id DESC LIMIT 1",
-        )
-        .bind(integration)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(OPEN_INCIDENT)
+            .bind(integration)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| open_incident_of(&row)).transpose()
     }
 
@@ -986,13 +976,10 @@ impl Store {
 
     /// The silences in force at `now`.
     pub async fn active_silences(&self, now: DateTime<Utc>) -> Result<Vec<Silence>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, target, until_ms, reason, created_by, created_name FROM silences \
-             WHERE removed_at_ms IS NULL AND until_ms > $1 ORDER BY id",
-        )
-        .bind(millis(now))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(ACTIVE_SILENCES)
+            .bind(millis(now))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(silence_of).collect()
     }
 
