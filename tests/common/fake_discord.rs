@@ -41,6 +41,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUp
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -126,6 +127,13 @@ pub enum Fault {
     /// No answer at all, until the client gives up or the fake is dropped: a request lost in a
     /// stalled connection, which only a client timeout gets the bot out of.
     Hang,
+    /// The request is served (a message is created or edited, its nonce remembered), but the
+    /// answer never reaches the client: Discord did the work and the connection stalled on the
+    /// way back. Only a client timeout gets the bot out of it, and a retry meets the result.
+    Lost,
+    /// The request is served, and the answer's status and headers go out with the first half
+    /// of its body; then the connection closes: an answer cut mid-body.
+    Cut,
 }
 
 /// Who invokes an interaction: the user, their roles, and whether their roles grant
@@ -527,7 +535,7 @@ impl FakeDiscord {
                 (500..=599).contains(&status),
                 "inject: Fault::Server takes a 5xx status, got {status}"
             ),
-            Fault::Hang => {}
+            Fault::Hang | Fault::Lost | Fault::Cut => {}
         }
         self.inner.lock().faults.push(Injected {
             fault,
@@ -1265,31 +1273,38 @@ async fn rest_handler(
                 )),
                 Fault::Server(status) => Answer::Rest(server_error(status)),
                 Fault::Hang => Answer::Hang,
+                Fault::Lost | Fault::Cut => {
+                    let served = serve(
+                        &mut st,
+                        &inner,
+                        &method,
+                        &path,
+                        query.as_deref(),
+                        &headers,
+                        parsed,
+                    );
+                    if fault == Fault::Lost {
+                        Answer::Lost
+                    } else {
+                        Answer::Cut(served)
+                    }
+                }
             }
         } else {
-            Answer::Rest(match parsed {
-                Err(e) => {
-                    st.violation(format!("{method} {path}: body is not JSON: {e}"));
-                    (
-                        StatusCode::BAD_REQUEST,
-                        Some(error_json(50109, "The request body contains invalid JSON.")),
-                    )
-                }
-                Ok(body) => route(
-                    &mut st,
-                    &inner,
-                    &method,
-                    &path,
-                    query.as_deref(),
-                    &headers,
-                    body,
-                ),
-            })
+            Answer::Rest(serve(
+                &mut st,
+                &inner,
+                &method,
+                &path,
+                query.as_deref(),
+                &headers,
+                parsed,
+            ))
         };
         st.requests[index].status = match &answer {
-            Answer::Rest((status, _)) => Some(status.as_u16()),
+            Answer::Rest((status, _)) | Answer::Cut((status, _)) => Some(status.as_u16()),
             Answer::RateLimited(_) => Some(429),
-            Answer::Hang => None,
+            Answer::Hang | Answer::Lost => None,
         };
         answer
     };
@@ -1298,13 +1313,64 @@ async fn rest_handler(
         Answer::Rest((status, Some(value))) => (status, axum::Json(value)).into_response(),
         Answer::Rest((status, None)) => status.into_response(),
         Answer::RateLimited(limited) => rate_limited(&limited),
-        Answer::Hang => {
+        Answer::Hang | Answer::Lost => {
             let mut closed = inner.closed.subscribe();
             // Errors only if the sender is gone, which means the fake is gone too.
             let _ = closed.wait_for(|closed| *closed).await;
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
+        Answer::Cut((status, value)) => cut_response(status, value),
     }
+}
+
+/// Serves one request that passed the rate limiter and the injected faults: a body that is not
+/// JSON is a violation, anything else goes to its route.
+fn serve(
+    st: &mut St,
+    inner: &Inner,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    parsed: Result<Option<Value>, String>,
+) -> RestReply {
+    match parsed {
+        Err(e) => {
+            st.violation(format!("{method} {path}: body is not JSON: {e}"));
+            (
+                StatusCode::BAD_REQUEST,
+                Some(error_json(50109, "The request body contains invalid JSON.")),
+            )
+        }
+        Ok(body) => route(st, inner, method, path, query, headers, body),
+    }
+}
+
+/// The answer of [`Fault::Cut`]: the status, a `Content-Length` promising the whole JSON body,
+/// half of it, then an error that makes the server close the connection.
+fn cut_response(status: StatusCode, value: Option<Value>) -> Response {
+    let body = value
+        .map(|v| v.to_string().into_bytes())
+        .unwrap_or_default();
+    let half = Bytes::from(body[..body.len() / 2].to_vec());
+    // The error comes a moment after the first half, so that the server has flushed the status,
+    // the headers and that half: an error in the same poll would close the connection before
+    // anything went out, which is a dropped connection, not a cut answer.
+    let chunks = futures::stream::iter([Ok::<_, std::io::Error>(half)]).chain(
+        futures::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "answer cut by Fault::Cut",
+            ))
+        }),
+    );
+    let mut response = Response::new(axum::body::Body::from_stream(chunks));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    headers.insert("content-length", HeaderValue::from(body.len()));
+    response
 }
 
 /// How the fake answers one REST request.
@@ -1313,6 +1379,10 @@ enum Answer {
     Rest(RestReply),
     RateLimited(Limited),
     Hang,
+    /// Served, never answered ([`Fault::Lost`]).
+    Lost,
+    /// Served, answered with half a body ([`Fault::Cut`]).
+    Cut(RestReply),
 }
 
 impl St {

@@ -1,4 +1,5 @@
 #![allow(dead_code)]
+pub mod alert_stack;
 pub mod fake_discord;
 pub mod upstream;
 
