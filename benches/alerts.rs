@@ -30,6 +30,13 @@
 //!   the second an incident takes. `at` is floored to the millisecond, so each figure is
 //!   overstated by up to 1 ms; the check's latency and the fake's arrival time are exact.
 //!
+//! **Single incidents beside a hanging channel.** The same, for 100 integrations
+//! (`BENCH_STUCK`), while one more integration, routed to a second channel, is DOWN and every
+//! request to that channel hangs at the fake until the courier's 10 s timeout (its post is
+//! retried, and hangs again, throughout). The figure is the same check completion → POST: a
+//! dispatcher that delivered one row at a time would make alerts wait behind the hanging
+//! request.
+//!
 //! **Bursts.** 1,000 integrations (`BENCH_BURST` for fewer) share one upstream, checked every
 //! second, which is flipped once (so all of them go DOWN within one interval), then healed.
 //! Three runs, each a fresh patchbay:
@@ -53,7 +60,8 @@
 //! listed under the tables by phase, start-ups (until every integration is UP) apart; single
 //! incidents during which anything was logged are listed with their latencies.
 //!
-//! Run: `cargo bench --bench alerts` (about three minutes after the build). `RUST_LOG` prints
+//! Run: `cargo bench --bench alerts` (about five minutes after the build; `BENCH_BURST=0
+//! BENCH_UNGROUPED=0` measures single incidents only). `RUST_LOG` prints
 //! patchbay's log to stderr as well.
 
 #[path = "../tests/common/fake_discord.rs"]
@@ -200,6 +208,11 @@ async fn all_up(running: &Running, n: usize) {
 /// Waits until exactly `open` incidents are open and the outbox is empty (every delivery they
 /// caused went out); returns when that was seen. Woken by each delivery.
 async fn settled(running: &Running, open: usize, deadline: Duration) -> Instant {
+    settled_with(running, open, 0, deadline).await
+}
+
+/// [`settled`], with `pending` deliveries that never go out (a channel whose requests hang).
+async fn settled_with(running: &Running, open: usize, pending: i64, deadline: Duration) -> Instant {
     let mut delivered = running.alerts().delivered();
     let store = running.store();
     tokio::time::timeout(deadline, async {
@@ -208,7 +221,7 @@ async fn settled(running: &Running, open: usize, deadline: Duration) -> Instant 
             // Incidents first: an incident and its outbox row are written in one transaction,
             // so once it is open, an empty outbox means its delivery went out.
             if store.open_incidents().await.unwrap().len() == open
-                && store.pending_deliveries().await.unwrap() == 0
+                && store.pending_deliveries().await.unwrap() == pending
             {
                 return Instant::now();
             }
@@ -303,9 +316,25 @@ struct Singles {
     troubled: Vec<(String, Duration, Duration, usize)>,
 }
 
-async fn single_incidents(n: usize) -> (Singles, Vec<String>) {
+/// `n` single incidents, one at a time, measured. With `stuck`, one more integration is routed
+/// to a second channel whose every request hangs at the fake until the courier's timeout: its
+/// incident is open before the first measured one and its post is retried (and hangs again)
+/// throughout, which is what head-of-line blocking would make every other alert wait for.
+async fn single_incidents(n: usize, stuck: bool) -> (Singles, Vec<String>) {
     let mut upstreams = Vec::with_capacity(n);
+    let stuck_upstream = Upstream::start().await;
     let mut tables = String::new();
+    if stuck {
+        tables.push_str(&format!(
+            "[[alerts.route]]\nmatch = {{ integrations = [\"stuck\"] }}\nchannel = \"{}\"\n",
+            fake_discord::ROUTE_CHANNEL_ID
+        ));
+        tables.push_str(&integration(
+            "stuck",
+            &stuck_upstream.url(),
+            SINGLE_INTERVAL,
+        ));
+    }
     for i in 0..n {
         let upstream = Upstream::start().await;
         tables.push_str(&integration(
@@ -318,7 +347,15 @@ async fn single_incidents(n: usize) -> (Singles, Vec<String>) {
     let bench = start("group_wait = \"0\"\n", &tables, false).await;
     let running = &bench.running;
     let fake = &bench.fake;
-    all_up(running, n).await;
+    all_up(running, n + usize::from(stuck)).await;
+    if stuck {
+        let stuck_route = format!("/channels/{}", fake_discord::ROUTE_CHANNEL_ID);
+        fake.inject(fake_discord::Fault::Hang, "POST", &stuck_route, usize::MAX);
+        fake.inject(fake_discord::Fault::Hang, "PATCH", &stuck_route, usize::MAX);
+        stuck_upstream.break_it();
+        fake.wait_for_attempts("POST", &stuck_route, 1).await;
+    }
+    let (open, pending) = if stuck { (1, 1) } else { (0, 0) };
     let mut notes: Vec<String> = take_log()
         .into_iter()
         .map(|line| format!("(start-up) {line}"))
@@ -368,7 +405,7 @@ async fn single_incidents(n: usize) -> (Singles, Vec<String>) {
             .push(between(completion(running, &up).await, clock.wall(edit.at)));
         // The edit and the "resolved after" reply have gone out: the next incident starts on
         // a quiet pipeline.
-        settled(running, 0, Duration::from_secs(20)).await;
+        settled_with(running, open, pending, Duration::from_secs(20)).await;
         if logged() > logged_before {
             singles.troubled.push((
                 name,
@@ -857,8 +894,13 @@ async fn main() {
     let incidents = env_count("BENCH_INCIDENTS", 200);
     let burst_size = env_count("BENCH_BURST", 1000);
 
+    let stuck_incidents = env_count("BENCH_STUCK", 100);
     eprintln!("[bench] {incidents} single incidents, one at a time ...");
-    let (mut singles, single_notes) = single_incidents(incidents).await;
+    let (mut singles, single_notes) = single_incidents(incidents, false).await;
+    eprintln!(
+        "[bench] {stuck_incidents} single incidents while another channel's requests hang ..."
+    );
+    let (mut stuck, stuck_notes) = single_incidents(stuck_incidents, true).await;
     let mut phases = Vec::new();
     // Ungrouped, every incident is its own message in one channel, and the dispatcher spaces
     // edits 1.2 s apart per channel (Discord allows 5 per 5 s): 1,000 recoveries would take
@@ -870,6 +912,9 @@ async fn main() {
         (burst_size, "10s", true),
         (ungrouped, "0", false),
     ] {
+        if size == 0 {
+            continue;
+        }
         eprintln!(
             "[bench] burst of {size}, group_wait {group_wait}{} ...",
             if limited { ", rate-limited" } else { "" }
@@ -919,6 +964,21 @@ async fn main() {
         );
     }
 
+    println!(
+        "\n### Single incidents ({stuck_incidents}) while every request to another channel hangs until the 10 s timeout\n"
+    );
+    println!("| from → to | p50 | p99 | max | goal p99 < 250 ms |");
+    println!("| --- | --- | --- | --- | --- |");
+    stuck.alert.sort();
+    let p99 = percentile(&stuck.alert, 0.99);
+    println!(
+        "| deciding check's completion → alert POST at the fake | {} | {} | {} | {} |",
+        ms(percentile(&stuck.alert, 0.5)),
+        ms(p99),
+        ms(stuck.alert[stuck.alert.len() - 1]),
+        if p99 < GOAL { "PASS" } else { "MISS" }
+    );
+
     if singles.troubled.is_empty() {
         println!("\nNo warning or error was logged during any of the incidents.");
     } else {
@@ -959,6 +1019,10 @@ async fn main() {
     );
     println!("\nWarnings and errors logged (the engine's \"state changed\" lines excepted):\n");
     println!("- single incidents: {}", listed(&single_notes));
+    println!(
+        "- single incidents beside a hanging channel: {}",
+        listed(&stuck_notes)
+    );
     for p in &phases {
         println!("- {}: {}", p.label, listed(&p.notes));
     }
