@@ -95,14 +95,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let (alerts, transitions, stop) = (alerts.clone(), engine.subscribe(), alerts_stop.clone());
         tokio::spawn(async move { alerts.run(transitions, stop).await })
     };
-    let dispatcher = Dispatcher::new(
-        store.clone(),
-        courier(&config),
-        config.alerts.webhook.is_none(),
-        alerts.delivery_signal(),
-        alerts.delivered_sender(),
-    )
-    .with_metrics(metrics.clone());
+    let dispatcher = Arc::new(
+        Dispatcher::new(
+            store.clone(),
+            courier(&config),
+            config.alerts.webhook.is_none(),
+            alerts.delivery_signal(),
+            alerts.delivered_sender(),
+        )
+        .with_metrics(metrics.clone()),
+    );
     let dispatcher_task = {
         let stop = alerts_stop.clone();
         tokio::spawn(async move { dispatcher.run(stop).await })

@@ -236,11 +236,15 @@ pub fn classify_status(status: StatusCode, headers: &HeaderMap) -> Option<Upstre
 
 /// Maps a reqwest transport error to an error kind.
 ///
-/// Timeouts become [`UpstreamError::Timeout`]; connector failures and
-/// connections lost mid-request become [`UpstreamError::Connect`]; redirect,
-/// decode and body failures become [`UpstreamError::BadResponse`]. The
-/// message is built from the error's source chain rather than its `Display`,
-/// because reqwest's `Display` appends the full URL, query string included.
+/// Timeouts become [`UpstreamError::Timeout`]; connector failures,
+/// connections lost mid-request and answers whose body ends early (the
+/// connection closed after the headers: reqwest reports those as body or
+/// decode errors) become [`UpstreamError::Connect`], because they are
+/// transport trouble that a retry may well get past; redirect and request
+/// building failures, and a body that arrived whole but is not valid JSON
+/// (`Response::json`), become [`UpstreamError::BadResponse`]. The message is
+/// built from the error's source chain rather than its `Display`, because
+/// reqwest's `Display` appends the full URL, query string included.
 pub fn classify_transport(err: &reqwest::Error) -> UpstreamError {
     if err.is_timeout() {
         UpstreamError::Timeout
@@ -251,13 +255,31 @@ pub fn classify_transport(err: &reqwest::Error) -> UpstreamError {
         UpstreamError::BadResponse(format!("bad redirect: {}", source_chain(err)))
     } else if err.is_builder() {
         UpstreamError::BadResponse(format!("invalid request: {}", source_chain(err)))
-    } else if err.is_decode() || err.is_body() {
+    } else if err.is_decode() && is_json_error(err) {
         UpstreamError::BadResponse(source_chain(err))
+    } else if err.is_decode() || err.is_body() {
+        UpstreamError::Connect(format!(
+            "the connection closed before the whole answer arrived: {}",
+            source_chain(err)
+        ))
     } else {
         // `is_connect` failures and any other failure to send (reset, closed
         // connection, protocol error) are transport trouble worth a retry.
         UpstreamError::Connect(source_chain(err))
     }
+}
+
+/// Whether a decode error comes from parsing a complete body as JSON (the body is wrong), rather
+/// than from reading it (the transfer broke off).
+fn is_json_error(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        if e.is::<serde_json::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Joins the messages of an error's sources, skipping the top-level reqwest
@@ -473,6 +495,57 @@ fn may_retry(idempotency: Idempotency, err: &UpstreamError, never_sent: bool) ->
     match idempotency {
         Idempotency::Idempotent => err.is_retryable(),
         Idempotency::NonIdempotent => never_sent && err.is_retryable(),
+    }
+}
+
+/// The waits an upstream announced (a 429's `retry_after`), per bucket or for everything, so that
+/// no request goes into a window the upstream said to keep out of. A client asks
+/// [`Holds::remaining`] before each request on a bucket and records each 429 with
+/// [`Holds::hold`]; a hold on one bucket leaves the others alone.
+#[derive(Debug, Default)]
+pub struct Holds {
+    inner: Mutex<HoldsInner>,
+}
+
+#[derive(Debug, Default)]
+struct HoldsInner {
+    global: Option<Instant>,
+    buckets: std::collections::HashMap<String, Instant>,
+}
+
+impl Holds {
+    /// Keeps requests on `bucket` (on every bucket when `None`) back for `wait`, capped at
+    /// [`MAX_RETRY_AFTER`]. A shorter hold never shortens a longer one already in force.
+    pub fn hold(&self, bucket: Option<&str>, wait: Duration) {
+        let until = Instant::now() + wait.min(MAX_RETRY_AFTER);
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match bucket {
+            None => {
+                if inner.global.is_none_or(|current| current < until) {
+                    inner.global = Some(until);
+                }
+            }
+            Some(bucket) => {
+                let current = inner.buckets.entry(bucket.to_string()).or_insert(until);
+                *current = (*current).max(until);
+            }
+        }
+    }
+
+    /// How long requests on `bucket` must still wait (the longer of its own hold and a global
+    /// one), or `None` when they may go now. Forgets holds that have ended.
+    pub fn remaining(&self, bucket: &str) -> Option<Duration> {
+        let now = Instant::now();
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.buckets.retain(|_, until| *until > now);
+        if inner.global.is_some_and(|until| until <= now) {
+            inner.global = None;
+        }
+        [inner.global, inner.buckets.get(bucket).copied()]
+            .into_iter()
+            .flatten()
+            .max()
+            .map(|until| until - now)
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use common::fake_discord::{
-    ALERT_CHANNEL_ID, FakeDiscord, Fault, OPS_ROLE, ROUTE_CHANNEL_ID, snowflake,
+    ALERT_CHANNEL_ID, CHANNEL_ID, FakeDiscord, Fault, OPS_ROLE, ROUTE_CHANNEL_ID, snowflake,
 };
 use patchbay::alerts::notice::{
     Courier, DeliveryError, IncidentLine, MessageRef, NoticeStatus, NoticeView,
@@ -182,6 +182,8 @@ async fn the_bot_posts_edits_and_replies() {
         )
         .await
         .unwrap();
+    assert!(posted.shows_view);
+    let posted = posted.message;
     assert_eq!(posted.channel, Snowflake(ALERT_CHANNEL_ID));
     let messages = fake.channel_messages(ALERT_CHANNEL_ID);
     assert_eq!(messages.len(), 1);
@@ -215,7 +217,25 @@ async fn the_bot_posts_edits_and_replies() {
         )
         .await
         .unwrap();
-    assert_eq!(again, posted);
+    assert_eq!(again.message, posted);
+    assert!(again.shows_view, "the first message shows the same view");
+    assert_eq!(fake.channel_messages(ALERT_CHANNEL_ID).len(), 1);
+    // The same key with a newer view (the notice changed while the answer was lost): the first
+    // message, which shows the older view, and the courier says so.
+    let stale = courier
+        .post(
+            Snowflake(ALERT_CHANNEL_ID),
+            &resolved_view(),
+            &roles(),
+            "outbox-1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale.message, posted);
+    assert!(
+        !stale.shows_view,
+        "the first message shows DOWN, not resolved"
+    );
     assert_eq!(fake.channel_messages(ALERT_CHANNEL_ID).len(), 1);
 
     // An edit replaces the embed, removes the buttons once resolved, and pings nobody.
@@ -297,9 +317,9 @@ async fn discord_failures_become_delivery_errors() {
         err,
         DeliveryError::Retry {
             after: None,
-            global: false,
             kind: "server",
             message: "HTTP 500: Internal Server Error".into(),
+            ambiguous: false,
         }
     );
     assert_no_secret(&err, &[TOKEN]);
@@ -316,7 +336,8 @@ async fn discord_failures_become_delivery_errors() {
     assert!(!err.to_string().contains("127.0.0.1"), "{err}");
     assert_no_secret(&err, &[TOKEN]);
 
-    // A request that never gets an answer ends at the courier's timeout.
+    // A request that never gets an answer ends at the courier's timeout; with the nonce, the
+    // retry is harmless, so it is not ambiguous.
     let impatient = bot(&fake).with_timeout(Duration::from_millis(300));
     fake.inject(Fault::Hang, "POST", &alerts, 1);
     let err = impatient
@@ -325,19 +346,33 @@ async fn discord_failures_become_delivery_errors() {
         .unwrap_err();
     let DeliveryError::Retry {
         kind,
-        global,
         after,
+        ambiguous,
         ..
     } = &err
     else {
         panic!("a hung request is worth another try: {err:?}");
     };
-    assert_eq!((*kind, *global, *after), ("timeout", false, None));
+    assert_eq!((*kind, *after, *ambiguous), ("timeout", None, false));
     assert_eq!(fake.attempts("POST", &alerts).last().unwrap().status, None);
     assert_no_secret(&err, &[TOKEN]);
 
+    // An answer cut mid-body is transport trouble, worth another try at once: never a refusal.
+    fake.inject(Fault::Cut, "POST", &alerts, 1);
+    let err = post(ALERT_CHANNEL_ID).await.unwrap_err();
+    let DeliveryError::Retry { kind, message, .. } = &err else {
+        panic!("a cut answer is worth another try: {err:?}");
+    };
+    assert_eq!(*kind, "connect", "{message}");
+    assert!(
+        message.contains("before the whole answer arrived"),
+        "{message}"
+    );
+    assert_no_secret(&err, &[TOKEN]);
+
     // A 429 carries Discord's precise wait (the body's retry_after, not the whole-second
-    // Retry-After header), and whether it is global.
+    // Retry-After header), and holds back its own route in its own channel, with nothing sent;
+    // another channel goes on.
     fake.inject(
         Fault::RateLimited {
             retry_after: 1.25,
@@ -350,19 +385,34 @@ async fn discord_failures_become_delivery_errors() {
     let err = post(ALERT_CHANNEL_ID).await.unwrap_err();
     let DeliveryError::Retry {
         after,
-        global,
         kind,
         message,
+        ..
     } = &err
     else {
         panic!("a 429 is worth another try: {err:?}");
     };
     assert_eq!(*after, Some(Duration::from_millis(1250)));
-    assert!(!global);
     assert_eq!(*kind, "rate_limited");
     assert_eq!(message, "HTTP 429: You are being rate limited.");
     assert_no_secret(&err, &[TOKEN]);
+    let sent = fake.attempts("POST", &alerts).len();
+    let held = post(ALERT_CHANNEL_ID).await.unwrap_err();
+    let DeliveryError::Held { after, kind } = held else {
+        panic!("the route is held: {held:?}");
+    };
+    assert!(after <= Duration::from_millis(1250) && after > Duration::ZERO);
+    assert_eq!(kind, "rate_limited");
+    assert_eq!(
+        fake.attempts("POST", &alerts).len(),
+        sent,
+        "nothing was sent"
+    );
+    post(ROUTE_CHANNEL_ID)
+        .await
+        .expect("another channel goes on");
 
+    // A global 429 holds every route.
     let routed = format!("/channels/{ROUTE_CHANNEL_ID}/messages");
     fake.inject(
         Fault::RateLimited {
@@ -374,18 +424,26 @@ async fn discord_failures_become_delivery_errors() {
         1,
     );
     let err = post(ROUTE_CHANNEL_ID).await.unwrap_err();
-    let DeliveryError::Retry {
-        after,
-        global,
-        kind,
-        ..
-    } = &err
-    else {
+    let DeliveryError::Retry { after, kind, .. } = &err else {
         panic!("a global 429 is worth another try: {err:?}");
     };
     assert_eq!(
-        (*after, *global, *kind),
-        (Some(Duration::from_millis(500)), true, "rate_limited")
+        (*after, *kind),
+        (Some(Duration::from_millis(500)), "rate_limited")
+    );
+    let held = courier
+        .edit(
+            MessageRef {
+                channel: Snowflake(CHANNEL_ID),
+                message: Snowflake(1),
+            },
+            &view,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(held, DeliveryError::Held { .. }),
+        "every route waits out a global 429: {held:?}"
     );
 
     // Nothing was sent inside a 429's window, nothing was malformed.
@@ -415,17 +473,11 @@ async fn a_failing_discord_opens_the_breaker_and_calls_fail_fast() {
         .post(Snowflake(ALERT_CHANNEL_ID), &open_view(), &[], "k")
         .await
         .unwrap_err();
-    let DeliveryError::Retry {
-        kind,
-        global,
-        after,
-        ..
-    } = &err
-    else {
-        panic!("an open breaker is worth another try later: {err:?}");
+    let DeliveryError::Held { kind, after } = &err else {
+        panic!("an open breaker holds every call back: {err:?}");
     };
-    assert_eq!((*kind, *global), ("circuit_open", true));
-    assert!(after.is_some_and(|a| a > Duration::ZERO));
+    assert_eq!(*kind, "circuit_open");
+    assert!(*after > Duration::ZERO);
     // One attempt per call, and none once the breaker is open.
     assert_eq!(fake.attempts("POST", &alerts).len(), threshold);
     assert_eq!(courier.circuit_state().as_str(), "open");
@@ -454,6 +506,8 @@ async fn a_webhook_posts_edits_and_follows_up() {
         )
         .await
         .unwrap();
+    assert!(posted.shows_view);
+    let posted = posted.message;
     assert_eq!(posted.channel, Snowflake(ALERT_CHANNEL_ID));
     let execute = fake.attempts("POST", &url);
     assert_eq!(execute.len(), 1);

@@ -523,10 +523,13 @@ async fn alert_retention_keeps_what_is_open_or_undelivered() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let rows = store.due_deliveries(old, 10).await.unwrap();
+    let rows = store
+        .due_deliveries(old, 10, &Default::default())
+        .await
+        .unwrap();
     let delivered = rows.iter().find(|r| r.notice == resolved).unwrap();
     store
-        .delivery_done(delivered, None, old, delivered.id)
+        .delivery_done(delivered, None, old, delivered.id, false)
         .await
         .unwrap();
 

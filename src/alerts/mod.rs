@@ -31,8 +31,12 @@ use crate::model::{State, Transition};
 use crate::store::alerts::{AlertTx, DeliveryKind, NewIncident};
 use crate::store::{Store, StoreError};
 
-/// How often reminders, expired silences and flapping are looked at.
-const TICK: Duration = Duration::from_secs(15);
+/// The longest the pipeline sleeps without looking at its timers: a safety net, not a
+/// schedule (every change that moves a timer wakes it).
+const MAX_TIMER_WAIT: Duration = Duration::from_secs(600);
+/// How long to wait before looking again when a timer that was due is still due right after
+/// the pass that should have handled it, so that a mistake cannot spin.
+const STUCK_TIMER_WAIT: Duration = Duration::from_secs(1);
 /// Transitions read per round.
 const BATCH: i64 = 500;
 
@@ -46,6 +50,9 @@ pub struct Alerts {
     delivered: tokio::sync::watch::Sender<u64>,
     /// Serialises the pipeline's own transactions (transitions, ticks, buttons).
     busy: tokio::sync::Mutex<()>,
+    /// Wakes the pipeline's timers when something moves them (an acknowledgement, a silence,
+    /// a reload).
+    timers: Notify,
 }
 
 /// What an acknowledgement did.
@@ -70,12 +77,15 @@ impl Alerts {
             delivery: Arc::new(Notify::new()),
             delivered: tokio::sync::watch::channel(0).0,
             busy: tokio::sync::Mutex::new(()),
+            timers: Notify::new(),
         }
     }
 
     /// Takes a reloaded config (routes, silences' targets, maintenance, thresholds).
     pub fn reload(&self, config: &Config) {
         *self.config.write().expect("config lock") = Arc::new(config.clone());
+        // `repeat`, the flapping window and maintenance windows may have moved.
+        self.timers.notify_one();
     }
 
     fn config(&self) -> Arc<Config> {
@@ -98,14 +108,14 @@ impl Alerts {
     }
 
     /// Runs until `stop`: handles committed transitions as the engine announces them (and any
-    /// left from before a restart), and ticks reminders and expiries.
+    /// left from before a restart), and runs [`Alerts::tick`] when a reminder, the end of a
+    /// silence or a maintenance window, or the settling of a flapping notice is due: it sleeps
+    /// until the next such moment ([`Alerts::next_due`]), and is woken when one moves.
     pub async fn run(
         &self,
         mut transitions: broadcast::Receiver<Transition>,
         stop: CancellationToken,
     ) {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // After a failure (the database busy or unreachable), try again soon rather than
             // at the next transition: a lone incident must not wait for the tick.
@@ -116,18 +126,106 @@ impl Alerts {
                     Some(Duration::from_millis(250))
                 }
             };
+            let timer = self.run_due_timers().await;
             tokio::select! {
                 _ = stop.cancelled() => return,
                 () = tokio::time::sleep(retry.unwrap_or(Duration::MAX)), if retry.is_some() => {}
                 // A lagged receiver loses nothing: the transitions are read from the database.
                 _ = transitions.recv() => {}
-                _ = tick.tick() => {
-                    if let Err(err) = self.tick(crate::model::now()).await {
-                        tracing::error!(error = %err, "alerts: reminder pass failed");
-                    }
-                }
+                () = self.timers.notified() => {}
+                () = tokio::time::sleep(timer) => {}
             }
         }
+    }
+
+    /// Runs [`Alerts::tick`] if a timer is due; returns how long until the next one.
+    async fn run_due_timers(&self) -> Duration {
+        let now = crate::model::now();
+        let due = match self.next_due(now).await {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::warn!(error = %err, "alerts: could not read the timers; looking again in 1 s");
+                return STUCK_TIMER_WAIT;
+            }
+        };
+        if due.is_none_or(|at| at > now) {
+            return due.map_or(MAX_TIMER_WAIT, |at| wait_until(at, now));
+        }
+        if let Err(err) = self.tick(now).await {
+            tracing::error!(error = %err, "alerts: reminder pass failed");
+            return STUCK_TIMER_WAIT;
+        }
+        let now = crate::model::now();
+        match self.next_due(now).await {
+            Ok(None) => MAX_TIMER_WAIT,
+            Ok(Some(at)) if at > now => wait_until(at, now),
+            Ok(Some(_)) => {
+                tracing::debug!(
+                    "alerts: a timer is still due after its pass; looking again in 1 s"
+                );
+                STUCK_TIMER_WAIT
+            }
+            Err(_) => STUCK_TIMER_WAIT,
+        }
+    }
+
+    /// The next moment [`Alerts::tick`] has something to do after `now`, or at or before it
+    /// when something is due: a reminder (`reminded_at + repeat`, or the end of the notice's
+    /// silence if later), the end of whatever holds back an incident recorded under a silence
+    /// or a maintenance window, the settling of a flapping notice (its integrations' last
+    /// change plus the flapping window). `None` when nothing waits on time.
+    pub async fn next_due(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let config = self.config();
+        let mut next: Option<DateTime<Utc>> = None;
+        let mut consider = |at: DateTime<Utc>| next = Some(next.map_or(at, |n| n.min(at)));
+        let repeat = config.alerts.repeat.map(chrono_duration);
+        for notice in self.store.open_notices().await? {
+            if notice.flapping {
+                let Some(view) = self.store.notice_view(notice.id).await? else {
+                    continue;
+                };
+                let mut last = None;
+                for line in &view.incidents {
+                    last = last.max(self.store.last_transition_at(&line.integration).await?);
+                }
+                // Settled once no change lies within the window (`settle_flapping` counts a
+                // change exactly at its start).
+                if let Some(last) = last {
+                    consider(
+                        last + chrono_duration(config.alerts.flap_window)
+                            + chrono::Duration::milliseconds(1),
+                    );
+                }
+                continue;
+            }
+            let Some(repeat) = repeat.filter(|_| !notice.acknowledged) else {
+                continue;
+            };
+            let due = notice.reminded_at + repeat;
+            consider(notice.silenced_until.map_or(due, |until| due.max(until)));
+        }
+        let held = self.store.held_incidents().await?;
+        if !held.is_empty() {
+            let silences = self.store.active_silences(now).await?;
+            for incident in held {
+                let integration = config
+                    .integrations
+                    .iter()
+                    .find(|i| i.name == incident.integration);
+                // Released once every silence and window covering it has ended.
+                let silenced = silences
+                    .iter()
+                    .filter(|s| covers(&s.target, &incident.integration, integration))
+                    .map(|s| s.until);
+                let maintained = config
+                    .maintenance
+                    .iter()
+                    .filter(|w| integration.is_some_and(|i| w.covers(i)))
+                    .filter_map(|w| w.active_until(now));
+                consider(silenced.chain(maintained).max().unwrap_or(now));
+            }
+        }
+        Ok(next)
     }
 
     /// Handles every committed transition after the cursor; returns how many.
@@ -513,6 +611,7 @@ impl Alerts {
             .await?;
         tx.commit().await?;
         self.delivery.notify_one();
+        self.timers.notify_one();
         Ok(Acked::Now)
     }
 
@@ -550,6 +649,7 @@ impl Alerts {
         }
         tx.commit().await?;
         self.delivery.notify_one();
+        self.timers.notify_one();
         Ok(id)
     }
 
@@ -577,6 +677,7 @@ impl Alerts {
         if removed && self.release(&self.config(), now).await? {
             self.delivery.notify_one();
         }
+        self.timers.notify_one();
         Ok(removed)
     }
 }
@@ -629,6 +730,20 @@ fn target(
         Some(route) => (Some(route.channel), route.mention),
         None => (None, Vec::new()),
     }
+}
+
+fn chrono_duration(length: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(length).unwrap_or(chrono::Duration::MAX)
+}
+
+/// How long from `now` until `at`, at most [`MAX_TIMER_WAIT`]. The wall clock and tokio's clock
+/// may disagree by a little; waking a millisecond late is harmless, early would find nothing.
+fn wait_until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (at - now)
+        .to_std()
+        .unwrap_or_default()
+        .saturating_add(Duration::from_millis(1))
+        .min(MAX_TIMER_WAIT)
 }
 
 /// Whether a silence target (`name` or `tag:NAME`) covers an integration.

@@ -109,6 +109,18 @@ pub struct NoticeView {
     pub flapping: bool,
 }
 
+/// A message a post created, and whether it shows what was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Posted {
+    /// Where the message is.
+    pub message: MessageRef,
+    /// False when the receiver answered with a message an earlier attempt created (a post
+    /// retried with the same key after its answer was lost) that shows something other than the
+    /// view just sent: an older rendering. The message then needs an edit to show the notice as
+    /// it is, and the pending edits must not be taken as delivered with the post.
+    pub shows_view: bool,
+}
+
 /// Why a delivery did not happen. The dispatcher keeps the row and tries again; nothing is
 /// dropped.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -117,24 +129,36 @@ pub enum DeliveryError {
     /// and record its id.
     #[error("the message no longer exists")]
     MessageGone,
-    /// A passing fault (rate limit, timeout, 5xx, connection): try again, after `after` when
-    /// the receiver said how long. `global` pauses every delivery, not just this one.
+    /// Not sent: the receiver said to keep out of this route for a while (a 429 on it, or a
+    /// global one), or its circuit breaker is open. Not an attempt; try again after `after`.
+    #[error("held back for {after:?} ({kind})")]
+    Held {
+        /// How long until the route may be used again.
+        after: Duration,
+        /// Why (`rate_limited`, `circuit_open`).
+        kind: &'static str,
+    },
+    /// A passing fault (rate limit, timeout, 5xx, a dropped connection, an answer cut short or
+    /// garbled): try again, after `after` when the receiver said how long.
     #[error("{kind}: {message}")]
     Retry {
         /// How long the receiver asked us to wait (a 429's `retry_after`).
         after: Option<Duration>,
-        /// Whether the wait applies to every route (a global rate limit).
-        global: bool,
-        /// The error class (`rate_limited`, `timeout`, `server`, `connect`).
+        /// The error class (`rate_limited`, `timeout`, `server`, `connect`, `bad_response`).
         kind: &'static str,
         /// What happened, without secrets.
         message: String,
+        /// Whether the request may have taken effect although no answer said so, with nothing
+        /// to make a retry harmless (a webhook post: webhooks take no idempotency key). A retry
+        /// may then say the same thing twice; the dispatcher counts and logs it as ambiguous.
+        ambiguous: bool,
     },
-    /// A fault that needs a human (unknown channel, missing access, a rejected body): the row
-    /// is kept and retried slowly, and every attempt logs an error.
+    /// An explicit refusal that needs a human (unknown channel, missing access, a body the
+    /// receiver rejected with its reason): the row is kept and retried slowly, and every
+    /// attempt logs an error.
     #[error("{kind}: {message}")]
     Permanent {
-        /// The error class (`auth`, `client`, `bad_response`).
+        /// The error class (`auth`, `client`).
         kind: &'static str,
         /// What happened, without secrets.
         message: String,
@@ -145,16 +169,17 @@ pub enum DeliveryError {
 /// durability.
 pub trait Courier: Send + Sync + 'static {
     /// Posts a new message showing `view` in `channel`, mentioning `mention` (role ids). `key`
-    /// is unique per outbox row (at most 25 characters): where the transport supports it, a
-    /// post retried with the same key after a crash returns the first message instead of
-    /// posting twice.
+    /// is unique per outbox row and installation (at most 25 characters): where the transport
+    /// supports it, a post retried with the same key after a lost answer or a crash returns the
+    /// first message instead of posting twice, and [`Posted::shows_view`] says whether that
+    /// message shows `view`.
     fn post<'a>(
         &'a self,
         channel: Snowflake,
         view: &'a NoticeView,
         mention: &'a [Snowflake],
         key: &'a str,
-    ) -> BoxFuture<'a, Result<MessageRef, DeliveryError>>;
+    ) -> BoxFuture<'a, Result<Posted, DeliveryError>>;
 
     /// Edits `message` to show `view`. [`DeliveryError::MessageGone`] when it was deleted.
     fn edit<'a>(
@@ -211,11 +236,16 @@ impl Courier for LogCourier {
         view: &'a NoticeView,
         _mention: &'a [Snowflake],
         _key: &'a str,
-    ) -> BoxFuture<'a, Result<MessageRef, DeliveryError>> {
+    ) -> BoxFuture<'a, Result<Posted, DeliveryError>> {
         // The notice id stands in for a message id, so edits and replies log against it.
         let message = Snowflake(view.notice as u64);
         Self::log("post", Some(view), None, message);
-        Box::pin(async move { Ok(MessageRef { channel, message }) })
+        Box::pin(async move {
+            Ok(Posted {
+                message: MessageRef { channel, message },
+                shows_view: true,
+            })
+        })
     }
 
     fn edit<'a>(

@@ -1,11 +1,27 @@
 //! Alert delivery to Discord: the one REST client that posts, edits and answers alert messages,
 //! as the bot (`POST /channels/{id}/messages`) or through an incoming webhook.
 //!
-//! [`DiscordCourier`] implements [`Courier`]: every call is exactly one HTTP attempt, because the
-//! durable outbox owns retries, order and pacing. What the courier owns is turning Discord's
-//! answer into a [`DeliveryError`] the dispatcher can act on: how long a 429 said to wait (to the
-//! millisecond, from the body's `retry_after`), whether it was global, whether the message to
-//! edit is gone (code 10008), and Discord's own code and message for anything a human must fix.
+//! [`DiscordCourier`] implements [`Courier`]: every call is at most one HTTP attempt, because
+//! the durable outbox owns retries, order and pacing. What the courier owns is turning Discord's
+//! answer into a [`DeliveryError`] the dispatcher can act on:
+//!
+//! - **Refusals are Discord's own.** Only a 4xx carrying Discord's JSON error (a code and a
+//!   message: 403 Missing Access, 404 Unknown Channel, 400 Invalid Form Body with its reasons)
+//!   is [`DeliveryError::Permanent`]. A 5xx, a timeout, a dropped connection, an answer cut
+//!   mid-body, a garbled 2xx or a 4xx without Discord's body (a proxy answering) is worth
+//!   another try: posts carry a nonce and edits show the current state, so retrying is safe.
+//! - **Rate limits per bucket.** A 429 holds back its own bucket (Discord's
+//!   `X-RateLimit-Bucket`, learned per route, and the channel) for the precise `retry_after`
+//!   of its body, or every route when it is global; a call on a held bucket returns
+//!   [`DeliveryError::Held`] without sending anything. Other channels go on.
+//! - **An older rendering is noticed.** A post retried with the nonce of an attempt whose
+//!   answer was lost gets the message that attempt created; [`Posted::shows_view`] says
+//!   whether it shows what was just sent, so the dispatcher can edit it to the current state.
+//! - **Ambiguity is said.** A webhook takes no nonce, so a webhook post whose answer was lost
+//!   (a timeout or a connection that broke after the request left) is
+//!   [`DeliveryError::Retry`] with `ambiguous`: retrying may post it twice.
+//! - **Gone messages.** Code 10008 Unknown Message on an edit is
+//!   [`DeliveryError::MessageGone`]: the dispatcher posts a fresh message.
 //!
 //! [`render_notice`] builds the message body (one embed, and the buttons) from a [`NoticeView`],
 //! always within Discord's limits, and is testable on its own.
@@ -19,10 +35,9 @@
 //! fresh message) from "Unknown Channel" (10003: a human must fix the route). So the courier
 //! makes its single attempt itself with the resilience layer's parts: the `discord`
 //! [`UpstreamConfig`] (timeout; one attempt), a [`CircuitBreaker`] told every outcome through
-//! [`BreakerPermit::record`](crate::resilience::BreakerPermit::record), and
-//! [`classify_status`]/[`classify_transport`] for the error taxonomy (transport errors come from
-//! the source chain, without the URL). There is no client-side rate limiter: Discord says how
-//! long to wait, and the dispatcher waits.
+//! [`BreakerPermit::record`](crate::resilience::BreakerPermit::record), [`Holds`] for the waits
+//! 429s announce, and [`classify_status`]/[`classify_transport`] for the error taxonomy
+//! (transport errors come from the source chain, without the URL).
 //!
 //! # Secrets
 //!
@@ -30,7 +45,9 @@
 //! [`Secret`]s. `Debug` shows neither, and no error message is built from a URL; as a last
 //! defence every message is scrubbed of both before it leaves this module.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
@@ -41,13 +58,13 @@ use url::Url;
 
 use super::render::{marker, shorten};
 use crate::alerts::notice::{
-    Courier, DeliveryError, IncidentLine, MessageRef, NoticeStatus, NoticeView,
+    Courier, DeliveryError, IncidentLine, MessageRef, NoticeStatus, NoticeView, Posted,
 };
 use crate::config::{Severity, Snowflake, duration};
 use crate::model::State;
 use crate::resilience::{
-    BreakerConfig, CircuitBreaker, CircuitState, MAX_RETRY_AFTER, RetryPolicy, UpstreamConfig,
-    UpstreamError, classify_status, classify_transport, parse_retry_after,
+    BreakerConfig, CircuitBreaker, CircuitState, Holds, MAX_RETRY_AFTER, RetryPolicy,
+    UpstreamConfig, UpstreamError, classify_status, classify_transport, parse_retry_after,
 };
 use crate::secret::Secret;
 
@@ -104,12 +121,28 @@ pub fn upstream_config() -> UpstreamConfig {
     }
 }
 
+/// How long a 429 that names no wait keeps its route back.
+const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
+
 /// Delivers alert notices to Discord, as the bot or through an incoming webhook.
 pub struct DiscordCourier {
     target: Target,
     client: reqwest::Client,
     config: UpstreamConfig,
     breaker: CircuitBreaker,
+    /// The waits Discord's 429s announced, per bucket and channel (or for every route).
+    holds: Holds,
+    /// The bucket Discord named for each route (`X-RateLimit-Bucket`): routes sharing a bucket
+    /// share a hold.
+    buckets: Mutex<HashMap<&'static str, String>>,
+}
+
+/// A Discord route as its rate limits see it: the method and path template, and the major
+/// parameter (the channel, or 0 for the one webhook) that splits each bucket per resource.
+#[derive(Clone, Copy)]
+struct Route {
+    name: &'static str,
+    major: u64,
 }
 
 /// Where messages go, and the credential that takes them there.
@@ -201,6 +234,8 @@ impl DiscordCourier {
             client,
             config,
             breaker: CircuitBreaker::new(config.breaker),
+            holds: Holds::default(),
+            buckets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -265,16 +300,25 @@ impl DiscordCourier {
         }
     }
 
-    /// Makes the one attempt of a call: the breaker's permission, the request with the
-    /// per-attempt timeout covering the answer and its body, and the outcome told to the
-    /// breaker. Returns the body of a 2xx answer; any other answer becomes a [`DeliveryError`].
+    /// Makes the one attempt of a call: the route's hold (a 429 said to keep out of it), the
+    /// breaker's permission, the request with the per-attempt timeout covering the answer and
+    /// its body, and the outcome told to the breaker and to the route's hold. Returns the body of
+    /// a 2xx answer; any other answer becomes a [`DeliveryError`].
     async fn call(
         &self,
         purpose: Purpose,
+        route: Route,
         method: Method,
         url: Url,
         body: Option<&Value>,
     ) -> Result<Vec<u8>, DeliveryError> {
+        let bucket = self.bucket_of(route);
+        if let Some(after) = self.holds.remaining(&bucket) {
+            return Err(DeliveryError::Held {
+                after,
+                kind: "rate_limited",
+            });
+        }
         let mut request = self.client.request(method, url);
         if let Target::Bot { authorization, .. } = &self.target {
             let Some(authorization) = authorization else {
@@ -288,19 +332,16 @@ impl DiscordCourier {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let permit = self.breaker.try_acquire().map_err(|retry_in| {
-            let error = UpstreamError::CircuitOpen {
-                upstream: UPSTREAM.into(),
-                retry_in,
-            };
-            // An open breaker stands for all of Discord, so every delivery should pause.
-            DeliveryError::Retry {
-                after: Some(retry_in),
-                global: true,
-                kind: error.kind(),
-                message: error.to_string(),
-            }
-        })?;
+        let permit = self
+            .breaker
+            .try_acquire()
+            .map_err(|retry_in| DeliveryError::Held {
+                after: retry_in,
+                kind: "circuit_open",
+            })?;
+        // A webhook post takes no nonce: when its answer goes missing, the message may exist,
+        // and a retry may post it again.
+        let unsure = purpose == Purpose::Create && self.is_webhook();
         let timeout = self.config.timeout;
         let answer = tokio::time::timeout(timeout, async {
             let response = request.send().await?;
@@ -315,46 +356,74 @@ impl DiscordCourier {
                 permit.record(Err(&UpstreamError::Timeout));
                 return Err(DeliveryError::Retry {
                     after: None,
-                    global: false,
                     kind: UpstreamError::Timeout.kind(),
                     message: format!(
                         "Discord did not answer within {}",
                         duration::format(timeout)
                     ),
+                    ambiguous: unsure,
                 });
             }
             Ok(Err(err)) => {
                 let error = classify_transport(&err);
                 permit.record(Err(&error));
-                return Err(self.transport_failure(&error));
+                // A failure to connect happened before any byte of the request left.
+                return Err(self.transport_failure(&error, unsure && !err.is_connect()));
             }
             Ok(Ok(answer)) => answer,
         };
+        if let Some(learned) = headers
+            .get("x-ratelimit-bucket")
+            .and_then(|v| v.to_str().ok())
+        {
+            self.learn_bucket(route, learned);
+        }
         let upstream_error = classify_status(status, &headers);
         permit.record(upstream_error.as_ref().map_or(Ok(()), Err));
         let Some(upstream_error) = upstream_error else {
             if status.is_success() {
                 return Ok(body);
             }
-            return Err(DeliveryError::Permanent {
+            // Discord never redirects; a 1xx or 3xx here comes from something in between.
+            return Err(DeliveryError::Retry {
+                after: None,
                 kind: "bad_response",
                 message: format!("unexpected HTTP {}", status.as_u16()),
+                ambiguous: false,
             });
         };
-        Err(self.rejection(purpose, status, &headers, &body, &upstream_error))
+        Err(self.rejection(purpose, route, status, &headers, &body, &upstream_error))
     }
 
-    /// A transport failure (timeout, connection, undecodable answer) as a delivery error.
-    fn transport_failure(&self, error: &UpstreamError) -> DeliveryError {
+    /// The key of `route`'s rate limit: the bucket Discord named for the route (learned from
+    /// its `X-RateLimit-Bucket` answers; the route itself until then) and the route's major
+    /// parameter, since Discord limits each channel's (or webhook's) bucket on its own.
+    fn bucket_of(&self, route: Route) -> String {
+        let learned = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = learned.get(route.name).map_or(route.name, String::as_str);
+        format!("{bucket}:{}", route.major)
+    }
+
+    fn learn_bucket(&self, route: Route, bucket: &str) {
+        let mut learned = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if learned.get(route.name).is_none_or(|known| known != bucket) {
+            learned.insert(route.name, bucket.to_string());
+        }
+    }
+
+    /// A transport failure (timeout, connection, an answer cut short) as a delivery error.
+    /// `ambiguous`: the request may have taken effect (see [`DeliveryError::Retry`]).
+    fn transport_failure(&self, error: &UpstreamError, ambiguous: bool) -> DeliveryError {
         let message = self.scrub(&error.to_string());
         if error.is_retryable() {
             DeliveryError::Retry {
                 after: None,
-                global: false,
                 kind: error.kind(),
                 message,
+                ambiguous,
             }
         } else {
+            // Only a request that could not be built: it would fail the same way again.
             DeliveryError::Permanent {
                 kind: error.kind(),
                 message,
@@ -362,10 +431,15 @@ impl DiscordCourier {
         }
     }
 
-    /// Discord's refusal (status 400 or above) as a delivery error.
+    /// Discord's answer with a status of 400 or above as a delivery error. Only Discord's own
+    /// refusals (a 4xx with its JSON error: a code and a message, such as 403 Missing Access,
+    /// 404 Unknown Channel or 400 Invalid Form Body with its reasons) need a human; a 429 holds
+    /// the route (every route when global) for the wait it gives; 5xx, and a 4xx without
+    /// Discord's error body (a proxy or a load balancer answering), are worth another try.
     fn rejection(
         &self,
         purpose: Purpose,
+        route: Route,
         status: StatusCode,
         headers: &HeaderMap,
         body: &[u8],
@@ -380,26 +454,32 @@ impl DiscordCourier {
             return DeliveryError::MessageGone;
         }
         let message = self.scrub(&describe(status, &json));
-        match upstream_error {
-            UpstreamError::RateLimited { .. } => {
-                let (after, global) = rate_limit_wait(&json, headers);
-                DeliveryError::Retry {
-                    after,
-                    global,
-                    kind: upstream_error.kind(),
-                    message,
-                }
+        if let UpstreamError::RateLimited { .. } = upstream_error {
+            let (after, global) = rate_limit_wait(&json, headers);
+            let bucket = (!global).then(|| self.bucket_of(route));
+            self.holds
+                .hold(bucket.as_deref(), after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT));
+            return DeliveryError::Retry {
+                after: Some(after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT)),
+                kind: upstream_error.kind(),
+                message,
+                ambiguous: false,
+            };
+        }
+        let discord_refusal =
+            status.is_client_error() && code.is_some() && json["message"].is_string();
+        if discord_refusal {
+            DeliveryError::Permanent {
+                kind: upstream_error.kind(),
+                message,
             }
-            error if error.is_retryable() => DeliveryError::Retry {
+        } else {
+            DeliveryError::Retry {
                 after: None,
-                global: false,
-                kind: error.kind(),
+                kind: upstream_error.kind(),
                 message,
-            },
-            error => DeliveryError::Permanent {
-                kind: error.kind(),
-                message,
-            },
+                ambiguous: false,
+            }
         }
     }
 
@@ -427,12 +507,49 @@ impl DiscordCourier {
         text
     }
 
-    /// Sends a new message and returns where it is.
-    async fn create(&self, url: Url, body: &Value) -> Result<MessageRef, DeliveryError> {
+    /// The route a request with `method` takes: creating a message in `channel` (`POST`), or
+    /// reading or editing one of its messages.
+    fn route(&self, method: &Method, channel: Snowflake) -> Route {
+        let bot = !self.is_webhook();
+        let name = match (bot, method.as_str()) {
+            (true, "POST") => "POST /channels/{channel_id}/messages",
+            (true, "PATCH") => "PATCH /channels/{channel_id}/messages/{message_id}",
+            (true, _) => "GET /channels/{channel_id}/messages/{message_id}",
+            (false, "POST") => "POST /webhooks/{webhook_id}/{webhook_token}",
+            (false, "PATCH") => {
+                "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}"
+            }
+            (false, _) => "GET /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
+        };
+        // A webhook posts into its one channel: its routes are limited per webhook.
+        let major = if bot { channel.0 } else { 0 };
+        Route { name, major }
+    }
+
+    /// Sends a new message in `channel`; returns where it is and Discord's answer (the message
+    /// as it is: with `enforce_nonce`, the one an earlier attempt created).
+    async fn create(
+        &self,
+        channel: Snowflake,
+        body: &Value,
+    ) -> Result<(MessageRef, Value), DeliveryError> {
+        let url = self.create_url(channel)?;
+        let route = self.route(&Method::POST, channel);
         let answer = self
-            .call(Purpose::Create, Method::POST, url, Some(body))
+            .call(Purpose::Create, route, Method::POST, url, Some(body))
             .await?;
-        message_ref(&answer)
+        let json: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+        match message_ref(&json) {
+            Some(message) => Ok((message, json)),
+            // The message may exist: a retry is safe with the nonce, and counted ambiguous
+            // through a webhook, which has none.
+            None => Err(DeliveryError::Retry {
+                after: None,
+                kind: "bad_response",
+                message: "Discord's answer has no message id and channel id".into(),
+                ambiguous: self.is_webhook(),
+            }),
+        }
     }
 
     /// A webhook's stand-in for a reply: the original's title (and a link to it, when Discord
@@ -440,7 +557,11 @@ impl DiscordCourier {
     /// gone.
     async fn quote_original(&self, to: MessageRef) -> Result<Option<String>, DeliveryError> {
         let url = self.message_url(to)?;
-        let original = match self.call(Purpose::Existing, Method::GET, url, None).await {
+        let route = self.route(&Method::GET, to.channel);
+        let original = match self
+            .call(Purpose::Existing, route, Method::GET, url, None)
+            .await
+        {
             Ok(body) => serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
             Err(DeliveryError::MessageGone) => return Ok(None),
             Err(err) => return Err(err),
@@ -468,16 +589,16 @@ impl Courier for DiscordCourier {
     /// and `nonce` = `key` with `enforce_nonce`, so a retry within Discord's nonce window (a few
     /// minutes) returns the first message instead of posting a second. Webhook: execute with
     /// `?wait=true`, no buttons, and no nonce (webhooks do not take one, so a retry after a lost
-    /// answer can post twice); `channel` is ignored.
+    /// answer can post twice); `channel` is ignored. [`Posted::shows_view`] compares the
+    /// message Discord answered with against the body sent (see [`same_rendering`]).
     fn post<'a>(
         &'a self,
         channel: Snowflake,
         view: &'a NoticeView,
         mention: &'a [Snowflake],
         key: &'a str,
-    ) -> BoxFuture<'a, Result<MessageRef, DeliveryError>> {
+    ) -> BoxFuture<'a, Result<Posted, DeliveryError>> {
         Box::pin(async move {
-            let url = self.create_url(channel)?;
             let mut body = render_notice(view, !self.is_webhook());
             let (content, roles) = mentions(mention, CONTENT_LIMIT);
             if !content.is_empty() {
@@ -491,7 +612,11 @@ impl Courier for DiscordCourier {
             } else {
                 set_nonce(&mut body, key)?;
             }
-            self.create(url, &body).await
+            let (message, answer) = self.create(channel, &body).await?;
+            Ok(Posted {
+                message,
+                shows_view: same_rendering(&body, &answer),
+            })
         })
     }
 
@@ -512,7 +637,8 @@ impl Courier for DiscordCourier {
             {
                 obj.remove("components");
             }
-            self.call(Purpose::Existing, Method::PATCH, url, Some(&body))
+            let route = self.route(&Method::PATCH, message.channel);
+            self.call(Purpose::Existing, route, Method::PATCH, url, Some(&body))
                 .await
                 .map(drop)
         })
@@ -567,8 +693,9 @@ impl Courier for DiscordCourier {
                 });
                 set_nonce(&mut body, key)?;
             }
-            let url = self.create_url(to.channel)?;
-            self.create(url, &body).await
+            self.create(to.channel, &body)
+                .await
+                .map(|(message, _)| message)
         })
     }
 }
@@ -616,19 +743,57 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::
 }
 
 /// Where the message in a 2xx answer is.
-fn message_ref(body: &[u8]) -> Result<MessageRef, DeliveryError> {
-    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+fn message_ref(json: &Value) -> Option<MessageRef> {
     let id = |key: &str| json[key].as_str().and_then(|s| s.parse::<u64>().ok());
-    match (id("channel_id"), id("id")) {
-        (Some(channel), Some(message)) => Ok(MessageRef {
-            channel: Snowflake(channel),
-            message: Snowflake(message),
-        }),
-        _ => Err(DeliveryError::Permanent {
-            kind: "bad_response",
-            message: "Discord's answer has no message id and channel id".into(),
-        }),
+    Some(MessageRef {
+        channel: Snowflake(id("channel_id")?),
+        message: Snowflake(id("id")?),
+    })
+}
+
+/// Whether the message Discord answered a post with shows what the post sent: the same embeds
+/// (title, description, colour, fields, footer) and the same buttons (custom ids, disabled).
+/// A post retried with the nonce of an attempt whose answer was lost gets the message that
+/// attempt created, which may show an older state of the notice. Discord echoes these fields
+/// as sent and adds others (embed `type`, component ids), so only these are compared.
+fn same_rendering(sent: &Value, answered: &Value) -> bool {
+    fn embeds(message: &Value) -> Vec<Value> {
+        message["embeds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let fields: Vec<Value> = e["fields"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|f| json!([f["name"], f["value"]]))
+                    .collect();
+                json!([
+                    e["title"],
+                    e["description"],
+                    e["color"],
+                    fields,
+                    e["footer"]["text"]
+                ])
+            })
+            .collect()
     }
+    fn buttons(message: &Value) -> Vec<(Value, bool)> {
+        message["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+            .map(|c| {
+                (
+                    c["custom_id"].clone(),
+                    c["disabled"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect()
+    }
+    embeds(sent) == embeds(answered) && buttons(sent) == buttons(answered)
 }
 
 /// The role mention tokens (`<@&id> <@&id>`) that fit in `budget` characters, each role once

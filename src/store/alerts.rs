@@ -62,6 +62,21 @@ pub struct OutboxRow {
     pub attempts: i64,
     /// When the row was written.
     pub created_at: DateTime<Utc>,
+    /// The notice's channel (None: none configured), for pacing deliveries per channel.
+    pub channel: Option<Snowflake>,
+}
+
+/// What [`Store::due_deliveries`] leaves out: rows of notices already being delivered, rows of
+/// channels with as many deliveries in flight as allowed, and edits in channels whose last edit
+/// was too recent. Channels are ids, 0 for notices without a channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueFilter {
+    /// Notices with a delivery in flight.
+    pub notices: Vec<i64>,
+    /// Channels at their limit of deliveries in flight.
+    pub channels: Vec<i64>,
+    /// Channels whose edits must wait.
+    pub edits_in: Vec<i64>,
 }
 
 /// A notice's delivery facts.
@@ -143,6 +158,10 @@ pub struct OpenNotice {
     /// Whether it is a flapping notice (quiet until its integration is stable).
     pub flapping: bool,
 }
+
+/// An edit of notice `$1`, due at once, written at `$2`.
+const QUEUE_EDIT: &str = "INSERT INTO outbox (notice_id, kind, text, mention, created_at_ms, \
+     not_before_ms, attempts) VALUES ($1, 'edit', NULL, '[]', $2, 0, 0)";
 
 /// The silences in force at `$1`.
 const ACTIVE_SILENCES: &str = "SELECT id, target, until_ms, reason, created_by, created_name \
@@ -730,22 +749,53 @@ impl Store {
     }
 
     /// The deliveries that may go now: the oldest pending row of each notice, when due, oldest
-    /// first.
+    /// first, leaving out what the dispatcher cannot start yet (see [`DueFilter`]).
     pub async fn due_deliveries(
         &self,
         now: DateTime<Utc>,
         limit: i64,
+        skip: &DueFilter,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT o.id, o.notice_id, o.kind, o.text, o.mention, o.attempts, o.created_at_ms \
-             FROM outbox o WHERE o.done_at_ms IS NULL AND o.not_before_ms <= $1 \
-             AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.notice_id = o.notice_id AND p.done_at_ms IS NULL) \
-             ORDER BY o.id LIMIT $2",
-        )
-        .bind(millis(now))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        // The lists are integers formatted into the statement (no text from outside), so the
+        // statement stays portable without array parameters.
+        let list = |ids: &[i64]| {
+            ids.iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut sql = String::from(
+            "SELECT o.id, o.notice_id, o.kind, o.text, o.mention, o.attempts, o.created_at_ms, \
+             n.channel_id FROM outbox o LEFT JOIN notices n ON n.id = o.notice_id \
+             WHERE o.done_at_ms IS NULL AND o.not_before_ms <= $1 \
+             AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.notice_id = o.notice_id AND p.done_at_ms IS NULL)",
+        );
+        if !skip.notices.is_empty() {
+            sql.push_str(&format!(
+                " AND o.notice_id NOT IN ({})",
+                list(&skip.notices)
+            ));
+        }
+        if !skip.channels.is_empty() {
+            sql.push_str(&format!(
+                " AND COALESCE(n.channel_id, 0) NOT IN ({})",
+                list(&skip.channels)
+            ));
+        }
+        if !skip.edits_in.is_empty() {
+            sql.push_str(&format!(
+                " AND NOT (o.kind = 'edit' AND COALESCE(n.channel_id, 0) IN ({}))",
+                list(&skip.edits_in)
+            ));
+        }
+        sql.push_str(" ORDER BY o.id LIMIT $2");
+        // Safe: only integers are formatted into it.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .persistent(false)
+            .bind(millis(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter()
             .map(|row| {
                 Ok(OutboxRow {
@@ -756,18 +806,36 @@ impl Store {
                     mention: mention_of(&row.try_get::<String, _>("mention")?)?,
                     attempts: row.try_get("attempts")?,
                     created_at: from_millis(row.try_get("created_at_ms")?)?,
+                    channel: row.try_get::<Option<i64>, _>("channel_id")?.map(snowflake),
                 })
             })
             .collect()
     }
 
-    /// When the next pending delivery becomes due (None when nothing is pending).
-    pub async fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let at: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(not_before_ms) FROM outbox WHERE done_at_ms IS NULL")
-                .fetch_one(&self.pool)
-                .await?;
+    /// When the next pending delivery that is not due yet becomes due (None when there is
+    /// none). Deliveries due now are the caller's to start or to wait for.
+    pub async fn next_delivery_after(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(not_before_ms) FROM outbox WHERE done_at_ms IS NULL AND not_before_ms > $1",
+        )
+        .bind(millis(now))
+        .fetch_one(&self.pool)
+        .await?;
         at.map(from_millis).transpose()
+    }
+
+    /// Queues an edit of `notice`, due at once: its message shows something older than the
+    /// notice (see [`crate::alerts::notice::Posted::shows_view`]).
+    pub async fn queue_edit(&self, notice: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(QUEUE_EDIT)
+            .bind(notice)
+            .bind(millis(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// How many deliveries are pending.
@@ -801,13 +869,17 @@ impl Store {
 
     /// Marks a delivery done. A post records the message it created; a post or an edit also
     /// completes the notice's other pending edits up to `shown` (the newest row the delivered
-    /// view included; see [`Store::delivery_snapshot`]).
+    /// view included; see [`Store::delivery_snapshot`]). When the message may show less than
+    /// the view (a post answered with the message an earlier attempt created), pass `shown` =
+    /// the row's own id, so no edit is taken as delivered, and `edit_again`, which queues an
+    /// edit that brings the message up to date.
     pub async fn delivery_done(
         &self,
         row: &OutboxRow,
         message: Option<MessageRef>,
         now: DateTime<Utc>,
         shown: i64,
+        edit_again: bool,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE outbox SET done_at_ms = $1, attempts = attempts + 1 WHERE id = $2")
@@ -834,8 +906,52 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        if edit_again {
+            sqlx::query(QUEUE_EDIT)
+                .bind(row.notice)
+                .bind(millis(now))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// This installation's random token (migration `0004_installation.sql`), which makes
+    /// delivery keys unique across databases.
+    pub async fn installation_token(&self) -> Result<String, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT token FROM installation WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Open incidents recorded without a notice because of a silence or a maintenance window
+    /// (`suppressed` starts with `silence:` or `maintenance:`): what a silence's or a window's
+    /// end releases.
+    pub async fn held_incidents(&self) -> Result<Vec<OpenIncident>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, integration, notice_id, state, severity, opened_at_ms, suppressed FROM incidents \
+             WHERE resolved_at_ms IS NULL AND notice_id IS NULL \
+             AND (suppressed LIKE 'silence:%' OR suppressed LIKE 'maintenance:%') ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(open_incident_of).collect()
+    }
+
+    /// When `integration` last changed state, if it ever did.
+    pub async fn last_transition_at(
+        &self,
+        integration: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(at_ms) FROM transitions WHERE integration = $1")
+                .bind(integration)
+                .fetch_one(&self.pool)
+                .await?;
+        at.map(from_millis).transpose()
     }
 
     /// Moves a delivery to `not_before` without counting an attempt (it was not tried).

@@ -158,3 +158,25 @@ pub fn replies_to(fake: &FakeDiscord, channel: u64, message: u64) -> Vec<Value> 
         .filter(|m| fake_discord::snowflake(&m["message_reference"]["message_id"]) == Some(message))
         .collect()
 }
+
+/// Waits until the engine shows `integration` in `state` (it may be there already).
+pub async fn wait_state(running: &Running, integration: &str, state: patchbay::model::State) {
+    let engine = running.engine();
+    let mut transitions = engine.subscribe();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let now = engine
+                .snapshot()
+                .into_iter()
+                .find(|s| s.integration == integration)
+                .map(|s| s.state);
+            if now == Some(state) {
+                return;
+            }
+            // Lagging loses nothing here: the snapshot is read again.
+            let _ = transitions.recv().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{integration} is {state} within 20 s"));
+}
