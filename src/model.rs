@@ -1,6 +1,8 @@
 //! The vocabulary shared by the engine, the store and the fronts: integration states, check
 //! results and state transitions. These types know nothing of HTTP, Discord or SQL, so every
-//! other module can speak about an integration's health in the same words.
+//! other module can speak about an integration's health in the same words. It also says how an
+//! answer quotes what a user typed ([`echo`], [`shorten`]), so every layer that answers people
+//! cuts their input the same way.
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,6 +15,36 @@ use serde::Serialize;
 pub fn now() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+/// How many characters of a user's input an answer quotes back: enough to recognise it, and few
+/// enough that no echo can push an answer past a chat platform's limits (a Discord reply holds
+/// 2,000 characters, and a client that ignores an option's limit can send 6,000).
+pub const ECHO_LIMIT: usize = 100;
+
+/// `text` cut to at most `max` characters, marked `…` when cut. Characters, not bytes, because
+/// that is what chat platforms count. The cut falls at a word boundary when one lies in the
+/// second half, so a sentence is not cut mid-word without need.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let cut: String = text.chars().take(max - 1).collect();
+    let at_word = match cut.rfind(char::is_whitespace) {
+        Some(space) if space > cut.len() / 2 => &cut[..space],
+        _ => cut.as_str(),
+    };
+    format!("{}…", at_word.trim_end())
+}
+
+/// User input as an answer quotes it: in double quotes, escaped as Rust's `{:?}` escapes (so a
+/// quote or a line break in the input cannot break the sentence around it), with at most
+/// [`ECHO_LIMIT`] characters of the input.
+pub fn echo(input: &str) -> String {
+    format!("{:?}", shorten(input, ECHO_LIMIT))
 }
 
 /// The health state of one integration, as decided by the state machine in
@@ -148,4 +180,37 @@ pub struct Transition {
     pub reason: String,
     /// When the deciding check ran.
     pub at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortening_cuts_at_a_word_and_marks_it() {
+        assert_eq!(shorten("short", 10), "short");
+        assert_eq!(shorten("status 500 from the upstream", 15), "status 500…");
+        assert!(shorten(&"x".repeat(50), 10).chars().count() <= 10);
+        assert!(shorten(&"x".repeat(50), 10).ends_with('…'));
+        assert_eq!(shorten("anything", 0), "");
+    }
+
+    #[test]
+    fn shortening_counts_characters_not_bytes() {
+        // 100 two-byte characters fit in 100 characters, though they take 200 bytes.
+        let accents = "é".repeat(100);
+        assert_eq!(shorten(&accents, 100), accents);
+        let cut = shorten(&"🟢".repeat(300), 100);
+        assert_eq!(cut.chars().count(), 100);
+    }
+
+    #[test]
+    fn echoes_quote_at_most_the_echo_limit() {
+        assert_eq!(echo("payments-api"), "\"payments-api\"");
+        let long = echo(&"x".repeat(2000));
+        assert_eq!(long.chars().count(), ECHO_LIMIT + 2, "{long}");
+        assert!(long.ends_with("x…\""), "{long}");
+        // A quote in the input stays inside the quotes.
+        assert_eq!(echo("a\"b"), "\"a\\\"b\"");
+    }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::access::{Denied, Grant, Member, Permission, Policy};
 use crate::audit::{Actor, AuditEntry, AuditPage, AuditQuery, InvocationOption, Outcome, redact};
 use crate::config::{CommandRate, Config, Snowflake};
-use crate::model::{IntegrationState, State};
+use crate::model::{ECHO_LIMIT, IntegrationState, State, echo, shorten};
 use crate::monitor::{Engine, RecheckError};
 use crate::store::{StatsWindow, Store, StoreError};
 
@@ -519,7 +519,8 @@ impl ControlPlane {
         if !valid {
             return Err(match target.strip_prefix("tag:") {
                 Some(tag) => CommandError::Invalid(format!(
-                    "no integration has the tag {tag:?}; write tag:NAME with a configured tag"
+                    "no integration has the tag {}; write tag:NAME with a configured tag",
+                    echo(tag)
                 )),
                 None => unknown_integration(&config, target),
             });
@@ -534,9 +535,12 @@ impl ControlPlane {
         }
         let Actor::Discord { user, name } = actor;
         let now = crate::model::now();
+        // A client that ignores the option's limit can send a reason of thousands of
+        // characters; it is kept cut, as every later view of it would show it cut anyway.
+        let reason = shorten(reason, REASON_LIMIT);
         let id = self
             .alerts()?
-            .silence(target, length, reason, *user, name, now)
+            .silence(target, length, &reason, *user, name, now)
             .await?;
         let until = now + chrono::Duration::from_std(length).unwrap_or_default();
         Ok(format!(
@@ -744,6 +748,10 @@ impl ControlPlane {
     }
 }
 
+/// The longest silence reason kept, in characters: the limit `/alerts silence` registers for its
+/// `reason` option, which Discord enforces only in its own client.
+pub const REASON_LIMIT: usize = 200;
+
 /// What `/alerts list` shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertsOverview {
@@ -834,14 +842,17 @@ pub async fn status_detail(
     })
 }
 
-/// The error for a name that is not configured, with the nearest names.
+/// The error for a name that is not configured, with the nearest names. The name is quoted cut
+/// ([`echo`]): it is whatever the member typed, up to the thousands of characters a client that
+/// ignores the option's limit can send.
 fn unknown_integration(config: &Config, name: &str) -> CommandError {
     let suggestions = suggest_integrations(config, name, 3);
+    let quoted = echo(name);
     CommandError::Invalid(if suggestions.is_empty() {
-        format!("there is no integration named {name:?}; /status lists them all")
+        format!("there is no integration named {quoted}; /status lists them all")
     } else {
         format!(
-            "there is no integration named {name:?}; did you mean {}?",
+            "there is no integration named {quoted}; did you mean {}?",
             suggestions.join(" or ")
         )
     })
@@ -865,8 +876,17 @@ pub fn sparkline(values: &[Option<f64>]) -> String {
 
 /// Integration names matching `partial`, best first, at most `limit` (Discord shows 25):
 /// names containing it (prefix matches first), then names within a small edit distance.
+///
+/// Only the first [`ECHO_LIMIT`] characters of `partial` are compared, the part an answer
+/// quotes back: names are at most 64 characters, so more input cannot find a better match,
+/// only make the edit distance to every name slower (it grows with both lengths).
 pub fn suggest_integrations(config: &Config, partial: &str, limit: usize) -> Vec<String> {
-    let partial = partial.trim().to_ascii_lowercase();
+    let partial: String = partial
+        .trim()
+        .chars()
+        .take(ECHO_LIMIT)
+        .collect::<String>()
+        .to_ascii_lowercase();
     let mut scored: Vec<(u8, f64, &str)> = config
         .integrations
         .iter()

@@ -722,3 +722,50 @@ async fn the_alerts_command_lists_acknowledges_and_silences() {
     );
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_reason_longer_than_its_limit_is_kept_cut() {
+    let upstream = Upstream::start().await;
+    let bot = start("", &integration("payments-api", &upstream, "")).await;
+    let fake = &bot.fake;
+    // A client that ignores the option's 200-character limit.
+    let reason = "because ".repeat(500);
+    let id = fake
+        .command(
+            "alerts",
+            sub(
+                "silence",
+                json!([
+                    { "name": "target", "type": 3, "value": "payments-api" },
+                    { "name": "duration", "type": 3, "value": "1h" },
+                    { "name": "reason", "type": 3, "value": reason },
+                ]),
+            ),
+            FakeMember::OPS,
+        )
+        .await;
+    let silenced = fake.callback_for(id).await;
+    let content = silenced["data"]["content"].as_str().unwrap();
+    assert!(content.contains("Silence #1: payments-api"), "{silenced}");
+    let silences = bot
+        .running()
+        .plane()
+        .alerts_overview()
+        .await
+        .unwrap()
+        .silences;
+    let kept = &silences[0].reason;
+    assert!(kept.chars().count() <= 200, "{} characters", kept.len());
+    assert!(
+        kept.starts_with("because because") && kept.ends_with('…'),
+        "{kept}"
+    );
+    let id = fake
+        .command("alerts", sub("list", json!([])), FakeMember::OPS)
+        .await;
+    let list = fake.callback_for(id).await;
+    let description = list["data"]["embeds"][0]["description"].as_str().unwrap();
+    assert!(description.contains("because because"), "{list}");
+    assert!(description.chars().count() < 500, "{description}");
+    bot.stop().await;
+}

@@ -928,3 +928,353 @@ async fn the_audit_log_pages_back_with_an_older_button() {
     bot.stop.cancel();
     bot.task.await.unwrap();
 }
+
+/// The text of an ephemeral reply: asserts the flag, Discord's 2,000-character limit, and that
+/// the reply is the member's answer (a callback of type 4) rather than a failure.
+fn ephemeral_text(reply: &Value) -> String {
+    assert_eq!(reply["type"], 4, "{reply}");
+    assert_eq!(reply["data"]["flags"], 64, "ephemeral: {reply}");
+    let content = reply["data"]["content"].as_str().unwrap_or_default();
+    assert!(
+        content.chars().count() <= 2000,
+        "{} characters",
+        content.chars().count()
+    );
+    content.to_string()
+}
+
+/// The quoted input after `prefix` in `text` (`prefix"...."`), without its quotes.
+fn quoted_after(text: &str, prefix: &str) -> String {
+    let start = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("{prefix:?} is not in {text:?}"))
+        + prefix.len();
+    let rest = text[start..].strip_prefix('"').expect("a quoted input");
+    rest[..rest.find('"').expect("the closing quote")].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_unknown_integration_is_quoted_cut_not_a_broken_reply() {
+    let bot = start_bot().await;
+    let fake = &bot.fake;
+    let long = "x".repeat(2000);
+    let id = fake
+        .command("status", option("integration", &long), FakeMember::NOBODY)
+        .await;
+    let content = ephemeral_text(&fake.callback_for(id).await);
+    assert!(
+        content.starts_with("⚠️ there is no integration named \"")
+            && content.ends_with("; /status lists them all"),
+        "{content}"
+    );
+    let quoted = quoted_after(&content, "named ");
+    assert!(quoted.chars().count() <= 100, "{quoted}");
+    assert!(
+        quoted.starts_with("xxxx") && quoted.ends_with('…'),
+        "{quoted}"
+    );
+
+    // A long name that starts like a configured one still gets its did-you-mean.
+    let near = format!("payments-api{}", "x".repeat(1988));
+    let id = fake
+        .command("status", option("integration", &near), FakeMember::NOBODY)
+        .await;
+    let content = ephemeral_text(&fake.callback_for(id).await);
+    assert!(
+        quoted_after(&content, "named ").chars().count() <= 100,
+        "{content}"
+    );
+    assert!(
+        content.ends_with("; did you mean payments-api?"),
+        "{content}"
+    );
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    bot.stop.cancel();
+    bot.task.await.unwrap();
+}
+
+/// Every leaf option of the registered commands, as `("/command sub", option)`.
+fn registered_options(commands: &Value) -> Vec<(String, Value)> {
+    fn walk(path: &str, options: &Value, out: &mut Vec<(String, Value)>) {
+        for option in options.as_array().into_iter().flatten() {
+            let name = option["name"].as_str().unwrap();
+            match option["type"].as_u64() {
+                Some(1 | 2) => walk(&format!("{path} {name}"), &option["options"], out),
+                _ => out.push((path.to_string(), option.clone())),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for command in commands.as_array().unwrap() {
+        let path = format!("/{}", command["name"].as_str().unwrap());
+        walk(&path, &command["options"], &mut out);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_text_option_has_a_length_and_every_number_a_range() {
+    let bot = start_bot().await;
+    let fake = &bot.fake;
+    let registration = fake
+        .wait_for_request("guild command registration", |r| r.method == "PUT")
+        .await;
+    let options = registered_options(&registration.body.unwrap());
+    let mut strings = Vec::new();
+    for (path, option) in &options {
+        let name = option["name"].as_str().unwrap();
+        match option["type"].as_u64().unwrap() {
+            3 => {
+                let max = option["max_length"].as_u64();
+                assert!(max.is_some(), "{path} {name} has no max_length: {option}");
+                strings.push(format!("{path} {name} {}", max.unwrap()));
+            }
+            4 if option["choices"].as_array().is_none_or(Vec::is_empty) => {
+                assert!(
+                    option["min_value"].is_number() && option["max_value"].is_number(),
+                    "{path} {name} has no range: {option}"
+                );
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        strings,
+        [
+            "/status integration 64",
+            "/alerts silence target 70",
+            "/alerts silence duration 16",
+            "/alerts silence reason 200",
+            "/audit command 32",
+        ]
+    );
+    let limit = &options
+        .iter()
+        .find(|(path, o)| path == "/audit" && o["name"] == "limit")
+        .unwrap()
+        .1;
+    assert_eq!(
+        (limit["min_value"].as_f64(), limit["max_value"].as_f64()),
+        (Some(1.0), Some(25.0))
+    );
+    // The fake checked each option's bounds against Discord's spec.
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    bot.stop.cancel();
+    bot.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_integers_are_explained_and_audited_as_invalid() {
+    let bot = start_bot_with("command_rate = \"100/m\"", "").await;
+    let fake = &bot.fake;
+    let sub = |name: &str, options: Value| json!([{ "name": name, "type": 1, "options": options }]);
+    let cases = [
+        (
+            "audit",
+            json!([{ "name": "limit", "type": 4, "value": -5 }]),
+            "audit",
+            "limit must be a whole number from 1 to 25; got -5",
+        ),
+        (
+            "audit",
+            json!([{ "name": "limit", "type": 4, "value": 26 }]),
+            "audit",
+            "limit must be a whole number from 1 to 25; got 26",
+        ),
+        // A client with an old registration sends the number as text.
+        (
+            "audit",
+            json!([{ "name": "limit", "type": 3, "value": "ten" }]),
+            "audit",
+            "limit must be a whole number from 1 to 25; got \"ten\"",
+        ),
+        (
+            "audit",
+            json!([{ "name": "outcome", "type": 4, "value": 99 }]),
+            "audit",
+            "outcome must be one of ok, denied, invalid, failed, rate_limited; got 99",
+        ),
+        (
+            "alerts",
+            sub(
+                "ack",
+                json!([{ "name": "incident", "type": 4, "value": 0 }]),
+            ),
+            "alerts ack",
+            "incident must be a whole number of at least 1; got 0",
+        ),
+        (
+            "perms",
+            sub(
+                "grant",
+                json!([
+                    { "name": "role", "type": 8, "value": fake_discord::OPS_ROLE.to_string() },
+                    { "name": "permission", "type": 4, "value": -1 },
+                ]),
+            ),
+            "perms grant",
+            "permission must be one of status.view, status.recheck, sync.run, action.run, \
+             action.approve, alerts.manage, audit.view, perms.manage; got -1",
+        ),
+    ];
+    for (command, options, _, expected) in &cases {
+        let id = fake
+            .command(command, options.clone(), FakeMember::OWNER)
+            .await;
+        let content = ephemeral_text(&fake.callback_for(id).await);
+        assert_eq!(
+            content,
+            format!("⚠️ That option is not valid: {expected}"),
+            "/{command} {options}"
+        );
+    }
+    // A valid value still works.
+    let id = fake
+        .command(
+            "audit",
+            json!([{ "name": "limit", "type": 4, "value": 25 }]),
+            FakeMember::OWNER,
+        )
+        .await;
+    assert_eq!(
+        fake.callback_for(id).await["data"]["embeds"][0]["title"],
+        "Audit log"
+    );
+    // Each was audited like any command, as invalid input.
+    let entries = bot
+        .store
+        .audit_entries(&AuditQuery {
+            limit: 50,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let recorded: Vec<(String, Outcome)> = entries
+        .iter()
+        .rev()
+        .map(|e| (e.command.clone(), e.outcome))
+        .collect();
+    let mut expected: Vec<(String, Outcome)> = cases
+        .iter()
+        .map(|(_, _, path, _)| (path.to_string(), Outcome::Invalid))
+        .collect();
+    expected.push(("audit".into(), Outcome::Ok));
+    assert_eq!(recorded, expected);
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    bot.stop.cancel();
+    bot.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_that_echoes_input_fits() {
+    let long_tag = "t".repeat(150);
+    // Enough config grants that /perms list cannot show them all in 2,000 characters.
+    let grants: String = (0..60)
+        .map(|i| {
+            format!(
+                "[[grant]]\nrole = \"{}\"\npermissions = [\"audit.view\"]\n",
+                300_000_000_000_001_000u64 + i
+            )
+        })
+        .collect();
+    let bot = start_bot_config(
+        "command_rate = \"100/m\"",
+        &grants,
+        &format!(
+            "{TWO_INTEGRATIONS}[[integration]]\nname = \"ledger\"\nurl = \"http://127.0.0.1:9/\"\n\
+             interval = \"1h\"\ntags = [\"{long_tag}\", \"books\"]\n"
+        ),
+    )
+    .await;
+    let fake = &bot.fake;
+    let long = "x".repeat(2000);
+    let silence = |target: &str, duration: &str| {
+        json!([{ "name": "silence", "type": 1, "options": [
+            { "name": "target", "type": 3, "value": target },
+            { "name": "duration", "type": 3, "value": duration },
+            { "name": "reason", "type": 3, "value": long },
+        ]}])
+    };
+    // Silence targets and durations: each error quotes at most 100 characters of the input.
+    for (options, said) in [
+        (silence(&long, "1h"), "there is no integration named "),
+        (
+            silence(&format!("tag:{long}"), "1h"),
+            "no integration has the tag ",
+        ),
+        (silence("payments-api", &long), "duration: "),
+    ] {
+        let id = fake.command("alerts", options, FakeMember::OWNER).await;
+        let content = ephemeral_text(&fake.callback_for(id).await);
+        let quoted = quoted_after(&content, said);
+        assert!(
+            quoted.chars().count() <= 100 && quoted.ends_with('…'),
+            "{content}"
+        );
+    }
+
+    // An /audit filter no command can match: an answer, not an error.
+    let id = fake
+        .command(
+            "audit",
+            json!([{ "name": "command", "type": 3, "value": long }]),
+            FakeMember::OWNER,
+        )
+        .await;
+    assert_eq!(
+        ephemeral_text(&fake.callback_for(id).await),
+        "No audit entries match."
+    );
+
+    // Autocomplete with a huge partial input still answers, and a suggestion longer than
+    // Discord's 100 characters is left out rather than sent.
+    let id = fake
+        .autocomplete(
+            "status",
+            json!([{ "name": "integration", "type": 3, "value": long, "focused": true }]),
+            FakeMember::NOBODY,
+        )
+        .await;
+    let reply = fake.callback_for(id).await;
+    assert_eq!(reply["type"], 8, "{reply}");
+    assert!(reply["data"]["choices"].is_array(), "{reply}");
+    let id = fake
+        .autocomplete(
+            "alerts",
+            json!([{ "name": "silence", "type": 1, "options": [
+                { "name": "target", "type": 3, "value": "tag:", "focused": true },
+            ]}]),
+            FakeMember::OWNER,
+        )
+        .await;
+    let reply = fake.callback_for(id).await;
+    assert_eq!(
+        reply["data"]["choices"],
+        json!([
+            { "name": "tag:books", "value": "tag:books" },
+            { "name": "tag:payments", "value": "tag:payments" },
+        ]),
+        "{reply}"
+    );
+
+    // A reply longer than 2,000 characters keeps whole lines and says how many it left out.
+    let id = fake
+        .command(
+            "perms",
+            json!([{ "name": "list", "type": 1, "options": [] }]),
+            FakeMember::OWNER,
+        )
+        .await;
+    let content = ephemeral_text(&fake.callback_for(id).await);
+    let last = content.lines().last().unwrap();
+    assert!(
+        last.starts_with("… and ") && last.ends_with(" more"),
+        "{content}"
+    );
+    let shown = content.lines().count() - 1;
+    // 60 grants, the public status line and the closing line.
+    assert_eq!(last, format!("… and {} more", 62 - shown), "{content}");
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    bot.stop.cancel();
+    bot.task.await.unwrap();
+}

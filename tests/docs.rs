@@ -1,5 +1,6 @@
-//! The docs stay in step with the code: every CLI subcommand is documented in commands.md, and
-//! the README's two set-up commands are the ones `.ci/run` and a user run.
+//! The docs stay in step with the code: every CLI subcommand is documented in commands.md, so is
+//! every slash command option and the limit it is registered with, and the README's two set-up
+//! commands are the ones `.ci/run` and a user run.
 
 use clap::CommandFactory;
 use patchbay::cli::Cli;
@@ -75,4 +76,62 @@ fn commands_md_documents_every_slash_command_and_option() {
             );
         }
     }
+}
+
+/// The row of commands.md's option limits table for a registered option (its JSON), if the
+/// option has a limit there: text its `max_length`, numbers their range. Fixed choices have none.
+fn limit_row(path: &str, option: &serde_json::Value) -> Option<String> {
+    const NO_BOUND: f64 = 9_007_199_254_740_991.0;
+    let name = option["name"].as_str().unwrap();
+    let limit = match option["type"].as_u64().unwrap() {
+        3 => format!(
+            "at most {} characters",
+            option["max_length"]
+                .as_u64()
+                .expect("every text option has a max_length")
+        ),
+        4 if option["choices"].as_array().is_none_or(Vec::is_empty) => {
+            let min = option["min_value"].as_f64().expect("a minimum");
+            let max = option["max_value"].as_f64().expect("a maximum");
+            if max >= NO_BOUND {
+                format!("a whole number, at least {min}")
+            } else {
+                format!("a whole number from {min} to {max}")
+            }
+        }
+        _ => return None,
+    };
+    Some(format!("| `{path} {name}` | {limit} |"))
+}
+
+#[test]
+fn commands_md_lists_every_option_limit_as_registered() {
+    let commands = std::fs::read_to_string("commands.md").unwrap();
+    let table: Vec<&str> = commands
+        .split("| option | limit |\n|---|---|\n")
+        .nth(1)
+        .expect("commands.md has the option limits table")
+        .lines()
+        .take_while(|line| line.starts_with('|'))
+        .collect();
+    let mut expected = Vec::new();
+    for command in patchbay::discord::commands::all() {
+        let leaves: Vec<_> = if command.subcommands.is_empty() {
+            vec![(format!("/{}", command.name), &command)]
+        } else {
+            command
+                .subcommands
+                .iter()
+                .map(|sub| (format!("/{} {}", command.name, sub.name), sub))
+                .collect()
+        };
+        for (path, leaf) in leaves {
+            for parameter in &leaf.parameters {
+                let option = parameter.create_as_slash_command_option().unwrap();
+                let option = serde_json::to_value(option).unwrap();
+                expected.extend(limit_row(&path, &option));
+            }
+        }
+    }
+    assert_eq!(table, expected);
 }

@@ -1640,3 +1640,49 @@ async fn a_hung_request_waits_for_the_client_to_give_up_or_the_fake_to_go() {
         assert_eq!(response.status().as_u16(), 503);
     }
 }
+
+#[tokio::test]
+async fn command_option_bounds_are_checked_against_the_spec() {
+    let fake = FakeDiscord::start().await;
+    let api = Api::new(&fake);
+    let path = format!("/applications/{APP_ID}/guilds/{GUILD_ID}/commands");
+    let command =
+        |options: Value| json!([{ "name": "audit", "description": "Audit", "options": options }]);
+    // What poise sends: integer bounds written as 1.0, a string's max_length.
+    let good = command(json!([
+        { "type": 4, "name": "limit", "description": "How many", "min_value": 1.0, "max_value": 25.0 },
+        { "type": 4, "name": "incident", "description": "Which", "min_value": 1, "max_value": 9_007_199_254_740_991.0_f64 },
+        { "type": 10, "name": "ratio", "description": "How much", "min_value": 0.5 },
+        { "type": 3, "name": "command", "description": "Which", "min_length": 0, "max_length": 32 },
+    ]));
+    let answer = api.bot(reqwest::Method::PUT, &path, Some(good)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_violations(&fake, &[]);
+
+    let bad = command(json!([
+        { "type": 4, "name": "a", "description": "x", "min_value": 1.5 },
+        { "type": 4, "name": "b", "description": "x", "max_value": "25" },
+        { "type": 4, "name": "c", "description": "x", "min_value": 5, "max_value": 1 },
+        { "type": 3, "name": "d", "description": "x", "max_length": 0 },
+        { "type": 3, "name": "e", "description": "x", "max_length": 6001 },
+        { "type": 3, "name": "f", "description": "x", "min_length": 10, "max_length": 5 },
+        { "type": 3, "name": "g", "description": "x", "min_value": 1 },
+        { "type": 4, "name": "h", "description": "x", "max_length": 10 },
+    ]));
+    let answer = api.bot(reqwest::Method::PUT, &path, Some(bad)).await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(answer.body["code"], 50035);
+    assert_violations(
+        &fake,
+        &[
+            "option \"a\": min_value 1.5 is not a valid bound for type 4",
+            "option \"b\": max_value \"25\" is not a valid bound for type 4",
+            "option \"c\": min_value 5 is above max_value 1",
+            "option \"d\": max_length must be 1-6000, got 0",
+            "option \"e\": max_length must be 1-6000, got 6001",
+            "option \"f\": min_length 10 is above max_length 5",
+            "option \"g\": type 3 takes no min_value",
+            "option \"h\": type 4 takes no max_length",
+        ],
+    );
+}

@@ -6,44 +6,62 @@
 
 use std::time::Duration;
 
+use crate::model::echo;
+
 /// Parses `30s`, `5m`, `800ms`, `1.5h`, `7d`. The error says what is wrong in words a user can act on.
+/// It quotes the text back cut to [`echo`]'s length: a duration typed into a chat command can be
+/// thousands of characters long, and the answer must still fit.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     let split = trimmed
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
+    let quoted = echo(text);
     if number.is_empty() {
         return Err(format!(
-            "{text:?} is not a duration; write a number and a unit, like 30s, 5m, 4h or 7d"
+            "{quoted} is not a duration; write a number and a unit, like 30s, 5m, 4h or 7d"
         ));
     }
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration: {number:?} is not a number"))?;
+    let value: f64 = number.parse().map_err(|_| {
+        format!(
+            "{quoted} is not a duration: {} is not a number",
+            echo(number)
+        )
+    })?;
     let seconds_per_unit = match unit.trim() {
         "ms" => 0.001,
         "s" => 1.0,
         "m" => 60.0,
         "h" => 3600.0,
         "d" => 86_400.0,
+        // The number is repeated five times in the fix, so only a short one is.
+        "" if number.len() <= SHORT_NUMBER => {
+            return Err(format!(
+                "{quoted} has no unit; write {number}s, {number}m, {number}h, {number}d or {number}ms"
+            ));
+        }
         "" => {
             return Err(format!(
-                "{text:?} has no unit; write {number}s, {number}m, {number}h, {number}d or {number}ms"
+                "{quoted} has no unit; write a number and a unit, like 30s, 5m, 4h or 7d"
             ));
         }
         other => {
             return Err(format!(
-                "{text:?} has an unknown unit {other:?}; use ms, s, m, h or d"
+                "{quoted} has an unknown unit {}; use ms, s, m, h or d",
+                echo(other)
             ));
         }
     };
     let seconds = value * seconds_per_unit;
     if !seconds.is_finite() || seconds > 100.0 * 365.0 * 86_400.0 {
-        return Err(format!("{text:?} is too long"));
+        return Err(format!("{quoted} is too long"));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
+
+/// The longest number a "has no unit" error repeats in its fix (`1.5` becomes `1.5s, 1.5m, ...`).
+const SHORT_NUMBER: usize = 12;
 
 /// Formats a duration compactly in the largest unit that keeps it readable: `250ms`, `1.2s`,
 /// `5m`, `4h`, `7d`, `1h30m`.
@@ -115,6 +133,20 @@ mod tests {
         ];
         for (text, expected) in cases {
             assert_eq!(parse(text).unwrap_err(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn long_input_is_quoted_cut() {
+        for text in [
+            "x".repeat(2000),
+            "1".repeat(2000),
+            format!("5{}", "x".repeat(2000)),
+            format!("{}s", "1.".repeat(1000)),
+        ] {
+            let error = parse(&text).unwrap_err();
+            assert!(error.chars().count() < 300, "{error}");
+            assert!(error.contains('…'), "{error}");
         }
     }
 

@@ -8,9 +8,11 @@ use std::time::Instant;
 
 use poise::serenity_prelude as serenity;
 
-use super::{DEFER_AFTER, Data, member_of, render, snowflake};
+use super::render::{self, Reply};
+use super::{DEFER_AFTER, Data, member_of, snowflake};
 use crate::access::Permission;
 use crate::audit::{Actor, AuditQuery, InvocationOption, Outcome};
+use crate::model::shorten;
 use crate::service::{CommandError, Invocation};
 
 /// What a button asks for, decoded from its `custom_id`.
@@ -131,17 +133,14 @@ pub(super) async fn on_event(
     Ok(())
 }
 
-/// A message's new look: its embed and its buttons.
-type View = (serenity::CreateEmbed, Vec<serenity::CreateActionRow>);
-
 async fn handle(ctx: &serenity::Context, press: &serenity::ComponentInteraction, data: &Data) {
     let received = Instant::now();
     let Some(what) = Press::parse(&press.data.custom_id) else {
         // Not ours, or from an older release: say so rather than leave the click spinning.
         let reply = serenity::CreateInteractionResponse::Message(
-            serenity::CreateInteractionResponseMessage::new()
-                .content("⚠️ This button is no longer supported: run the command again.")
-                .ephemeral(true),
+            Reply::text("⚠️ This button is no longer supported: run the command again.")
+                .ephemeral(true)
+                .into_response(),
         );
         if let Err(err) = press.create_response(&ctx.http, reply).await {
             tracing::warn!(error = %err, "could not answer an unknown button");
@@ -187,7 +186,8 @@ async fn handle(ctx: &serenity::Context, press: &serenity::ComponentInteraction,
         Press::Recheck(name) => {
             let answer = plane.invoke(&invocation, Permission::StatusRecheck, || async {
                 let detail = plane.recheck(&name).await?;
-                Ok((render::detail(&detail), vec![render::recheck_button(&name)]))
+                Ok(Reply::embed(render::detail(&detail))
+                    .components(vec![render::recheck_button(&name)]))
             });
             update_in_time(ctx, press, answer).await;
         }
@@ -211,7 +211,7 @@ async fn handle(ctx: &serenity::Context, press: &serenity::ComponentInteraction,
                     let row = &detail.row;
                     lines.push(match &row.last_error {
                         Some(error) => {
-                            format!("{name}: {} ({})", row.state, render::shorten(error, 200))
+                            format!("{name}: {} ({})", row.state, shorten(error, 200))
                         }
                         None => format!("{name}: {}", row.state),
                     });
@@ -237,31 +237,25 @@ async fn handle(ctx: &serenity::Context, press: &serenity::ComponentInteraction,
     }
 }
 
-/// Updates the pressed message with `answer`, or answers an error ephemerally. As with
-/// commands, an answer slower than [`DEFER_AFTER`] is deferred first (the message shows a
-/// loading state) and then edited in place.
+/// Updates the pressed message with `answer` (its new look: embed and buttons), or answers an
+/// error ephemerally. As with commands, an answer slower than [`DEFER_AFTER`] is deferred first
+/// (the message shows a loading state) and then edited in place.
 async fn update_in_time(
     ctx: &serenity::Context,
     press: &serenity::ComponentInteraction,
-    answer: impl std::future::Future<Output = Result<View, CommandError>>,
+    answer: impl std::future::Future<Output = Result<Reply, CommandError>>,
 ) {
     let mut answer = std::pin::pin!(answer);
     let sent = tokio::select! {
         result = &mut answer => match result {
-            Ok((embed, components)) => {
-                let update = serenity::CreateInteractionResponse::UpdateMessage(
-                    serenity::CreateInteractionResponseMessage::new()
-                        .embed(embed)
-                        .components(components),
-                );
+            Ok(view) => {
+                let update =
+                    serenity::CreateInteractionResponse::UpdateMessage(view.into_response());
                 press.create_response(&ctx.http, update).await
             }
             Err(err) => {
-                let reply = serenity::CreateInteractionResponse::Message(
-                    serenity::CreateInteractionResponseMessage::new()
-                        .content(render::error_text(&err))
-                        .ephemeral(true),
-                );
+                let reply =
+                    serenity::CreateInteractionResponse::Message(Reply::error(&err).into_response());
                 press.create_response(&ctx.http, reply).await
             }
         },
@@ -271,16 +265,9 @@ async fn update_in_time(
                 return;
             }
             match answer.await {
-                Ok((embed, components)) => {
-                    let edit = serenity::EditInteractionResponse::new()
-                        .embed(embed)
-                        .components(components);
-                    press.edit_response(&ctx.http, edit).await.map(|_| ())
-                }
+                Ok(view) => press.edit_response(&ctx.http, view.into_edit()).await.map(|_| ()),
                 Err(err) => {
-                    let message = serenity::CreateInteractionResponseFollowup::new()
-                        .content(render::error_text(&err))
-                        .ephemeral(true);
+                    let message = Reply::error(&err).into_followup();
                     press.create_followup(&ctx.http, message).await.map(|_| ())
                 }
             }
@@ -298,18 +285,14 @@ async fn reply_in_time(
     press: &serenity::ComponentInteraction,
     answer: impl std::future::Future<Output = Result<String, CommandError>>,
 ) {
-    let text = |result: Result<String, CommandError>| match result {
-        Ok(text) => text,
-        Err(err) => render::error_text(&err),
+    let reply = |result: Result<String, CommandError>| match result {
+        Ok(text) => Reply::text(text).ephemeral(true),
+        Err(err) => Reply::error(&err),
     };
     let mut answer = std::pin::pin!(answer);
     let sent = tokio::select! {
         result = &mut answer => {
-            let reply = serenity::CreateInteractionResponse::Message(
-                serenity::CreateInteractionResponseMessage::new()
-                    .content(text(result))
-                    .ephemeral(true),
-            );
+            let reply = serenity::CreateInteractionResponse::Message(reply(result).into_response());
             press.create_response(&ctx.http, reply).await
         }
         () = tokio::time::sleep(DEFER_AFTER) => {
@@ -320,7 +303,7 @@ async fn reply_in_time(
                 tracing::warn!(error = %err, "could not defer a button press");
                 return;
             }
-            let edit = serenity::EditInteractionResponse::new().content(text(answer.await));
+            let edit = reply(answer.await).into_edit();
             press.edit_response(&ctx.http, edit).await.map(|_| ())
         }
     };

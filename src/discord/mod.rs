@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 use crate::access::Member;
 use crate::audit::{Actor, InvocationOption};
 use crate::config::{Config, Snowflake};
+use crate::model::{ECHO_LIMIT, shorten};
 use crate::service::{CommandError, ControlPlane, Invocation};
+use render::Reply;
 
 /// What every command can reach: the control plane, which answers every front alike.
 pub struct Data {
@@ -106,15 +108,13 @@ const DEFER_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 /// Sends the answer: the reply itself, or the error as an ephemeral message.
 pub(crate) async fn respond(
     ctx: Context<'_>,
-    answer: Result<poise::CreateReply, CommandError>,
+    answer: Result<Reply, CommandError>,
 ) -> Result<(), CommandError> {
     let reply = match answer {
         Ok(reply) => reply,
-        Err(err) => poise::CreateReply::default()
-            .content(render::error_text(&err))
-            .ephemeral(true),
+        Err(err) => Reply::error(&err),
     };
-    ctx.send(reply).await?;
+    ctx.send(reply.into_poise()).await?;
     Ok(())
 }
 
@@ -125,7 +125,7 @@ pub(crate) async fn respond(
 pub(crate) async fn respond_in_time(
     ctx: Context<'_>,
     ephemeral: bool,
-    answer: impl std::future::Future<Output = Result<poise::CreateReply, CommandError>>,
+    answer: impl std::future::Future<Output = Result<Reply, CommandError>>,
 ) -> Result<(), CommandError> {
     let mut answer = std::pin::pin!(answer);
     let result = tokio::select! {
@@ -138,9 +138,7 @@ pub(crate) async fn respond_in_time(
     match (result, ctx) {
         (Err(err), poise::Context::Application(app)) if !ephemeral => {
             app.interaction.delete_response(ctx.http()).await?;
-            let message = serenity::CreateInteractionResponseFollowup::new()
-                .content(render::error_text(&err))
-                .ephemeral(true);
+            let message = Reply::error(&err).into_followup();
             app.interaction.create_followup(ctx.http(), message).await?;
             Ok(())
         }
@@ -149,23 +147,57 @@ pub(crate) async fn respond_in_time(
 }
 
 async fn on_error(error: poise::FrameworkError<'_, Data, CommandError>) {
-    // Errors a command returned have been answered already; what is left is the framework's
-    // own (bad arguments, a failed send), answered here in the same style.
-    let text = match &error {
-        poise::FrameworkError::ArgumentParse { error, .. } => {
-            format!("That option is not valid: {error}")
-        }
-        poise::FrameworkError::Command { error, .. } => render::error_text(error),
-        other => {
-            let err = CommandError::internal("discord", &format!("{other}"));
-            render::error_text(&err)
-        }
+    // Errors a command returned have been answered already (a `Command` error here is one its
+    // answer failed with); what is left is the framework's own. Options that fail our check or
+    // poise's parsing are the member's mistake: they are answered as invalid input and audited
+    // like any command.
+    let Some(ctx) = error.ctx() else {
+        tracing::warn!(error = %error, "the Discord framework failed outside a command");
+        return;
     };
-    if let Some(ctx) = error.ctx() {
-        let reply = poise::CreateReply::default().content(text).ephemeral(true);
-        if let Err(err) = ctx.send(reply).await {
-            tracing::warn!(error = %err, "could not answer a failed command");
+    if let poise::Context::Application(app) = ctx
+        && matches!(
+            app.interaction_type,
+            poise::CommandInteractionType::Autocomplete
+        )
+    {
+        // An autocomplete interaction takes only suggestions; there is nobody to tell.
+        tracing::warn!(error = %error, "an autocomplete request failed");
+        return;
+    }
+    let invalid = match &error {
+        poise::FrameworkError::CommandCheckFailed {
+            error: Some(err), ..
+        } => Some(err.clone()),
+        poise::FrameworkError::ArgumentParse { error, .. } => Some(CommandError::Invalid(
+            // poise's text may quote the input.
+            format!(
+                "That option is not valid: {}",
+                shorten(&error.to_string(), ECHO_LIMIT)
+            ),
+        )),
+        poise::FrameworkError::CommandStructureMismatch { description, .. } => Some(
+            CommandError::Invalid(format!("That option is not valid: {description}")),
+        ),
+        _ => None,
+    };
+    let err = match (invalid, &error) {
+        (Some(err), _) => {
+            let plane = &ctx.data().plane;
+            let invocation = invocation(ctx, &ctx.command().qualified_name);
+            match plane
+                .invoke_open(&invocation, move || async move { Err::<(), _>(err) })
+                .await
+            {
+                Err(err) => err,
+                Ok(()) => return,
+            }
         }
+        (None, poise::FrameworkError::Command { error, .. }) => error.clone(),
+        (None, other) => CommandError::internal("discord", &format!("{other}")),
+    };
+    if let Err(err) = ctx.send(Reply::error(&err).into_poise()).await {
+        tracing::warn!(error = %err, "could not answer a failed command");
     }
 }
 
@@ -205,6 +237,7 @@ pub async fn run(plane: Arc<ControlPlane>, stop: CancellationToken) -> anyhow::R
     let framework = poise::Framework::builder()
         .options(poise::FrameworkOptions {
             commands: commands::all(),
+            command_check: Some(|ctx| Box::pin(commands::check_options(ctx))),
             on_error: |error| Box::pin(on_error(error)),
             event_handler: |framework, event| {
                 Box::pin(components::on_event(
@@ -284,8 +317,8 @@ async fn mirror_audit(
                 .map(|kind| format!(", {kind}"))
                 .unwrap_or_default()
         );
-        let message = serenity::CreateMessage::new()
-            .content(line)
+        let message = Reply::text(line)
+            .into_channel_message()
             .allowed_mentions(serenity::CreateAllowedMentions::new());
         if let Err(err) = channel.send_message(&http, message).await {
             tracing::warn!(error = %err, "could not mirror an audit entry into the audit channel");

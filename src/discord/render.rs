@@ -1,4 +1,11 @@
-//! How answers look in Discord: embeds within Discord's limits, and errors as one line.
+//! How answers look in Discord, and the one fitter that keeps every answer within Discord's
+//! limits. Commands and buttons compose a [`Reply`] (text, [`Embed`]s, buttons); it becomes a
+//! serenity or poise builder only through its `into_*` methods, each of which fits it first:
+//! content 2,000 characters, embed title 256, description 4,096, field value 1,024, footer
+//! 2,048, 6,000 across a message's embeds, 25 fields, 10 embeds. Discord counts characters, not
+//! bytes, and so does everything here. A list that does not fit ends in "… and N more"; one
+//! long text is cut at a word and marked `…`. (Alert messages have their own fitter in
+//! `courier.rs`, which renders JSON for the outbox's REST client.)
 
 use poise::serenity_prelude as serenity;
 
@@ -7,11 +14,435 @@ use crate::config::duration;
 use crate::model::State;
 use crate::service::{CommandError, OverviewPage, StatusDetail, sparkline};
 
+/// The one cutting helper, the domain's: answers everywhere cut text the same way.
+pub use crate::model::shorten;
+
+/// Discord's limit on a message's content, in characters.
+const CONTENT_LIMIT: usize = 2000;
+/// Discord's limit on an embed title.
+const TITLE_LIMIT: usize = 256;
 /// Discord's limit on an embed description.
-pub const DESCRIPTION_LIMIT: usize = 4096;
+const DESCRIPTION_LIMIT: usize = 4096;
+/// Discord's limit on an embed field's name.
+const FIELD_NAME_LIMIT: usize = 256;
+/// Discord's limit on an embed field's value.
+const FIELD_VALUE_LIMIT: usize = 1024;
+/// Discord's limit on an embed footer.
+const FOOTER_LIMIT: usize = 2048;
+/// Discord's limit on the characters of all of a message's embeds together.
+const EMBEDS_TOTAL_LIMIT: usize = 6000;
+/// Discord's limit on fields per embed.
+const FIELDS_LIMIT: usize = 25;
+/// Discord's limit on embeds per message.
+const EMBEDS_LIMIT: usize = 10;
+/// Discord's limit on autocomplete choices in one answer.
+const CHOICES_LIMIT: usize = 25;
+/// Discord's limit on an autocomplete choice's name and value, in characters.
+const CHOICE_LIMIT: usize = 100;
+/// Discord's limit on a button's `custom_id`.
+const CUSTOM_ID_LIMIT: usize = 100;
+
+/// The length of `text` as Discord counts it: in characters.
+fn chars(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// An embed as patchbay composes it. It is fitted to Discord's limits when its [`Reply`] is
+/// turned into a builder, so composing code never counts characters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Embed {
+    /// The title (none when empty).
+    title: String,
+    /// The description (none when empty).
+    description: String,
+    /// The colour of the bar on the left.
+    colour: Option<u32>,
+    /// Fields: name, value, and whether it sits beside its neighbours.
+    fields: Vec<(String, String, bool)>,
+    /// The footer (none when empty).
+    footer: String,
+}
+
+impl Embed {
+    /// An embed with this title.
+    pub fn new(title: impl Into<String>) -> Embed {
+        Embed {
+            title: title.into(),
+            ..Embed::default()
+        }
+    }
+
+    /// Sets the description (a list is best given one item per line: it is fitted by lines).
+    pub fn description(mut self, text: impl Into<String>) -> Embed {
+        self.description = text.into();
+        self
+    }
+
+    /// Sets the colour of the bar on the left.
+    pub fn colour(mut self, colour: u32) -> Embed {
+        self.colour = Some(colour);
+        self
+    }
+
+    /// Adds a field.
+    pub fn field(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+        inline: bool,
+    ) -> Embed {
+        self.fields.push((name.into(), value.into(), inline));
+        self
+    }
+
+    /// Sets the footer.
+    pub fn footer(mut self, text: impl Into<String>) -> Embed {
+        self.footer = text.into();
+        self
+    }
+
+    /// The characters Discord counts toward the 6,000 of a message's embeds.
+    fn size(&self) -> usize {
+        chars(&self.title)
+            + chars(&self.description)
+            + chars(&self.footer)
+            + self
+                .fields
+                .iter()
+                .map(|(name, value, _)| chars(name) + chars(value))
+                .sum::<usize>()
+    }
+
+    /// Each part within its own limit. Discord refuses an empty field name or value, so an
+    /// empty one shows a dash.
+    fn fit(self) -> Embed {
+        let not_empty = |text: String| {
+            if text.is_empty() {
+                "—".to_string()
+            } else {
+                text
+            }
+        };
+        Embed {
+            title: shorten(&self.title, TITLE_LIMIT),
+            description: fit_text(&self.description, DESCRIPTION_LIMIT),
+            colour: self.colour,
+            fields: self
+                .fields
+                .into_iter()
+                .take(FIELDS_LIMIT)
+                .map(|(name, value, inline)| {
+                    (
+                        shorten(&not_empty(name), FIELD_NAME_LIMIT),
+                        fit_text(&not_empty(value), FIELD_VALUE_LIMIT),
+                        inline,
+                    )
+                })
+                .collect(),
+            footer: shorten(&self.footer, FOOTER_LIMIT),
+        }
+    }
+
+    /// serenity's embed, from one already fitted (empty parts are left out).
+    fn build(self) -> serenity::CreateEmbed {
+        let mut embed = serenity::CreateEmbed::new();
+        if !self.title.is_empty() {
+            embed = embed.title(self.title);
+        }
+        if !self.description.is_empty() {
+            embed = embed.description(self.description);
+        }
+        if let Some(colour) = self.colour {
+            embed = embed.colour(colour);
+        }
+        for (name, value, inline) in self.fields {
+            embed = embed.field(name, value, inline);
+        }
+        if !self.footer.is_empty() {
+            embed = embed.footer(serenity::CreateEmbedFooter::new(self.footer));
+        }
+        embed
+    }
+}
+
+/// Every embed within its limits, and all of them within the 6,000 characters of a message.
+/// Fields go first (from the last embed), but only while the parts other than descriptions pass
+/// the total on their own; then descriptions give way (from the last embed; a list then ends in
+/// "… and N more"), which always suffices.
+fn fit_embeds(embeds: Vec<Embed>) -> Vec<Embed> {
+    let mut embeds: Vec<Embed> = embeds
+        .into_iter()
+        .take(EMBEDS_LIMIT)
+        .map(Embed::fit)
+        .collect();
+    let total = |embeds: &[Embed]| embeds.iter().map(Embed::size).sum::<usize>();
+    let described = |embeds: &[Embed]| embeds.iter().map(|e| chars(&e.description)).sum::<usize>();
+    while total(&embeds) - described(&embeds) > EMBEDS_TOTAL_LIMIT {
+        match embeds.iter_mut().rev().find(|e| !e.fields.is_empty()) {
+            Some(embed) => {
+                embed.fields.pop();
+            }
+            None => {
+                embeds.pop();
+            }
+        }
+    }
+    for index in (0..embeds.len()).rev() {
+        let over = total(&embeds).saturating_sub(EMBEDS_TOTAL_LIMIT);
+        if over == 0 {
+            break;
+        }
+        let description = &mut embeds[index].description;
+        *description = fit_text(description, chars(description).saturating_sub(over));
+    }
+    embeds
+}
+
+/// `text` within `limit` characters: as it is when it fits; otherwise by lines (see
+/// [`fit_lines`]), so a list loses whole items and says how many.
+fn fit_text(text: &str, limit: usize) -> String {
+    if chars(text) <= limit {
+        return text.to_string();
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    fit_lines(&lines, limit)
+}
+
+/// What stands for lines left out.
+fn more(lines: usize) -> String {
+    format!("… and {lines} more")
+}
+
+/// Lines joined within `limit` characters: whole lines while they fit, then "… and N more" for
+/// the rest, never a line cut in the middle, except a first line too long on its own, which is
+/// cut at a word so the answer still says something.
+fn fit_lines<S: AsRef<str>>(lines: &[S], limit: usize) -> String {
+    let mut out = String::new();
+    let mut used = 0;
+    for (index, line) in lines.iter().enumerate() {
+        let line = line.as_ref();
+        let newline = usize::from(index > 0);
+        let after = lines.len() - index - 1;
+        // Room is kept for the marker of the lines after this one, so it always fits.
+        let marker_room = if after > 0 {
+            1 + chars(&more(after))
+        } else {
+            0
+        };
+        if used + newline + chars(line) + marker_room <= limit {
+            if index > 0 {
+                out.push('\n');
+            }
+            out.push_str(line);
+            used += newline + chars(line);
+            continue;
+        }
+        let left = lines.len() - index;
+        if index > 0 {
+            out.push('\n');
+            out.push_str(&more(left));
+            return out;
+        }
+        let tail = if after > 0 {
+            format!("\n{}", more(after))
+        } else {
+            String::new()
+        };
+        let cut = shorten(line, limit.saturating_sub(chars(&tail)));
+        return if cut.is_empty() {
+            shorten(&more(left), limit)
+        } else {
+            cut + &tail
+        };
+    }
+    out
+}
+
+/// An answer as patchbay composes it: text, embeds, buttons, and whether only the member sees
+/// it. Every way to send it (`into_*`) fits it to Discord's limits first, which is why the
+/// builders are made here and nowhere else.
+#[derive(Default)]
+pub struct Reply {
+    /// The text.
+    content: Option<String>,
+    /// The embeds, in order.
+    embeds: Vec<Embed>,
+    /// Rows of buttons; `None` leaves a message's buttons as they are on an edit.
+    components: Option<Vec<serenity::CreateActionRow>>,
+    /// Whether only the member sees it.
+    ephemeral: bool,
+}
+
+impl Reply {
+    /// A text answer.
+    pub fn text(content: impl Into<String>) -> Reply {
+        Reply {
+            content: Some(content.into()),
+            ..Reply::default()
+        }
+    }
+
+    /// An answer with one embed.
+    pub fn embed(embed: Embed) -> Reply {
+        Reply {
+            embeds: vec![embed],
+            ..Reply::default()
+        }
+    }
+
+    /// An error, as one ephemeral line.
+    pub fn error(err: &CommandError) -> Reply {
+        Reply::text(error_text(err)).ephemeral(true)
+    }
+
+    /// Sets the rows of buttons (an update with none removes the message's buttons).
+    pub fn components(mut self, rows: Vec<serenity::CreateActionRow>) -> Reply {
+        self.components = Some(rows);
+        self
+    }
+
+    /// Whether only the member sees the answer (where Discord allows the choice).
+    pub fn ephemeral(mut self, ephemeral: bool) -> Reply {
+        self.ephemeral = ephemeral;
+        self
+    }
+
+    /// The reply within Discord's limits: the text by lines, then each embed and their total.
+    fn fit(self) -> Reply {
+        Reply {
+            content: self.content.map(|text| fit_text(&text, CONTENT_LIMIT)),
+            embeds: fit_embeds(self.embeds),
+            components: self.components,
+            ephemeral: self.ephemeral,
+        }
+    }
+
+    /// serenity's embeds, from embeds already fitted.
+    fn built_embeds(embeds: Vec<Embed>) -> Vec<serenity::CreateEmbed> {
+        embeds.into_iter().map(Embed::build).collect()
+    }
+
+    /// A command's reply (first answer, follow-up or edit: poise decides).
+    pub fn into_poise(self) -> poise::CreateReply {
+        let Reply {
+            content,
+            embeds,
+            components,
+            ephemeral,
+        } = self.fit();
+        let mut reply = poise::CreateReply::default().ephemeral(ephemeral);
+        for embed in Reply::built_embeds(embeds) {
+            reply = reply.embed(embed);
+        }
+        if let Some(content) = content {
+            reply = reply.content(content);
+        }
+        if let Some(rows) = components {
+            reply = reply.components(rows);
+        }
+        reply
+    }
+
+    /// The first answer to a button press, or the pressed message's update.
+    pub fn into_response(self) -> serenity::CreateInteractionResponseMessage {
+        let Reply {
+            content,
+            embeds,
+            components,
+            ephemeral,
+        } = self.fit();
+        let mut message = serenity::CreateInteractionResponseMessage::new().ephemeral(ephemeral);
+        if !embeds.is_empty() {
+            message = message.embeds(Reply::built_embeds(embeds));
+        }
+        if let Some(content) = content {
+            message = message.content(content);
+        }
+        if let Some(rows) = components {
+            message = message.components(rows);
+        }
+        message
+    }
+
+    /// An edit of a deferred answer.
+    pub fn into_edit(self) -> serenity::EditInteractionResponse {
+        let Reply {
+            content,
+            embeds,
+            components,
+            ..
+        } = self.fit();
+        let mut edit = serenity::EditInteractionResponse::new();
+        if !embeds.is_empty() {
+            edit = edit.embeds(Reply::built_embeds(embeds));
+        }
+        if let Some(content) = content {
+            edit = edit.content(content);
+        }
+        if let Some(rows) = components {
+            edit = edit.components(rows);
+        }
+        edit
+    }
+
+    /// A follow-up message of an interaction.
+    pub fn into_followup(self) -> serenity::CreateInteractionResponseFollowup {
+        let Reply {
+            content,
+            embeds,
+            components,
+            ephemeral,
+        } = self.fit();
+        let mut followup = serenity::CreateInteractionResponseFollowup::new().ephemeral(ephemeral);
+        if !embeds.is_empty() {
+            followup = followup.embeds(Reply::built_embeds(embeds));
+        }
+        if let Some(content) = content {
+            followup = followup.content(content);
+        }
+        if let Some(rows) = components {
+            followup = followup.components(rows);
+        }
+        followup
+    }
+
+    /// A message posted in a channel (the audit mirror).
+    pub fn into_channel_message(self) -> serenity::CreateMessage {
+        let Reply {
+            content,
+            embeds,
+            components,
+            ..
+        } = self.fit();
+        let mut message = serenity::CreateMessage::new();
+        if !embeds.is_empty() {
+            message = message.embeds(Reply::built_embeds(embeds));
+        }
+        if let Some(content) = content {
+            message = message.content(content);
+        }
+        if let Some(rows) = components {
+            message = message.components(rows);
+        }
+        message
+    }
+}
+
+/// Autocomplete suggestions as Discord takes them: at most 25, each at most 100 characters. A
+/// longer one is left out rather than cut, since a cut value would name nothing.
+pub fn choices(names: Vec<String>) -> serenity::CreateAutocompleteResponse {
+    serenity::CreateAutocompleteResponse::new().set_choices(
+        names
+            .into_iter()
+            .filter(|name| (1..=CHOICE_LIMIT).contains(&chars(name)))
+            .take(CHOICES_LIMIT)
+            .map(serenity::AutocompleteChoice::from)
+            .collect(),
+    )
+}
 
 /// The text of an error reply.
-pub fn error_text(err: &CommandError) -> String {
+fn error_text(err: &CommandError) -> String {
     match err {
         CommandError::Denied(_) => format!("⛔ {err}"),
         CommandError::RateLimited { .. } => format!("⏳ {err}"),
@@ -40,30 +471,13 @@ fn colour(state: State) -> u32 {
     }
 }
 
-/// Appends lines to a description until the next one would pass the limit, then says how
-/// many were left out; never cuts a line in the middle.
-fn fit_lines(lines: &[String], limit: usize) -> String {
-    let mut out = String::new();
-    for (index, line) in lines.iter().enumerate() {
-        let left = lines.len() - index;
-        let tail = format!("\n… and {left} more");
-        if out.len() + line.len() + 1 + tail.len() > limit {
-            out.push_str(tail.trim_start());
-            return out;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
 /// Integrations per page of the overview: 20 lines of at most about 200 characters stay well
 /// inside the 4096-character description.
 pub const ROWS_PER_PAGE: usize = 20;
 
 /// One page of the `/status` overview: counts per state, then the page's integrations worst
 /// first, with Previous/Next/Refresh buttons when there is more than one page.
-pub fn overview(view: &OverviewPage) -> (serenity::CreateEmbed, Vec<serenity::CreateActionRow>) {
+pub fn overview(view: &OverviewPage) -> Reply {
     let (page, pages) = (view.page, view.pages);
     let counts: Vec<String> = view
         .counts
@@ -90,20 +504,18 @@ pub fn overview(view: &OverviewPage) -> (serenity::CreateEmbed, Vec<serenity::Cr
         })
         .collect();
     let head = counts.join(" · ");
+    // The counts always show; the fitter would cut the description by lines from the end, so
+    // the rows are fitted here, into what the counts leave.
     let body = format!(
         "{head}\n\n{}",
-        fit_lines(&lines, DESCRIPTION_LIMIT - head.len() - 2)
+        fit_lines(&lines, DESCRIPTION_LIMIT - chars(&head) - 2)
     );
-    let mut embed = serenity::CreateEmbed::new()
-        .title(format!("{} integrations", view.total))
+    let mut embed = Embed::new(format!("{} integrations", view.total))
         .description(body)
         .colour(colour(view.worst));
     let mut components = Vec::new();
     if pages > 1 {
-        embed = embed.footer(serenity::CreateEmbedFooter::new(format!(
-            "Page {} of {pages}",
-            page + 1
-        )));
+        embed = embed.footer(format!("Page {} of {pages}", page + 1));
         components.push(serenity::CreateActionRow::Buttons(vec![
             serenity::CreateButton::new(format!("pb:status:page:{}:prev", page.saturating_sub(1)))
                 .label("◀ Previous")
@@ -118,20 +530,7 @@ pub fn overview(view: &OverviewPage) -> (serenity::CreateEmbed, Vec<serenity::Cr
                 .style(serenity::ButtonStyle::Secondary),
         ]));
     }
-    (embed, components)
-}
-
-/// `text` cut to at most `max` characters, at a word boundary, with `…` when cut.
-pub fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    let at_word = match cut.rfind(char::is_whitespace) {
-        Some(space) if space > cut.len() / 2 => &cut[..space],
-        _ => cut.as_str(),
-    };
-    format!("{}…", at_word.trim_end())
+    Reply::embed(embed).components(components)
 }
 
 /// The button under a detail that runs a check now.
@@ -145,10 +544,7 @@ pub fn recheck_button(name: &str) -> serenity::CreateActionRow {
 
 /// A page of the audit log, with an "Older" button when there are older entries; `None` when
 /// nothing matches.
-pub fn audit_page(
-    query: &AuditQuery,
-    page: &AuditPage,
-) -> Option<(serenity::CreateEmbed, Vec<serenity::CreateActionRow>)> {
+pub fn audit_page(query: &AuditQuery, page: &AuditPage) -> Option<Reply> {
     if page.entries.is_empty() {
         return None;
     }
@@ -172,25 +568,31 @@ pub fn audit_page(
             )
         })
         .collect();
-    let embed = serenity::CreateEmbed::new()
-        .title("Audit log")
-        .description(fit_lines(&lines, DESCRIPTION_LIMIT));
-    let components = match page.older {
-        Some(before) => vec![serenity::CreateActionRow::Buttons(vec![
-            serenity::CreateButton::new(super::components::audit_page_id(&AuditQuery {
-                before: Some(before),
-                ..query.clone()
-            }))
-            .label("Older ▶")
-            .style(serenity::ButtonStyle::Secondary),
-        ])],
-        None => Vec::new(),
+    let embed = Embed::new("Audit log").description(lines.join("\n"));
+    let older = page.older.map(|before| {
+        super::components::audit_page_id(&AuditQuery {
+            before: Some(before),
+            ..query.clone()
+        })
+    });
+    // The id carries the command filter, which the option limits to 32 characters; a longer
+    // one (from a client that ignores the limit) matches no command, so it never has an older
+    // page, but a button Discord would refuse is never offered either way.
+    let components = match older {
+        Some(id) if chars(&id) <= CUSTOM_ID_LIMIT => {
+            vec![serenity::CreateActionRow::Buttons(vec![
+                serenity::CreateButton::new(id)
+                    .label("Older ▶")
+                    .style(serenity::ButtonStyle::Secondary),
+            ])]
+        }
+        _ => Vec::new(),
     };
-    Some((embed, components))
+    Some(Reply::embed(embed).components(components))
 }
 
 /// `/alerts list`: open incidents, recorded-only incidents, and silences.
-pub fn alerts_overview(overview: &crate::service::AlertsOverview) -> serenity::CreateEmbed {
+pub fn alerts_overview(overview: &crate::service::AlertsOverview) -> Embed {
     let mut lines = Vec::new();
     for view in &overview.open {
         let open: Vec<String> = view
@@ -240,16 +642,13 @@ pub fn alerts_overview(overview: &crate::service::AlertsOverview) -> serenity::C
     if lines.is_empty() {
         lines.push("No open incidents and no silences. 🎉".into());
     }
-    serenity::CreateEmbed::new()
-        .title(format!("{} open incidents", overview.open.len()))
-        .description(fit_lines(&lines, DESCRIPTION_LIMIT))
+    Embed::new(format!("{} open incidents", overview.open.len())).description(lines.join("\n"))
 }
 
 /// The `/status <integration>` detail.
-pub fn detail(detail: &StatusDetail) -> serenity::CreateEmbed {
+pub fn detail(detail: &StatusDetail) -> Embed {
     let row = &detail.row;
-    let mut embed = serenity::CreateEmbed::new()
-        .title(format!("{} {}: {}", marker(row.state), row.name, row.state))
+    let mut embed = Embed::new(format!("{} {}: {}", marker(row.state), row.name, row.state))
         .colour(colour(row.state))
         .field("Since", format!("<t:{}:R>", row.since.timestamp()), true);
     embed = embed.field(
@@ -261,7 +660,7 @@ pub fn detail(detail: &StatusDetail) -> serenity::CreateEmbed {
         true,
     );
     if let Some(error) = &row.last_error {
-        embed = embed.field("Failed conditions", shorten(error, 1000), false);
+        embed = embed.field("Failed conditions", error, false);
     }
     for (window, figures) in &detail.windows {
         let value = match figures {
@@ -307,20 +706,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shortening_cuts_at_a_word_and_marks_it() {
-        assert_eq!(shorten("short", 10), "short");
-        assert_eq!(shorten("status 500 from the upstream", 15), "status 500…");
-        assert!(shorten(&"x".repeat(50), 10).chars().count() <= 10);
-        assert!(shorten(&"x".repeat(50), 10).ends_with('…'));
-    }
-
-    #[test]
     fn long_lists_end_with_a_marker_not_a_cut_line() {
         let lines: Vec<String> = (0..500)
             .map(|i| format!("line number {i} of many"))
             .collect();
         let text = fit_lines(&lines, 1000);
-        assert!(text.len() <= 1000, "{}", text.len());
+        assert!(chars(&text) <= 1000, "{}", chars(&text));
         assert!(text.ends_with(" more"), "{text}");
         assert!(
             text.lines()
@@ -329,5 +720,70 @@ mod tests {
                 .unwrap()
                 .starts_with("line number")
         );
+        // Every line shown is whole, and the marker counts the rest.
+        let shown = text.lines().count() - 1;
+        assert!(
+            text.ends_with(&format!("… and {} more", 500 - shown)),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn lines_are_counted_in_characters_not_bytes() {
+        // Each line is 10 characters but 37 bytes: counted in bytes, a 4096 limit would show
+        // about a quarter of what fits.
+        let lines: Vec<String> = (0..1000).map(|_| "🟢🔴🟠⚪ abcde".to_string()).collect();
+        let text = fit_lines(&lines, DESCRIPTION_LIMIT);
+        assert!(chars(&text) <= DESCRIPTION_LIMIT, "{}", chars(&text));
+        assert!(chars(&text) > DESCRIPTION_LIMIT - 30, "{}", chars(&text));
+        assert!(text.len() > DESCRIPTION_LIMIT, "{}", text.len());
+    }
+
+    #[test]
+    fn one_long_line_is_cut_and_a_tiny_limit_still_holds() {
+        let text = fit_text(&"word ".repeat(1000), 2000);
+        assert!(chars(&text) <= 2000 && text.ends_with('…'), "{text}");
+        let lines = ["x".repeat(3000), "second".to_string()];
+        let text = fit_lines(&lines, 2000);
+        assert!(chars(&text) <= 2000, "{}", chars(&text));
+        assert!(text.ends_with("…\n… and 1 more"), "{text}");
+        for limit in 0..20 {
+            assert!(chars(&fit_lines(&lines, limit)) <= limit, "{limit}");
+        }
+    }
+
+    #[test]
+    fn embeds_fit_each_limit_and_the_total() {
+        let huge = "y".repeat(10_000);
+        let mut embed = Embed::new(&huge).description(
+            (0..2000)
+                .map(|i| format!("row {i}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        for _ in 0..30 {
+            embed = embed.field(&huge, &huge, false);
+        }
+        let fitted = fit_embeds(vec![embed.clone(), embed.footer(&huge)]);
+        let total: usize = fitted.iter().map(Embed::size).sum();
+        assert!(total <= EMBEDS_TOTAL_LIMIT, "{total}");
+        for embed in &fitted {
+            assert!(chars(&embed.title) <= TITLE_LIMIT);
+            assert!(chars(&embed.description) <= DESCRIPTION_LIMIT);
+            assert!(chars(&embed.footer) <= FOOTER_LIMIT);
+            assert!(embed.fields.len() <= FIELDS_LIMIT);
+            for (name, value, _) in &embed.fields {
+                assert!(chars(name) <= FIELD_NAME_LIMIT && chars(value) <= FIELD_VALUE_LIMIT);
+            }
+        }
+        // Fields went only as far as the rest could not hold them; the description took the
+        // room left, and says how much it left out.
+        assert_eq!(fitted[0].fields.len(), 2, "{:?}", fitted[0]);
+        assert!(fitted[1].fields.is_empty(), "{:?}", fitted[1]);
+        assert!(fitted[0].description.contains(" more"), "{:?}", fitted[0]);
+        // A small embed is left as it was.
+        let small = Embed::new("t").description("d").field("n", "v", true);
+        assert_eq!(fit_embeds(vec![small.clone()]), vec![small]);
+        assert_eq!(Embed::new("t").field("", "", false).fit().fields[0].1, "—");
     }
 }

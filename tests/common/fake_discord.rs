@@ -1914,8 +1914,49 @@ fn check_command_option(command: &str, o: &Value, problems: &mut Vec<String>) {
             "command {command:?}: option {name:?} has both autocomplete and choices"
         ));
     }
+    check_option_bounds(command, name, o, problems);
     for sub in o["options"].as_array().into_iter().flatten() {
         check_command_option(command, sub, problems);
+    }
+}
+
+/// An option's bounds as the spec types them: `min_value`/`max_value` an Int53 on INTEGER (4)
+/// and a number on NUMBER (10); `min_length` (0-6000) and `max_length` (1-6000) integers on
+/// STRING (3); none of them on other types; the lower bound not above the upper. The spec is
+/// OpenAPI 3.1, where an integer may be written `1.0` (poise writes integer bounds so).
+fn check_option_bounds(command: &str, name: &str, o: &Value, problems: &mut Vec<String>) {
+    const INT53: f64 = 9_007_199_254_740_991.0;
+    let kind = o["type"].as_u64().unwrap_or(0);
+    let at = format!("command {command:?}: option {name:?}");
+    for key in ["min_value", "max_value"] {
+        let v = &o[key];
+        match kind {
+            _ if v.is_null() => {}
+            4 if v
+                .as_f64()
+                .is_some_and(|x| x.fract() == 0.0 && x.abs() <= INT53) => {}
+            10 if v.is_number() => {}
+            4 | 10 => problems.push(format!(
+                "{at}: {key} {v} is not a valid bound for type {kind}"
+            )),
+            _ => problems.push(format!("{at}: type {kind} takes no {key}")),
+        }
+    }
+    for (key, lowest) in [("min_length", 0), ("max_length", 1)] {
+        let v = &o[key];
+        match (kind, v.as_u64()) {
+            _ if v.is_null() => {}
+            (3, Some(n)) if (lowest..=6000).contains(&n) => {}
+            (3, _) => problems.push(format!("{at}: {key} must be {lowest}-6000, got {v}")),
+            _ => problems.push(format!("{at}: type {kind} takes no {key}")),
+        }
+    }
+    for (low, high) in [("min_value", "max_value"), ("min_length", "max_length")] {
+        if let (Some(l), Some(h)) = (o[low].as_f64(), o[high].as_f64())
+            && l > h
+        {
+            problems.push(format!("{at}: {low} {l} is above {high} {h}"));
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 use poise::serenity_prelude as serenity;
 
 use crate::access::Permission;
-use crate::discord::{Context, invocation, render, respond_in_time};
+use crate::discord::render::{self, Reply};
+use crate::discord::{Context, invocation, respond_in_time};
 use crate::service::CommandError;
 
 /// Open incidents and silences, and acknowledging or silencing them.
@@ -24,9 +25,7 @@ pub async fn list(ctx: Context<'_>) -> Result<(), CommandError> {
     let plane = &ctx.data().plane;
     let answer = plane.invoke(&invocation, Permission::StatusView, || async {
         let overview = plane.alerts_overview().await?;
-        Ok(poise::CreateReply::default()
-            .embed(render::alerts_overview(&overview))
-            .ephemeral(true))
+        Ok(Reply::embed(render::alerts_overview(&overview)).ephemeral(true))
     });
     respond_in_time(ctx, true, answer).await
 }
@@ -43,7 +42,7 @@ pub async fn ack(
     let plane = &ctx.data().plane;
     let answer = plane.invoke(&invocation, Permission::AlertsManage, || async {
         let text = plane.acknowledge(incident, &invocation.actor).await?;
-        Ok(poise::CreateReply::default().content(text).ephemeral(true))
+        Ok(Reply::text(text).ephemeral(true))
     });
     respond_in_time(ctx, true, answer).await
 }
@@ -69,7 +68,7 @@ pub async fn silence(
         let text = plane
             .silence(&target, &duration, &reason, &invocation.actor)
             .await?;
-        Ok(poise::CreateReply::default().content(text))
+        Ok(Reply::text(text))
     });
     respond_in_time(ctx, false, answer).await
 }
@@ -86,7 +85,7 @@ pub async fn unsilence(
     let plane = &ctx.data().plane;
     let answer = plane.invoke(&invocation, Permission::AlertsManage, || async {
         let text = plane.unsilence(silence).await?;
-        Ok(poise::CreateReply::default().content(text))
+        Ok(Reply::text(text))
     });
     respond_in_time(ctx, false, answer).await
 }
@@ -113,10 +112,5 @@ async fn targets(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocomplet
         tags.dedup();
         choices.extend(tags.into_iter().take(25 - choices.len()));
     }
-    serenity::CreateAutocompleteResponse::new().set_choices(
-        choices
-            .into_iter()
-            .map(serenity::AutocompleteChoice::from)
-            .collect(),
-    )
+    render::choices(choices)
 }

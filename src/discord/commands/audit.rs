@@ -4,7 +4,8 @@ use poise::serenity_prelude as serenity;
 
 use crate::access::Permission;
 use crate::audit::{AuditQuery, Outcome};
-use crate::discord::{Context, invocation, render, respond_in_time};
+use crate::discord::render::{self, Reply};
+use crate::discord::{Context, invocation, respond_in_time};
 use crate::service::CommandError;
 
 /// An outcome, as a fixed choice in Discord.
@@ -59,13 +60,9 @@ pub async fn audit(
     };
     let answer = plane.invoke(&invocation, Permission::AuditView, || async {
         let page = plane.audit_page(&query).await?;
-        Ok(match render::audit_page(&query, &page) {
-            Some((embed, components)) => poise::CreateReply::default()
-                .embed(embed)
-                .components(components),
-            None => poise::CreateReply::default().content("No audit entries match."),
-        }
-        .ephemeral(true))
+        Ok(render::audit_page(&query, &page)
+            .unwrap_or_else(|| Reply::text("No audit entries match."))
+            .ephemeral(true))
     });
     respond_in_time(ctx, true, answer).await
 }

@@ -1,6 +1,7 @@
 //! `/help`: the commands this member may run.
 
 use crate::access::Permission;
+use crate::discord::render::Reply;
 use crate::discord::{Context, invocation, respond};
 use crate::service::CommandError;
 
@@ -19,9 +20,7 @@ pub async fn help(ctx: Context<'_>) -> Result<(), CommandError> {
             }
         }
         lines.push("`/help`: this list".into());
-        Ok(poise::CreateReply::default()
-            .content(lines.join("\n"))
-            .ephemeral(true))
+        Ok(Reply::text(lines.join("\n")).ephemeral(true))
     });
     respond(ctx, answer.await).await
 }

@@ -1,4 +1,7 @@
-//! Every slash command, one file per group; [`all`] is the list poise registers.
+//! Every slash command, one file per group; [`all`] is the list poise registers. Every string
+//! option is registered with a `max_length` and every integer option with its range, so
+//! Discord's client refuses what does not fit; [`check_options`] checks integer options again
+//! when they arrive, for the clients that do not.
 
 mod alerts;
 mod audit;
@@ -6,7 +9,11 @@ mod help;
 mod perms;
 mod status;
 
-use super::{CommandError, Data};
+use poise::serenity_prelude as serenity;
+use serde_json::Value;
+
+use super::{CommandError, Context, Data};
+use crate::model::echo;
 
 /// Every command patchbay registers.
 pub fn all() -> Vec<poise::Command<Data, CommandError>> {
@@ -17,4 +24,151 @@ pub fn all() -> Vec<poise::Command<Data, CommandError>> {
         audit::audit(),
         help::help(),
     ]
+}
+
+/// The framework's check before a command runs: each integer option (ranges and fixed choices)
+/// must be what the command registered. Discord enforces `min_value`, `max_value` and choices
+/// only in its own client, and poise, given `/audit limit:-5` for an unsigned parameter, fails
+/// with an error that names neither the option nor the range. The registered option is the
+/// one source of the rule, so the check cannot drift from what Discord shows.
+pub(super) async fn check_options(ctx: Context<'_>) -> Result<bool, CommandError> {
+    let poise::Context::Application(app) = ctx else {
+        return Ok(true);
+    };
+    if matches!(
+        app.interaction_type,
+        poise::CommandInteractionType::Autocomplete
+    ) {
+        // Autocomplete sees options half typed; only the finished command is checked.
+        return Ok(true);
+    }
+    for option in app.args {
+        let registered = app
+            .command()
+            .parameters
+            .iter()
+            .find(|parameter| parameter.name == option.name)
+            .and_then(poise::CommandParameter::create_as_slash_command_option)
+            .and_then(|builder| serde_json::to_value(builder).ok());
+        if let Some(problem) = registered.and_then(|r| integer_problem(&r, &option.value)) {
+            return Err(CommandError::Invalid(format!(
+                "That option is not valid: {problem}"
+            )));
+        }
+    }
+    Ok(true)
+}
+
+/// Discord's largest integer (2^53 - 1): poise registers it as the bound of a type without a
+/// narrower one, so it means "no bound" when an error names the range.
+const LARGEST_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// What is wrong with `value` for an integer option registered as `registered` (its JSON:
+/// `type`, `name`, `min_value`, `max_value`, `choices`), naming the option and what it takes;
+/// `None` when nothing is, or when the option is not an integer.
+fn integer_problem(registered: &Value, value: &serenity::ResolvedValue<'_>) -> Option<String> {
+    if registered["type"] != serde_json::json!(u8::from(serenity::CommandOptionType::Integer)) {
+        return None;
+    }
+    let name = registered["name"].as_str().unwrap_or("this option");
+    let got = match value {
+        serenity::ResolvedValue::Integer(number) => Some(*number),
+        _ => None,
+    };
+    let shown = match value {
+        serenity::ResolvedValue::Integer(number) => number.to_string(),
+        serenity::ResolvedValue::Number(number) => number.to_string(),
+        serenity::ResolvedValue::String(text) => echo(text),
+        _ => "a value of another type".to_string(),
+    };
+    let choices: Vec<(&str, Option<i64>)> = registered["choices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|choice| {
+            (
+                choice["name"].as_str().unwrap_or("?"),
+                choice["value"].as_i64(),
+            )
+        })
+        .collect();
+    if !choices.is_empty() {
+        if got.is_some_and(|got| choices.iter().any(|(_, value)| *value == Some(got))) {
+            return None;
+        }
+        let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+        return Some(format!(
+            "{name} must be one of {}; got {shown}",
+            names.join(", ")
+        ));
+    }
+    let min = registered["min_value"]
+        .as_f64()
+        .filter(|min| *min > -LARGEST_INTEGER);
+    let max = registered["max_value"]
+        .as_f64()
+        .filter(|max| *max < LARGEST_INTEGER);
+    let within = |got: i64| {
+        min.is_none_or(|min| got as f64 >= min) && max.is_none_or(|max| got as f64 <= max)
+    };
+    if got.is_some_and(within) {
+        return None;
+    }
+    let range = match (min.map(|m| m as i64), max.map(|m| m as i64)) {
+        (Some(min), Some(max)) => format!(" from {min} to {max}"),
+        (Some(min), None) => format!(" of at least {min}"),
+        (None, Some(max)) => format!(" of at most {max}"),
+        (None, None) => String::new(),
+    };
+    Some(format!("{name} must be a whole number{range}; got {shown}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The registered JSON of `/command`'s (or `/command sub`'s) option `name`.
+    fn registered(command: &str, sub: Option<&str>, name: &str) -> Value {
+        let commands = all();
+        let command = commands.iter().find(|c| c.name == command).unwrap();
+        let command = match sub {
+            Some(sub) => command.subcommands.iter().find(|c| c.name == sub).unwrap(),
+            None => command,
+        };
+        let parameter = command.parameters.iter().find(|p| p.name == name).unwrap();
+        serde_json::to_value(parameter.create_as_slash_command_option().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn integers_are_checked_against_their_registered_range_and_choices() {
+        use poise::serenity_prelude::ResolvedValue::{Integer, Number, String};
+        let limit = registered("audit", None, "limit");
+        assert_eq!(integer_problem(&limit, &Integer(25)), None);
+        assert_eq!(integer_problem(&limit, &Integer(1)), None);
+        assert_eq!(
+            integer_problem(&limit, &Integer(-5)).as_deref(),
+            Some("limit must be a whole number from 1 to 25; got -5")
+        );
+        assert!(integer_problem(&limit, &Integer(26)).is_some());
+        assert_eq!(
+            integer_problem(&limit, &String("ten")).as_deref(),
+            Some("limit must be a whole number from 1 to 25; got \"ten\"")
+        );
+        assert!(integer_problem(&limit, &Number(2.5)).is_some());
+        let incident = registered("alerts", Some("ack"), "incident");
+        assert_eq!(
+            integer_problem(&incident, &Integer(0)).as_deref(),
+            Some("incident must be a whole number of at least 1; got 0")
+        );
+        assert_eq!(integer_problem(&incident, &Integer(i64::MAX)), None);
+        let outcome = registered("audit", None, "outcome");
+        assert_eq!(integer_problem(&outcome, &Integer(4)), None);
+        assert_eq!(
+            integer_problem(&outcome, &Integer(5)).as_deref(),
+            Some("outcome must be one of ok, denied, invalid, failed, rate_limited; got 5")
+        );
+        // Other types are not this check's business.
+        let command = registered("audit", None, "command");
+        assert_eq!(integer_problem(&command, &String("x")), None);
+    }
 }

@@ -5,6 +5,7 @@
 use poise::serenity_prelude as serenity;
 
 use crate::access::{Allowed, GrantSource, Member, Permission};
+use crate::discord::render::Reply;
 use crate::discord::{Context, invocation, respond, snowflake};
 use crate::service::CommandError;
 
@@ -80,7 +81,7 @@ pub async fn grant(
                     invocation.member.user,
                 )
                 .await?;
-            Ok(poise::CreateReply::default().content(said))
+            Ok(Reply::text(said))
         })
         .await;
     respond(ctx, answer).await
@@ -100,7 +101,7 @@ pub async fn revoke(
             let said = plane
                 .revoke(guild_of(ctx)?, snowflake(role.id), permission.into())
                 .await?;
-            Ok(poise::CreateReply::default().content(said))
+            Ok(Reply::text(said))
         })
         .await;
     respond(ctx, answer).await
@@ -136,9 +137,7 @@ pub async fn list(ctx: Context<'_>) -> Result<(), CommandError> {
                 );
             }
             lines.push("The server owner and Administrators hold every permission.".into());
-            Ok(poise::CreateReply::default()
-                .content(lines.join("\n"))
-                .ephemeral(true))
+            Ok(Reply::text(lines.join("\n")).ephemeral(true))
         })
         .await;
     respond(ctx, answer).await
@@ -177,9 +176,7 @@ pub async fn check(
                     Err(_) => format!("❌ `{permission}`"),
                 })
                 .collect();
-            Ok(poise::CreateReply::default()
-                .content(format!("<@{}>:\n{}", user.user.id, lines.join("\n")))
-                .ephemeral(true))
+            Ok(Reply::text(format!("<@{}>:\n{}", user.user.id, lines.join("\n"))).ephemeral(true))
         })
         .await;
     respond(ctx, answer).await

@@ -3,7 +3,8 @@
 use poise::serenity_prelude as serenity;
 
 use crate::access::Permission;
-use crate::discord::{Context, invocation, render, respond_in_time};
+use crate::discord::render::{self, Reply};
+use crate::discord::{Context, invocation, respond_in_time};
 use crate::service::{self, CommandError};
 
 /// Autocompletes integration names (fuzzy), for members who may see them.
@@ -19,13 +20,10 @@ async fn integration_names(
         .is_ok();
     let choices = if allowed {
         service::suggest_integrations(&plane.config(), partial, 25)
-            .into_iter()
-            .map(serenity::AutocompleteChoice::from)
-            .collect()
     } else {
         Vec::new()
     };
-    serenity::CreateAutocompleteResponse::new().set_choices(choices)
+    render::choices(choices)
 }
 
 /// Show the health of every integration, or of one in detail.
@@ -34,22 +32,18 @@ pub async fn status(
     ctx: Context<'_>,
     #[description = "An integration to show in detail"]
     #[autocomplete = "integration_names"]
+    #[max_length = 64]
     integration: Option<String>,
 ) -> Result<(), CommandError> {
     let plane = &ctx.data().plane;
     let invocation = invocation(ctx, "status");
     let answer = plane.invoke(&invocation, Permission::StatusView, || async {
         let now = crate::model::now();
-        let (embed, components) = match &integration {
+        Ok(match &integration {
             None => render::overview(&plane.overview_page(0, render::ROWS_PER_PAGE, now).await?),
-            Some(name) => (
-                render::detail(&plane.detail(name, now).await?),
-                vec![render::recheck_button(name)],
-            ),
-        };
-        Ok(poise::CreateReply::default()
-            .embed(embed)
-            .components(components))
+            Some(name) => Reply::embed(render::detail(&plane.detail(name, now).await?))
+                .components(vec![render::recheck_button(name)]),
+        })
     });
     respond_in_time(ctx, false, answer).await
 }
