@@ -328,6 +328,42 @@ fn bad_configs_give_exact_errors() {
                 "test.toml:9: maintenance[0].timezone: unknown time zone \"PST\" (fix: use an IANA time zone name, like \"Europe/Berlin\", \"America/New_York\" or \"UTC\")",
             ],
         ),
+        // TLS: ca_file and conditions on the certificate.
+        (
+            &format!("{BASE}ca_file = \"no-such-ca.pem\"\n"),
+            &[
+                "test.toml:4: integration.api.ca_file: cannot read \"no-such-ca.pem\": No such file or directory (os error 2) (fix: point ca_file at a PEM file of CA certificates; a relative path is taken from the config file's directory)",
+            ],
+        ),
+        (
+            &format!("{BASE}ca_file = \"Cargo.toml\"\n"),
+            &[
+                "test.toml:4: integration.api.ca_file: \"Cargo.toml\" holds no PEM certificate (no -----BEGIN CERTIFICATE----- block) (fix: export the CA certificate in PEM form (-----BEGIN CERTIFICATE-----); a DER file converts with: openssl x509 -inform der -in ca.der -out ca.pem)",
+            ],
+        ),
+        (
+            &format!("{BASE}tls_verify = false\nca_file = \"Cargo.toml\"\n"),
+            &[
+                "test.toml:5: integration.api.ca_file: has no effect with tls_verify = false, which trusts any certificate (fix: remove tls_verify = false, so certificates are verified against this CA)",
+            ],
+        ),
+        (
+            &format!("{BASE}ca_file = 1\n"),
+            &["test.toml:4: integration.api.ca_file: expected a string, found an integer"],
+        ),
+        (
+            &format!("{BASE}conditions = [\"status == 200\", \"cert.expires_in > 14d\"]\n"),
+            &[
+                "test.toml:4: integration.api.conditions[1]: \"cert.expires_in > 14d\" reads the TLS certificate, but the url is http:// (fix: check the https:// URL, or remove this condition)",
+            ],
+        ),
+        (
+            "[[integration]]\nname = \"api\"\nurl = \"https://127.0.0.1:9/\"\nconditions = [\"cert.expire_in > 14d\", \"cert.expires_in > 14\"]\n",
+            &[
+                "test.toml:4: integration.api.conditions[0]: \"cert.expire_in > 14d\" at column 6: unknown certificate field \"cert.expire_in\"; expected cert.expires_in; did you mean \"cert.expires_in\"? (fix: see the condition syntax in patchbay.example.toml)",
+                "test.toml:4: integration.api.conditions[1]: \"cert.expires_in > 14\" at column 19: cert.expires_in compares only with durations; did you mean 14d? (fix: see the condition syntax in patchbay.example.toml)",
+            ],
+        ),
         (
             "[http\nlisten = 1\n",
             &[

@@ -13,12 +13,13 @@ mod raw;
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
 
 use crate::monitor::condition::Condition;
-use crate::monitor::ssrf;
+use crate::monitor::{ssrf, tls};
 use crate::secret::Secret;
 pub use alerts::{
     AlertRoute, AlertsConfig, DEFAULT_WEBHOOK_ENV, MaintenanceTarget, MaintenanceWindow,
@@ -226,12 +227,35 @@ pub struct HttpCheck {
     pub body: Option<String>,
     /// Verify TLS certificates (on by default).
     pub tls_verify: bool,
+    /// CA certificates trusted for this integration besides the built-in public roots.
+    pub ca_file: Option<CaFile>,
     /// Most redirects followed.
     pub max_redirects: usize,
     /// Largest body read; a larger one fails the check.
     pub max_body_bytes: usize,
     /// Allow link-local and cloud metadata addresses.
     pub allow_private: bool,
+}
+
+/// `ca_file`: a PEM file of CA certificates an integration trusts besides the public roots, for
+/// hosts whose certificates come from a private CA. Read and checked when the config loads (and
+/// so again on every reload); checks use what was read then.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CaFile {
+    /// The file, taken from the config file's directory when the config gave a relative path.
+    pub path: PathBuf,
+    /// Its certificates, DER-encoded, in file order; at least one.
+    pub certificates: Arc<[Vec<u8>]>,
+}
+
+impl std::fmt::Debug for CaFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The certificates' bytes say nothing to a reader; how many there are does.
+        f.debug_struct("CaFile")
+            .field("path", &self.path)
+            .field("certificates", &self.certificates.len())
+            .finish()
+    }
 }
 
 /// A header value: written in the file, or read from the environment (`env:NAME`).
@@ -397,6 +421,7 @@ const INTEGRATION_KEYS: &[&str] = &[
     "failure_threshold",
     "success_threshold",
     "tls_verify",
+    "ca_file",
     "max_redirects",
     "max_body_bytes",
     "allow_private",
@@ -463,7 +488,10 @@ pub fn parse(
     let storage = read_storage(&root, &mut d);
     let scheduler = read_scheduler(&root, &mut d);
     let defaults = read_defaults(&root, &mut d);
-    let integrations = read_integrations(&root, &defaults, &mut d, env);
+    // A relative `ca_file` is taken from the config file's directory, so the config and its
+    // certificates can move together; without a file, from the working directory.
+    let base = source.and_then(Path::parent).unwrap_or(Path::new(""));
+    let integrations = read_integrations(&root, &defaults, &mut d, env, base);
     let grants = read_grants(&root, &mut d);
     let known = alerts::KnownTargets::of(&root);
     let alerts = alerts::read_alerts(&root, &mut d, env, &known);
@@ -715,6 +743,7 @@ fn read_integrations(
     defaults: &Defaults,
     d: &mut Diagnostics,
     env: &Environment,
+    base: &Path,
 ) -> Vec<Integration> {
     let mut integrations = Vec::new();
     let mut names: HashSet<String> = HashSet::new();
@@ -756,7 +785,7 @@ fn read_integrations(
         // From here on errors name the integration rather than its index: users know names.
         table.path = format!("integration.{name}");
         table.check_keys(d, INTEGRATION_KEYS);
-        if let Some(integration) = read_integration(&table, name, start, defaults, d, env) {
+        if let Some(integration) = read_integration(&table, name, start, defaults, d, env, base) {
             dependencies.push((
                 integration.name.clone(),
                 table.get("depends_on").map(|v| v.span().start),
@@ -804,6 +833,7 @@ fn read_integration(
     defaults: &Defaults,
     d: &mut Diagnostics,
     env: &Environment,
+    base: &Path,
 ) -> Option<Integration> {
     let errors_before = d.errors.len();
     let kind = table
@@ -957,6 +987,19 @@ fn read_integration(
         .enumerate()
     {
         match Condition::parse(&text) {
+            // Over http:// there is no certificate, unless the server happens to redirect to
+            // https; a condition on the certificate should name the https:// URL it means.
+            Ok(condition)
+                if condition.uses_certificate()
+                    && url.as_ref().is_some_and(|url| url.scheme() == "http") =>
+            {
+                d.error(
+                    Some(at),
+                    format!("{}.conditions[{index}]", table.path),
+                    format!("{text:?} reads the TLS certificate, but the url is http://"),
+                    Some("check the https:// URL, or remove this condition".into()),
+                );
+            }
             Ok(condition) => conditions.push(condition),
             Err(err) => d.error(
                 Some(at),
@@ -1016,6 +1059,7 @@ fn read_integration(
     let channel = table.snowflake(d, "channel");
     let body = table.string(d, "body").map(|(body, _)| body);
     let tls_verify = table.boolean(d, "tls_verify").unwrap_or(true);
+    let ca_file = read_ca_file(table, d, base, tls_verify);
     let max_redirects = table
         .at_most(d, "max_redirects", MAX_REDIRECTS)
         .unwrap_or(defaults.max_redirects);
@@ -1034,6 +1078,7 @@ fn read_integration(
             headers,
             body,
             tls_verify,
+            ca_file,
             max_redirects,
             max_body_bytes,
             allow_private,
@@ -1050,6 +1095,63 @@ fn read_integration(
         severity,
         channel,
     })
+}
+
+/// Reads and checks an integration's `ca_file`, resolving a relative path against `base`.
+fn read_ca_file(
+    table: &Table<'_, '_>,
+    d: &mut Diagnostics,
+    base: &Path,
+    tls_verify: bool,
+) -> Option<CaFile> {
+    let (text, at) = table.string(d, "ca_file")?;
+    let key = table.key("ca_file");
+    if !tls_verify {
+        d.error(
+            Some(at),
+            key,
+            "has no effect with tls_verify = false, which trusts any certificate",
+            Some("remove tls_verify = false, so certificates are verified against this CA".into()),
+        );
+        return None;
+    }
+    let path = base.join(&text);
+    let shown = path.display().to_string();
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            d.error(
+                Some(at),
+                key,
+                format!("cannot read {shown:?}: {err}"),
+                Some(
+                    "point ca_file at a PEM file of CA certificates; a relative path is taken \
+                     from the config file's directory"
+                        .into(),
+                ),
+            );
+            return None;
+        }
+    };
+    match tls::read_ca_pem(&bytes) {
+        Ok(certificates) => Some(CaFile {
+            path,
+            certificates: certificates.into(),
+        }),
+        Err(problem) => {
+            d.error(
+                Some(at),
+                key,
+                format!("{shown:?} {problem}"),
+                Some(
+                    "export the CA certificate in PEM form (-----BEGIN CERTIFICATE-----); \
+                     a DER file converts with: openssl x509 -inform der -in ca.der -out ca.pem"
+                        .into(),
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn literal_ip(url: &Url) -> Option<IpAddr> {

@@ -2,8 +2,8 @@
 //!
 //! This module owns the small condition language that monitors use to decide whether a
 //! response is healthy, in the spirit of Gatus: `status == 200`, `latency < 800ms`,
-//! `body.items[0].name != "x"`, `len(body.items) > 0`, `header.content-type contains "json"`
-//! or `body.version matches "^v[0-9]+\\."`. It owns parsing a condition's text into a compact
+//! `body.items[0].name != "x"`, `len(body.items) > 0`, `header.content-type contains "json"`,
+//! `body.version matches "^v[0-9]+\\."` or `cert.expires_in > 14d`. It owns parsing a condition's text into a compact
 //! [`Condition`], reporting parse problems as a [`ConditionError`] that points at a 1-based
 //! character column, and evaluating a condition against an [`Observation`] of a response.
 //!
@@ -24,6 +24,12 @@
 //! `header.<name>` is the first value of that header, looked up case-insensitively; a header
 //! value is also compared as a number when the literal is a number, so that
 //! `header.content-length < 5000` works.
+//!
+//! `cert.expires_in` is the time from the check to the notAfter of the TLS certificate the server
+//! presented (the leaf, on the connection that carried the final response), and compares with
+//! durations. It is negative once the certificate has expired, which a check only sees with
+//! `tls_verify = false`, since verification refuses an expired certificate first. A response
+//! that came over plain http has no certificate and fails every `cert.` condition.
 
 use std::cell::OnceCell;
 use std::cmp::Ordering;
@@ -31,12 +37,16 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use http::{HeaderMap, HeaderName};
 use regex::bytes::Regex;
 use serde_json::Value;
 
+use crate::monitor::tls;
+
 /// The placeholders that may start a condition, listed in error messages.
-const PLACEHOLDERS: &str = "expected status, latency, body, body.<path>, header.<name> or len(...)";
+const PLACEHOLDERS: &str =
+    "expected status, latency, body, body.<path>, header.<name>, cert.expires_in or len(...)";
 /// The operators that may follow a placeholder, listed in error messages.
 const OPERATORS: &str = "expected one of ==, !=, <, <=, >, >=, contains, matches";
 /// The kinds of value that may follow an operator, listed in error messages.
@@ -98,6 +108,25 @@ pub struct Observation<'a> {
     json: OnceCell<Option<Value>>,
     /// The body as text, or `None` when it is not UTF-8, once some condition needed it.
     text: OnceCell<Option<&'a str>>,
+    /// The server's TLS certificate, for `cert.` conditions.
+    certificate: PeerCertificate,
+}
+
+/// The server's TLS certificate as a check saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerCertificate {
+    /// The response came over plain http, so there was no certificate.
+    None,
+    /// The server's leaf certificate stops being valid at `not_after`; `checked_at` is when the
+    /// check ran, which the time left is counted from.
+    Leaf {
+        /// The certificate's notAfter.
+        not_after: DateTime<Utc>,
+        /// When the check ran.
+        checked_at: DateTime<Utc>,
+    },
+    /// A certificate came but its expiry could not be read; this says why.
+    Unreadable(String),
 }
 
 impl<'a> Observation<'a> {
@@ -110,7 +139,16 @@ impl<'a> Observation<'a> {
             body,
             json: OnceCell::new(),
             text: OnceCell::new(),
+            certificate: PeerCertificate::None,
         }
+    }
+
+    /// Adds what is known of the server's TLS certificate; without it, the response is taken to
+    /// have come over plain http.
+    #[must_use]
+    pub fn with_certificate(mut self, certificate: PeerCertificate) -> Self {
+        self.certificate = certificate;
+        self
     }
 
     /// Returns the body parsed as JSON, parsing it on the first call only.
@@ -144,6 +182,8 @@ enum Subject {
     Value(Target),
     /// `len(...)` of a target: bytes of a string, elements of an array or keys of an object.
     Len(Target),
+    /// `cert.expires_in`: the time left until the server's certificate expires.
+    CertExpiresIn,
 }
 
 /// A part of the response that holds text or JSON.
@@ -350,6 +390,12 @@ impl Condition {
         &self.source
     }
 
+    /// Tells whether the condition reads the server's TLS certificate, which the checker then
+    /// has to ask for.
+    pub fn uses_certificate(&self) -> bool {
+        matches!(self.subject, Subject::CertExpiresIn)
+    }
+
     /// Ok(()) when it holds; Err(explanation) otherwise, e.g.
     /// `status == 200 failed: got 503`, `latency < 800ms failed: got 1.204s`,
     /// `body.status == "ok" failed: got "degraded"`, `body.status == "ok" failed: body.status not found`,
@@ -376,6 +422,32 @@ impl Condition {
                 };
                 verdict(holds, Shown::Duration(obs.latency))
             }
+            Subject::CertExpiresIn => match &obs.certificate {
+                PeerCertificate::None => Err(Failure::NoCertificate),
+                PeerCertificate::Unreadable(reason) => Err(Failure::UnreadableCertificate(reason)),
+                PeerCertificate::Leaf {
+                    not_after,
+                    checked_at,
+                } => {
+                    let left = *not_after - *checked_at;
+                    let holds = match &self.rhs {
+                        // Time left below zero is less than any duration a literal can write.
+                        Rhs::Duration(limit) => op.holds(Some(match left.to_std() {
+                            Ok(left) => left.cmp(limit),
+                            Err(_) => Ordering::Less,
+                        })),
+                        _ => false,
+                    };
+                    if holds {
+                        Ok(())
+                    } else {
+                        Err(Failure::Expiry {
+                            not_after: *not_after,
+                            left,
+                        })
+                    }
+                }
+            },
             Subject::Len(target) => {
                 let len = match self.resolve(target, obs)? {
                     Resolved::Text(bytes) => bytes.len(),
@@ -493,6 +565,18 @@ impl Condition {
             Failure::NoLength(value) => {
                 format!("{target} has no length because it is {}", kind_of(value))
             }
+            Failure::NoCertificate => "no TLS certificate: the final URL is not https".to_string(),
+            Failure::UnreadableCertificate(reason) => reason.to_string(),
+            Failure::Expiry { not_after, left } if left < TimeDelta::zero() => format!(
+                "the certificate expired on {} ({} ago)",
+                tls::format_date(not_after),
+                tls::format_span(left)
+            ),
+            Failure::Expiry { not_after, left } => format!(
+                "{} left (the certificate expires on {})",
+                tls::format_span(left),
+                tls::format_date(not_after)
+            ),
             Failure::NotFound { step, missing } => {
                 let path = match &self.subject {
                     Subject::Value(Target::Json(path)) | Subject::Len(Target::Json(path)) => path,
@@ -544,8 +628,21 @@ enum Failure<'v> {
     Got(Shown<'v>),
     NotJson,
     HeaderMissing,
-    NotFound { step: usize, missing: Missing },
+    NotFound {
+        step: usize,
+        missing: Missing,
+    },
     NoLength(&'v Value),
+    /// A `cert.` condition on a response that came over plain http.
+    NoCertificate,
+    /// A `cert.` condition on a certificate whose expiry could not be read, and why.
+    UnreadableCertificate(&'v str),
+    /// `cert.expires_in` did not hold: the certificate's notAfter and the time left (negative
+    /// once expired).
+    Expiry {
+        not_after: DateTime<Utc>,
+        left: TimeDelta,
+    },
 }
 
 /// Why a step of a JSON path found nothing.
@@ -743,7 +840,14 @@ fn suggest_placeholder(text: &str) -> Option<String> {
         "duration" | "response_time" | "responsetime" | "time" | "elapsed" => "latency",
         "length" | "lenght" | "size" => "len",
         "headers" => "header",
-        lower => closest(lower, &["status", "latency", "body", "header", "len"])?,
+        "certificate" | "certs" | "crt" | "tls" | "ssl" => "cert",
+        "expires_in" | "expiry" | "cert_expiry" | "cert_expires_in" | "expires" => {
+            "cert.expires_in"
+        }
+        lower => closest(
+            lower,
+            &["status", "latency", "body", "header", "len", "cert"],
+        )?,
     };
     let suggestion = format!("{name}{rest}");
     (suggestion != text).then_some(suggestion)
@@ -969,6 +1073,7 @@ impl<'s> Parser<'s> {
             "latency" => Subject::Latency,
             "body" => Subject::Value(self.body_path()?),
             "header" => Subject::Value(self.header()?),
+            "cert" => self.cert_field()?,
             "" if !self.peek().is_some_and(is_placeholder_char) => {
                 let found = self.found_here();
                 let message = match after {
@@ -982,8 +1087,10 @@ impl<'s> Parser<'s> {
             }
             _ => return Err(self.unknown_placeholder(start)),
         };
-        if matches!(subject, Subject::Status | Subject::Latency)
-            && matches!(self.peek(), Some('.' | '['))
+        if matches!(
+            subject,
+            Subject::Status | Subject::Latency | Subject::CertExpiresIn
+        ) && matches!(self.peek(), Some('.' | '['))
         {
             let what = if word == "status" {
                 "a number"
@@ -992,7 +1099,10 @@ impl<'s> Parser<'s> {
             };
             return Err(self.error(
                 self.pos,
-                format!("{word} is {what} and has no fields or elements"),
+                format!(
+                    "{} is {what} and has no fields or elements",
+                    self.text(start, self.pos)
+                ),
             ));
         }
         // Something glued to a placeholder, as in `status2` or `body-x`, makes it unknown.
@@ -1019,7 +1129,7 @@ impl<'s> Parser<'s> {
         let inner = self.operand(None)?;
         let target = match inner.subject {
             Subject::Value(target) => target,
-            Subject::Status | Subject::Latency | Subject::Len(_) => {
+            Subject::Status | Subject::Latency | Subject::Len(_) | Subject::CertExpiresIn => {
                 return Err(self.error(
                     inner.start,
                     format!(
@@ -1117,6 +1227,45 @@ impl<'s> Parser<'s> {
             ));
         }
         Ok(Target::Header(name))
+    }
+
+    /// Parses the `.<field>` after the word `cert`; `expires_in` is the only field so far.
+    fn cert_field(&mut self) -> Result<Subject, ConditionError> {
+        if self.peek() != Some('.') {
+            return Err(self.error(
+                self.pos,
+                "expected \".expires_in\" after cert, as in cert.expires_in > 14d",
+            ));
+        }
+        self.pos += 1;
+        let field_start = self.take_while(is_word_char);
+        let field = self.text(field_start, self.pos);
+        if field == "expires_in" {
+            return Ok(Subject::CertExpiresIn);
+        }
+        if field.is_empty() {
+            return Err(self.error(
+                field_start,
+                "expected a field name after \"cert.\", as in cert.expires_in",
+            ));
+        }
+        let mut message =
+            format!("unknown certificate field \"cert.{field}\"; expected cert.expires_in");
+        let alias = matches!(
+            field.to_lowercase().as_str(),
+            "expiry"
+                | "expires"
+                | "expiration"
+                | "not_after"
+                | "notafter"
+                | "days_left"
+                | "valid_for"
+                | "remaining"
+        );
+        if alias || closest(field, &["expires_in"]).is_some() {
+            message.push_str("; did you mean \"cert.expires_in\"?");
+        }
+        Err(self.error(field_start, message))
     }
 
     /// Describes the token at the cursor for an error message, as `==` or `end of input`.
@@ -1367,7 +1516,7 @@ impl<'s> Parser<'s> {
         let kind = literal.value.kind();
         let static_type = match &left.subject {
             Subject::Status | Subject::Len(_) => StaticType::Number,
-            Subject::Latency => StaticType::Duration,
+            Subject::Latency | Subject::CertExpiresIn => StaticType::Duration,
             Subject::Value(Target::Body) => StaticType::Text,
             Subject::Value(Target::Header(_)) => StaticType::Header,
             Subject::Value(Target::Json(_)) => StaticType::Json,
@@ -1421,12 +1570,14 @@ impl<'s> Parser<'s> {
                 (StaticType::Duration, LiteralValue::Num(_)) => {
                     let number = self.text(literal.start, literal.end);
                     return at_literal(format!(
-                        "{left_text} compares only with durations; did you mean {number}ms?"
+                        "{left_text} compares only with durations; did you mean {number}{}?",
+                        duration_habit(&left.subject).0
                     ));
                 }
                 (StaticType::Duration, _) => {
                     return at_literal(format!(
-                        "{left_text} compares only with durations such as 800ms, not {kind}"
+                        "{left_text} compares only with durations such as {}, not {kind}",
+                        duration_habit(&left.subject).1
                     ));
                 }
                 (StaticType::Text, _) => {
@@ -1445,7 +1596,7 @@ impl<'s> Parser<'s> {
                 && static_type != StaticType::Duration
             {
                 return at_literal(format!(
-                    "a duration compares only with latency, not with {left_text}"
+                    "a duration compares only with latency and cert.expires_in, not with {left_text}"
                 ));
             }
             if op.is_ordering()
@@ -1478,6 +1629,15 @@ impl<'s> Parser<'s> {
             LiteralValue::Bool(b) => Rhs::Bool(b),
             LiteralValue::Null => Rhs::Null,
         })
+    }
+}
+
+/// How durations are usually written next to a duration placeholder, as a unit and an example:
+/// latency in milliseconds, a certificate's lifetime in days.
+fn duration_habit(subject: &Subject) -> (&'static str, &'static str) {
+    match subject {
+        Subject::CertExpiresIn => ("d", "14d"),
+        _ => ("ms", "800ms"),
     }
 }
 
@@ -2086,7 +2246,7 @@ mod tests {
 
     #[test]
     fn placeholder_errors_point_at_the_placeholder() {
-        let expected = "expected status, latency, body, body.<path>, header.<name> or len(...)";
+        let expected = "expected status, latency, body, body.<path>, header.<name>, cert.expires_in or len(...)";
         check_errors(&[
             (
                 "stauts == 200",
@@ -2441,7 +2601,7 @@ mod tests {
             (
                 "body.count == 5s",
                 15,
-                "a duration compares only with latency, not with body.count",
+                "a duration compares only with latency and cert.expires_in, not with body.count",
             ),
             (
                 "body.ids contains 5s",
@@ -2567,6 +2727,148 @@ mod tests {
         for (duration, expected) in cases {
             assert_eq!(format_duration(duration), expected, "{duration:?}");
         }
+    }
+
+    #[test]
+    fn cert_expires_in_counts_from_the_check_to_not_after() {
+        let checked_at: DateTime<Utc> = "2026-03-02T12:00:00Z".parse().unwrap();
+        let leaf = |left: TimeDelta| PeerCertificate::Leaf {
+            not_after: checked_at + left,
+            checked_at,
+        };
+        let cases = [
+            ("cert.expires_in > 14d", leaf(TimeDelta::days(90)), Ok(())),
+            (
+                "cert.expires_in > 14d",
+                leaf(TimeDelta::days(5) + TimeDelta::hours(12)),
+                Err(
+                    "cert.expires_in > 14d failed: 5 days left (the certificate expires on \
+                     2026-03-08 00:00 UTC)",
+                ),
+            ),
+            (
+                "cert.expires_in > 36h",
+                leaf(TimeDelta::hours(30)),
+                Err(
+                    "cert.expires_in > 36h failed: 1 day left (the certificate expires on \
+                     2026-03-03 18:00 UTC)",
+                ),
+            ),
+            ("cert.expires_in > 36h", leaf(TimeDelta::hours(37)), Ok(())),
+            ("cert.expires_in >= 14d", leaf(TimeDelta::days(14)), Ok(())),
+            ("14d < cert.expires_in", leaf(TimeDelta::days(90)), Ok(())),
+            (
+                "cert.expires_in >= 0s",
+                leaf(-TimeDelta::days(3)),
+                Err("cert.expires_in >= 0s failed: the certificate expired on \
+                     2026-02-27 12:00 UTC (3 days ago)"),
+            ),
+            // Expired is less than any duration.
+            ("cert.expires_in < 1d", leaf(-TimeDelta::days(3)), Ok(())),
+            (
+                "cert.expires_in > 14d",
+                PeerCertificate::None,
+                Err("cert.expires_in > 14d failed: no TLS certificate: the final URL is not https"),
+            ),
+            (
+                "cert.expires_in > 14d",
+                PeerCertificate::Unreadable("the server sent no certificate".into()),
+                Err("cert.expires_in > 14d failed: the server sent no certificate"),
+            ),
+        ];
+        let headers = HeaderMap::new();
+        for (source, certificate, expected) in cases {
+            let condition = Condition::parse(source).unwrap();
+            assert!(condition.uses_certificate(), "{source}");
+            let obs = Observation::new(200, Duration::from_millis(5), &headers, b"")
+                .with_certificate(certificate);
+            assert_eq!(
+                condition.evaluate(&obs),
+                expected.map_err(str::to_string),
+                "{source}"
+            );
+        }
+        assert!(!Condition::parse("latency < 1s").unwrap().uses_certificate());
+    }
+
+    #[test]
+    fn cert_errors_point_at_the_field_and_suggest_the_fix() {
+        let expected = "expected status, latency, body, body.<path>, header.<name>, cert.expires_in or len(...)";
+        check_errors(&[
+            (
+                "cert.expire_in > 14d",
+                6,
+                "unknown certificate field \"cert.expire_in\"; expected cert.expires_in; did you \
+                 mean \"cert.expires_in\"?",
+            ),
+            (
+                "cert.expiry > 14d",
+                6,
+                "unknown certificate field \"cert.expiry\"; expected cert.expires_in; did you mean \
+                 \"cert.expires_in\"?",
+            ),
+            (
+                "cert.issuer == \"x\"",
+                6,
+                "unknown certificate field \"cert.issuer\"; expected cert.expires_in",
+            ),
+            (
+                "cert > 14d",
+                5,
+                "expected \".expires_in\" after cert, as in cert.expires_in > 14d",
+            ),
+            (
+                "cert. > 14d",
+                6,
+                "expected a field name after \"cert.\", as in cert.expires_in",
+            ),
+            (
+                "certificate.expires_in > 14d",
+                1,
+                &format!(
+                    "unknown placeholder \"certificate.expires_in\"; {expected}; did you mean \
+                     \"cert.expires_in\"?"
+                ),
+            ),
+            (
+                "cert_expiry > 14d",
+                1,
+                &format!(
+                    "unknown placeholder \"cert_expiry\"; {expected}; did you mean \
+                     \"cert.expires_in\"?"
+                ),
+            ),
+            (
+                "cert.expires_in.days > 1",
+                16,
+                "cert.expires_in is a duration and has no fields or elements",
+            ),
+            (
+                "cert.expires_in > 14",
+                19,
+                "cert.expires_in compares only with durations; did you mean 14d?",
+            ),
+            (
+                "cert.expires_in > \"soon\"",
+                19,
+                "cert.expires_in compares only with durations such as 14d, not a string",
+            ),
+            (
+                "cert.expires_in contains \"x\"",
+                17,
+                "contains does not apply to cert.expires_in, which is a duration",
+            ),
+            (
+                "len(cert.expires_in) > 1",
+                5,
+                "len() applies to body, body.<path> or header.<name>, not cert.expires_in",
+            ),
+            (
+                "cert.expires_in > 14days",
+                21,
+                "unknown duration unit \"days\"; expected ms, s, m, h or d; did you mean 14d?",
+            ),
+        ]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod condition;
 pub mod http_check;
 pub mod ssrf;
 pub mod state;
+pub mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};

@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 pub mod alert_stack;
 pub mod fake_discord;
+pub mod tls_upstream;
 pub mod upstream;
 
 /// The `custom_id` of every component in a message (as the fake Discord stores or receives it),
