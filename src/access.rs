@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::config::Snowflake;
+use crate::model::Snowflake;
 
 /// Something a member may be allowed to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::Snowflake;
+use crate::model::Snowflake;
 
 /// How an invocation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

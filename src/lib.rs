@@ -1,8 +1,8 @@
 //! patchbay: a self-hosted chat-ops control plane for a team's integrations.
 //!
-//! Read [`ARCHITECTURE.md`](../ARCHITECTURE.md) first. In short: domain modules (config, store,
-//! monitor) know nothing of Discord or HTTP; the fronts (`http`, and `discord` in a later
-//! release) are thin layers over [`service`].
+//! Read [`ARCHITECTURE.md`](../ARCHITECTURE.md) first. In short: domain modules (model, check,
+//! config, store, monitor, alerts, service) know nothing of Discord or HTTP servers; the fronts
+//! (`discord`, `http`, `cli`) are thin layers over [`service`].
 
 /// Permissions, grants and the access decision every front asks for.
 pub mod access;
@@ -12,6 +12,8 @@ pub mod alerts;
 pub mod app;
 /// The audit log's vocabulary: actors, outcomes, redacted options.
 pub mod audit;
+/// What a check may ask of a response: conditions, the SSRF guard, TLS certificates.
+pub mod check;
 /// The command line (clap): `run`, `check`, `status`, `migrate`, `backup`, `healthcheck`.
 pub mod cli;
 /// Loading and validating `patchbay.toml` and the environment.
@@ -24,9 +26,9 @@ pub mod http;
 pub mod logging;
 /// Prometheus metrics.
 pub mod metrics;
-/// Shared vocabulary: states, check results, transitions.
+/// Shared vocabulary: ids, states, severities, check results, transitions, alert views.
 pub mod model;
-/// The monitoring engine: scheduler, checks, conditions, state machine.
+/// The monitoring engine: scheduler, HTTP checks, state machine.
 pub mod monitor;
 /// The resilience layer every outbound API client goes through.
 pub mod resilience;

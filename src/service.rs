@@ -20,7 +20,8 @@ use std::sync::Arc;
 
 use crate::access::{Denied, Grant, Member, Permission, Policy};
 use crate::audit::{Actor, AuditEntry, AuditPage, AuditQuery, InvocationOption, Outcome, redact};
-use crate::config::{CommandRate, Config, Snowflake};
+use crate::config::{CommandRate, Config};
+use crate::model::Snowflake;
 use crate::model::{ECHO_LIMIT, IntegrationState, State, echo, shorten};
 use crate::monitor::{Engine, RecheckError};
 use crate::store::{StatsWindow, Store, StoreError};
@@ -756,7 +757,7 @@ pub const REASON_LIMIT: usize = 200;
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertsOverview {
     /// Open notices, oldest first.
-    pub open: Vec<crate::alerts::notice::NoticeView>,
+    pub open: Vec<crate::model::notice::NoticeView>,
     /// Open incidents recorded but not notified (silenced, in maintenance, or under a DOWN
     /// dependency).
     pub recorded: Vec<crate::store::alerts::OpenIncident>,

@@ -13,12 +13,11 @@ use chrono::{TimeZone, Utc};
 use common::fake_discord::{
     ALERT_CHANNEL_ID, CHANNEL_ID, FakeDiscord, Fault, OPS_ROLE, ROUTE_CHANNEL_ID, snowflake,
 };
-use patchbay::alerts::notice::{
-    Courier, DeliveryError, IncidentLine, MessageRef, NoticeStatus, NoticeView,
-};
-use patchbay::config::{Severity, Snowflake};
+use patchbay::alerts::notice::{Courier, DeliveryError};
 use patchbay::discord::courier::DiscordCourier;
 use patchbay::model::State;
+use patchbay::model::notice::{IncidentLine, MessageRef, NoticeStatus, NoticeView};
+use patchbay::model::{Severity, Snowflake};
 use patchbay::secret::Secret;
 use serde_json::{Value, json};
 use url::Url;

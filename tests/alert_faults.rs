@@ -12,7 +12,7 @@ use chrono::Utc;
 use common::alert_stack::*;
 use common::fake_discord::{self, Fault};
 use common::upstream::Upstream;
-use patchbay::config::Snowflake;
+use patchbay::model::Snowflake;
 use patchbay::model::State;
 use serde_json::Value;
 

@@ -286,7 +286,7 @@ async fn silenced_and_maintenance_incidents_are_recorded_not_posted() {
     let fake = &bot.fake;
     let plane = bot.running().plane();
     let ops = patchbay::audit::Actor::Discord {
-        user: patchbay::config::Snowflake(fake_discord::OPS_USER_ID),
+        user: patchbay::model::Snowflake(fake_discord::OPS_USER_ID),
         name: "ops".into(),
     };
     plane

@@ -413,11 +413,14 @@ fn ids_are_accepted_as_strings_or_integers() {
     assert_eq!(
         config.bot.guilds,
         [
-            config::Snowflake(123_456_789_012_345_678),
-            config::Snowflake(876_543_210_987_654_321)
+            patchbay::model::Snowflake(123_456_789_012_345_678),
+            patchbay::model::Snowflake(876_543_210_987_654_321)
         ]
     );
-    assert_eq!(config.bot.audit_channel, Some(config::Snowflake(42)));
+    assert_eq!(
+        config.bot.audit_channel,
+        Some(patchbay::model::Snowflake(42))
+    );
 }
 
 #[test]
@@ -490,7 +493,8 @@ fn the_example_config_validates() {
 
 #[test]
 fn alerts_and_maintenance_load() {
-    use patchbay::config::{MaintenanceTarget, Severity, Snowflake};
+    use patchbay::config::MaintenanceTarget;
+    use patchbay::model::{Severity, Snowflake};
     let text = format!(
         "{BASE}tags = [\"payments\", \"prod\"]\nseverity = \"warning\"\nchannel = 7\n\
          [alerts]\nchannel = \"111\"\nrepeat = \"0\"\ngroup_wait = \"0\"\nsend_resolved = false\n\
@@ -728,7 +732,7 @@ fn grants_and_bot_settings_load() {
         config
             .grants
             .iter()
-            .all(|g| g.role == config::Snowflake(42) && g.source == GrantSource::Config)
+            .all(|g| g.role == patchbay::model::Snowflake(42) && g.source == GrantSource::Config)
     );
     // The defaults: status is public, 10 commands a minute (one every 6 s).
     let defaults = config::parse("", "test.toml", None, &Environment::default()).unwrap();

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use patchbay::access::{Denied, Member, Permission};
 use patchbay::audit::{Actor, AuditQuery, InvocationOption, Outcome};
-use patchbay::config::{self, Environment, Snowflake};
+use patchbay::config::{self, Environment};
+use patchbay::model::Snowflake;
 use patchbay::service::{CommandError, ControlPlane, Invocation};
 use patchbay::store::Store;
 

@@ -338,7 +338,7 @@ async fn postgres_urls_are_refused_until_supported() {
 #[tokio::test]
 async fn grants_are_stored_per_guild_and_revocable() {
     use patchbay::access::{GrantSource, Permission};
-    use patchbay::config::Snowflake;
+    use patchbay::model::Snowflake;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&url(&dir)).await.unwrap();
     let (guild, other, role, admin) = (Snowflake(1), Snowflake(2), Snowflake(10), Snowflake(99));
@@ -391,7 +391,7 @@ async fn grants_are_stored_per_guild_and_revocable() {
 #[tokio::test]
 async fn the_audit_log_filters_newest_first_and_prunes() {
     use patchbay::audit::{Actor, AuditEntry, AuditQuery, InvocationOption, Outcome, redact};
-    use patchbay::config::Snowflake;
+    use patchbay::model::Snowflake;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&url(&dir)).await.unwrap();
     let entry = |minute: i64, user: u64, command: &str, outcome: Outcome| AuditEntry {
@@ -480,7 +480,7 @@ async fn the_audit_log_filters_newest_first_and_prunes() {
 fn down(integration: &str, at: DateTime<Utc>) -> patchbay::store::alerts::NewIncident<'_> {
     patchbay::store::alerts::NewIncident {
         integration,
-        severity: patchbay::config::Severity::Critical,
+        severity: patchbay::model::Severity::Critical,
         state: State::Down,
         reason: "down",
         at,
@@ -489,7 +489,7 @@ fn down(integration: &str, at: DateTime<Utc>) -> patchbay::store::alerts::NewInc
 
 #[tokio::test]
 async fn alert_retention_keeps_what_is_open_or_undelivered() {
-    use patchbay::config::Snowflake;
+    use patchbay::model::Snowflake;
     use patchbay::store::alerts::DeliveryKind;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&url(&dir)).await.unwrap();

@@ -30,8 +30,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::notice::{Courier, DeliveryError, LogCourier, MessageRef, Posted};
-use crate::config::Snowflake;
+use super::notice::{Courier, DeliveryError, LogCourier, Posted};
+use crate::model::Snowflake;
+use crate::model::notice::MessageRef;
 use crate::resilience::RetryPolicy;
 use crate::store::alerts::{DeliveryKind, DueFilter, OutboxRow};
 use crate::store::{Store, StoreError};

@@ -26,7 +26,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Integration, Severity, Snowflake};
+use crate::config::{Config, Integration};
+use crate::model::{Severity, Snowflake};
 use crate::model::{State, Transition};
 use crate::store::alerts::{AlertTx, DeliveryKind, NewIncident};
 use crate::store::{Store, StoreError};

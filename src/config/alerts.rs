@@ -8,7 +8,6 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, TimeDelta, TimeZone, Utc, Weekday};
@@ -17,8 +16,9 @@ use reqwest::Url;
 
 use super::error::{ConfigError, Diagnostics, did_you_mean};
 use super::raw::Table;
-use super::{Environment, Integration, Snowflake, duration};
+use super::{Environment, Integration, duration};
 use crate::model::State;
+use crate::model::{Severity, Snowflake};
 use crate::secret::Secret;
 
 /// The variable the webhook URL is read from when `webhook_env` does not name another.
@@ -54,56 +54,6 @@ const MAX_MENTIONS: usize = 20;
 const MAX_ROUTES: usize = 100;
 /// The longest maintenance window; it also bounds how far back `active_at` looks.
 const MAX_WINDOW: Duration = Duration::from_secs(7 * 86_400);
-
-/// How bad an alert is. By default DOWN is critical and DEGRADED a warning; an integration's
-/// `severity` overrides both (see [`Integration::alert_severity`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Severity {
-    /// The integration is down (by default), or was declared critical.
-    Critical,
-    /// The integration is degraded (by default), or was declared a warning.
-    Warning,
-}
-
-impl Severity {
-    /// Every severity, worst first.
-    pub const ALL: [Severity; 2] = [Severity::Critical, Severity::Warning];
-
-    /// The lower-case name used in the config, logs and messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Critical => "critical",
-            Severity::Warning => "warning",
-        }
-    }
-
-    /// The default severity of an alert about `state`: critical for DOWN, warning for DEGRADED,
-    /// none for states that raise no alert (UP, UNKNOWN, PAUSED).
-    pub fn of_state(state: State) -> Option<Severity> {
-        match state {
-            State::Down => Some(Severity::Critical),
-            State::Degraded => Some(Severity::Warning),
-            State::Up | State::Unknown | State::Paused => None,
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Severity {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Severity::ALL
-            .into_iter()
-            .find(|severity| severity.as_str() == s)
-            .ok_or_else(|| format!("unknown severity {s:?}"))
-    }
-}
 
 impl Integration {
     /// The severity of an alert about this integration entering `state`: its own `severity` if

@@ -18,12 +18,13 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::monitor::condition::Condition;
-use crate::monitor::{ssrf, tls};
+use crate::check::condition::Condition;
+use crate::check::{ssrf, tls};
+use crate::model::{Severity, Snowflake};
 use crate::secret::Secret;
 pub use alerts::{
     AlertRoute, AlertsConfig, DEFAULT_WEBHOOK_ENV, MaintenanceTarget, MaintenanceWindow,
-    RouteTarget, Severity,
+    RouteTarget,
 };
 use error::Diagnostics;
 pub use error::{ConfigError, ConfigErrors};
@@ -31,11 +32,6 @@ use raw::Table;
 
 /// The default config path, used when neither `--config` nor `PATCHBAY_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "patchbay.toml";
-
-/// A Discord ID (guild, channel, role, user). Accepted in the file as a string or an integer.
-/// Our own type, so domain modules never need serenity's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Snowflake(pub u64);
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]

@@ -8,9 +8,9 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::Snowflake;
 use super::duration;
 use super::error::{Diagnostics, did_you_mean};
+use crate::model::Snowflake;
 
 /// A table of the file, with its dotted path for error messages.
 pub(crate) struct Table<'a, 'i> {

@@ -57,11 +57,11 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::render::{marker, shorten};
-use crate::alerts::notice::{
-    Courier, DeliveryError, IncidentLine, MessageRef, NoticeStatus, NoticeView, Posted,
-};
-use crate::config::{Severity, Snowflake, duration};
+use crate::alerts::notice::{Courier, DeliveryError, Posted};
+use crate::config::duration;
 use crate::model::State;
+use crate::model::notice::{IncidentLine, MessageRef, NoticeStatus, NoticeView};
+use crate::model::{Severity, Snowflake};
 use crate::resilience::{
     BreakerConfig, CircuitBreaker, CircuitState, Holds, MAX_RETRY_AFTER, RetryPolicy,
     UpstreamConfig, UpstreamError, classify_status, classify_transport, parse_retry_after,
@@ -1185,7 +1185,7 @@ mod tests {
     use chrono::{DateTime, TimeZone, Utc};
 
     use super::*;
-    use crate::alerts::notice::Acknowledgement;
+    use crate::model::notice::Acknowledgement;
 
     fn at(secs: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()

@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::Member;
 use crate::audit::{Actor, InvocationOption};
-use crate::config::{Config, Snowflake};
+use crate::config::Config;
+use crate::model::Snowflake;
 use crate::model::{ECHO_LIMIT, shorten};
 use crate::service::{CommandError, ControlPlane, Invocation};
 use render::Reply;

@@ -20,10 +20,10 @@ use chrono::{DateTime, Utc};
 use reqwest::{Client, ClientBuilder, StatusCode, Url, redirect};
 use tokio::time::Instant;
 
+use crate::check::condition::{self, Observation, PeerCertificate};
+use crate::check::{ssrf, tls};
 use crate::config::{CaFile, HeaderValue, HttpCheck, Integration};
 use crate::model::CheckResult;
-use crate::monitor::condition::{self, Observation, PeerCertificate};
-use crate::monitor::{ssrf, tls};
 
 /// The shared HTTP clients, each with its own connection pool, built on first use: one per
 /// combination of TLS verification, SSRF guard and certificate reading, and one per `ca_file`

@@ -10,11 +10,8 @@
 //! - [`Engine::apply`] reloads: unchanged integrations keep running untouched, changed ones
 //!   restart with their state, removed ones stop.
 
-pub mod condition;
 pub mod http_check;
-pub mod ssrf;
 pub mod state;
-pub mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};

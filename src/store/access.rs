@@ -7,7 +7,7 @@ use tracing::instrument;
 use super::{Store, StoreError, from_millis, millis};
 use crate::access::{Grant, GrantSource, Permission};
 use crate::audit::{Actor, AuditEntry, AuditPage, AuditQuery, Outcome};
-use crate::config::Snowflake;
+use crate::model::Snowflake;
 
 fn id(value: Snowflake) -> i64 {
     // Discord snowflakes stay below 2^63 (their top bits are a timestamp).

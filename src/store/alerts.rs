@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{Row, Sqlite};
 
 use super::{Store, StoreError, from_millis, millis};
-use crate::alerts::notice::{Acknowledgement, IncidentLine, MessageRef, NoticeStatus, NoticeView};
-use crate::config::{Severity, Snowflake};
+use crate::model::notice::{Acknowledgement, IncidentLine, MessageRef, NoticeStatus, NoticeView};
+use crate::model::{Severity, Snowflake};
 use crate::model::{State, Transition};
 
 /// What an outbox row asks for.

@@ -56,7 +56,7 @@ pub async fn perms(_ctx: Context<'_>) -> Result<(), CommandError> {
     Ok(())
 }
 
-fn guild_of(ctx: Context<'_>) -> Result<crate::config::Snowflake, CommandError> {
+fn guild_of(ctx: Context<'_>) -> Result<crate::model::Snowflake, CommandError> {
     ctx.guild_id()
         .map(snowflake)
         .ok_or(CommandError::Denied(crate::access::Denied::DirectMessage))

@@ -42,7 +42,7 @@ use http::{HeaderMap, HeaderName};
 use regex::bytes::Regex;
 use serde_json::Value;
 
-use crate::monitor::tls;
+use crate::check::tls;
 
 /// The placeholders that may start a condition, listed in error messages.
 const PLACEHOLDERS: &str =

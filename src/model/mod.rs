@@ -10,11 +10,68 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub mod notice;
+
 /// The current time at the precision the store keeps (milliseconds), so a value read back from
 /// the database equals the one that was written.
 pub fn now() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+/// A Discord ID (guild, channel, role, user): our own type, so domain modules never need
+/// serenity's. The config accepts it as a string or an integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Snowflake(pub u64);
+
+/// How bad an alert is. By default DOWN is critical and DEGRADED a warning; an integration's
+/// `severity` overrides both (see `config::Integration::alert_severity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    /// The integration is down (by default), or was declared critical.
+    Critical,
+    /// The integration is degraded (by default), or was declared a warning.
+    Warning,
+}
+
+impl Severity {
+    /// Every severity, worst first.
+    pub const ALL: [Severity; 2] = [Severity::Critical, Severity::Warning];
+
+    /// The lower-case name used in the config, logs and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+        }
+    }
+
+    /// The default severity of an alert about `state`: critical for DOWN, warning for DEGRADED,
+    /// none for states that raise no alert (UP, UNKNOWN, PAUSED).
+    pub fn of_state(state: State) -> Option<Severity> {
+        match state {
+            State::Down => Some(Severity::Critical),
+            State::Degraded => Some(Severity::Warning),
+            State::Up | State::Unknown | State::Paused => None,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Severity::ALL
+            .into_iter()
+            .find(|severity| severity.as_str() == s)
+            .ok_or_else(|| format!("unknown severity {s:?}"))
+    }
 }
 
 /// How many characters of a user's input an answer quotes back: enough to recognise it, and few
