@@ -1,13 +1,17 @@
 //! Access control: the permissions patchbay knows, the grants that hand them to guild roles,
-//! and the one decision every front asks for before it acts ("may this member do this, and
-//! why?"). Pure: members arrive as [`Member`] with our own [`Snowflake`] ids, so the Discord front,
-//! the REST API and tests all reach the same verdict from the same facts.
+//! and the one decision every front asks for before it acts ("may this caller do this, and
+//! why?"). Pure: callers arrive as [`Caller`] (a Discord [`Member`] with our own [`Snowflake`]
+//! ids, an API key with its scopes, or patchbay's own process), so the Discord front, the REST
+//! API, the scheduler and tests all reach the same verdict from the same facts.
 //!
-//! The rules, in order:
+//! The rules for a member, in order:
 //! 1. The guild owner and members with Discord's Administrator permission hold every permission.
 //! 2. `status.view` is granted to everyone unless `[bot].public_status = false`.
 //! 3. Otherwise a member holds a permission when one of their roles is granted it, by a
 //!    `[[grant]]` in the config (in every guild) or by `/perms grant` (in that guild).
+//!
+//! An API key holds exactly the permissions of its scopes. The scheduler and the command line
+//! run on the operator's machine with the config file's authority, and hold every permission.
 
 use std::fmt;
 use std::str::FromStr;
@@ -135,7 +139,32 @@ pub struct Member {
     pub is_administrator: bool,
 }
 
-/// Why a member holds a permission.
+/// Who asks, with the facts that decide what they may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A Discord member (or a user in a direct message).
+    Member(Member),
+    /// A REST API key, with the permissions it was issued for.
+    ApiKey {
+        /// The permissions the key holds.
+        scopes: Vec<Permission>,
+    },
+    /// patchbay's own process (the scheduler, the command line): it runs on the operator's
+    /// machine with the config file's authority.
+    Local,
+}
+
+impl Caller {
+    /// The guild a member asks from (`None` for every other caller, and in a DM).
+    pub fn guild(&self) -> Option<Snowflake> {
+        match self {
+            Caller::Member(member) => member.guild,
+            Caller::ApiKey { .. } | Caller::Local => None,
+        }
+    }
+}
+
+/// Why a caller holds a permission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Allowed {
     /// The guild owner holds everything.
@@ -151,6 +180,54 @@ pub enum Allowed {
         /// Whether the grant is from the config or a command.
         source: GrantSource,
     },
+    /// The API key was issued with it.
+    Scope,
+    /// patchbay's own process (scheduler, command line).
+    Local,
+}
+
+impl Allowed {
+    /// The stable text the audit log stores: `owner`, `administrator`, `public`,
+    /// `role:<id>:config`, `role:<id>:command`, `scope`, `local`.
+    pub fn code(&self) -> String {
+        match self {
+            Allowed::Owner => "owner".into(),
+            Allowed::Administrator => "administrator".into(),
+            Allowed::Public => "public".into(),
+            Allowed::Role {
+                role,
+                source: GrantSource::Config,
+            } => format!("role:{}:config", role.0),
+            Allowed::Role { role, .. } => format!("role:{}:command", role.0),
+            Allowed::Scope => "scope".into(),
+            Allowed::Local => "local".into(),
+        }
+    }
+
+    /// Reads [`Allowed::code`] back. A command grant's guild and granter are not stored with
+    /// the entry, so they come back as zero.
+    pub fn from_code(code: &str) -> Option<Allowed> {
+        Some(match code {
+            "owner" => Allowed::Owner,
+            "administrator" => Allowed::Administrator,
+            "public" => Allowed::Public,
+            "scope" => Allowed::Scope,
+            "local" => Allowed::Local,
+            role => {
+                let mut parts = role.strip_prefix("role:")?.split(':');
+                let role = Snowflake(parts.next()?.parse().ok()?);
+                let source = match parts.next()? {
+                    "config" => GrantSource::Config,
+                    "command" => GrantSource::Command {
+                        guild: Snowflake(0),
+                        by: Snowflake(0),
+                    },
+                    _ => return None,
+                };
+                Allowed::Role { role, source }
+            }
+        })
+    }
 }
 
 impl fmt::Display for Allowed {
@@ -162,8 +239,10 @@ impl fmt::Display for Allowed {
             Allowed::Role {
                 role,
                 source: GrantSource::Config,
-            } => write!(f, "role <@&{}> (config)", role.0),
-            Allowed::Role { role, .. } => write!(f, "role <@&{}> (/perms grant)", role.0),
+            } => write!(f, "role {} (config grant)", role.0),
+            Allowed::Role { role, .. } => write!(f, "role {} (granted by command)", role.0),
+            Allowed::Scope => f.write_str("the API key's scope"),
+            Allowed::Local => f.write_str("patchbay's own process"),
         }
     }
 }
@@ -180,13 +259,10 @@ pub enum Denied {
 impl fmt::Display for Denied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Denied::DirectMessage => f.write_str(
-                "patchbay's commands work in a server, not in direct messages: run it in a channel of your server",
-            ),
-            Denied::Missing(permission) => write!(
-                f,
-                "you need the `{permission}` permission: ask someone with `perms.manage` to run `/perms grant permission:{permission}` for one of your roles"
-            ),
+            Denied::DirectMessage => {
+                f.write_str("patchbay's commands work in a server, not in direct messages")
+            }
+            Denied::Missing(permission) => write!(f, "you need the {permission} permission"),
         }
     }
 }
@@ -201,6 +277,16 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Decides whether `caller` holds `permission`, and why.
+    pub fn admit(&self, caller: &Caller, permission: Permission) -> Result<Allowed, Denied> {
+        match caller {
+            Caller::Member(member) => self.decide(member, permission),
+            Caller::ApiKey { scopes } if scopes.contains(&permission) => Ok(Allowed::Scope),
+            Caller::ApiKey { .. } => Err(Denied::Missing(permission)),
+            Caller::Local => Ok(Allowed::Local),
+        }
+    }
+
     /// Decides whether `member` holds `permission`, and why.
     pub fn decide(&self, member: &Member, permission: Permission) -> Result<Allowed, Denied> {
         let Some(guild) = member.guild else {
@@ -382,12 +468,54 @@ mod tests {
     }
 
     #[test]
-    fn denials_say_how_to_get_the_permission() {
+    fn denials_name_the_permission() {
         let text = Denied::Missing(Permission::SyncRun).to_string();
+        assert_eq!(text, "you need the sync.run permission");
+    }
+
+    #[test]
+    fn api_keys_hold_their_scopes_and_the_local_process_everything() {
+        let policy = policy(false);
+        let key = Caller::ApiKey {
+            scopes: vec![Permission::StatusView],
+        };
         assert_eq!(
-            text,
-            "you need the `sync.run` permission: ask someone with `perms.manage` to run `/perms grant permission:sync.run` for one of your roles"
+            policy.admit(&key, Permission::StatusView),
+            Ok(Allowed::Scope)
         );
+        assert_eq!(
+            policy.admit(&key, Permission::SyncRun),
+            Err(Denied::Missing(Permission::SyncRun))
+        );
+        for permission in Permission::ALL {
+            assert_eq!(policy.admit(&Caller::Local, permission), Ok(Allowed::Local));
+        }
+        assert_eq!(
+            policy.admit(&Caller::Member(member(&[OPS])), Permission::AlertsManage),
+            policy.decide(&member(&[OPS]), Permission::AlertsManage)
+        );
+    }
+
+    #[test]
+    fn allowed_codes_round_trip() {
+        for allowed in [
+            Allowed::Owner,
+            Allowed::Administrator,
+            Allowed::Public,
+            Allowed::Scope,
+            Allowed::Local,
+            Allowed::Role {
+                role: OPS,
+                source: GrantSource::Config,
+            },
+        ] {
+            assert_eq!(Allowed::from_code(&allowed.code()), Some(allowed));
+        }
+        assert_eq!(
+            Allowed::from_code("role:10:command").map(|a| a.code()),
+            Some("role:10:command".to_string())
+        );
+        assert_eq!(Allowed::from_code("role:x:config"), None);
     }
 
     #[test]

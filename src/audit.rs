@@ -1,7 +1,8 @@
-//! The audit log's vocabulary: who did what, where, with which options, and how it ended.
-//! Every front records through the control-plane service, so a Discord command and (later) a
-//! REST call leave the same kind of entry. Option values marked secret are redacted before an
-//! entry exists, so no later step can leak them.
+//! The audit log's vocabulary: who did what, where, with which options, which permission it
+//! needed and what allowed it, and how it ended. Every front records through the control-plane
+//! service, so a Discord command, a REST call, a scheduled job and the command line leave the
+//! same kind of entry. Options keep their types; values marked secret are redacted before an
+//! entry exists, so no later step (the database, the audit channel, a log line) can leak them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,7 +10,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::model::Snowflake;
+use crate::access::{Allowed, Permission};
+use crate::model::{Actor, Snowflake};
 
 /// How an invocation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -66,36 +68,54 @@ impl FromStr for Outcome {
     }
 }
 
-/// Who acted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Actor {
-    /// A Discord user.
-    Discord {
-        /// The user id.
-        user: Snowflake,
-        /// The name shown in Discord at the time.
-        name: String,
-    },
+/// One option of an invocation, as the user gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvocationOption {
+    /// The option's name.
+    pub name: String,
+    /// Its value, with its type.
+    pub value: OptionValue,
+    /// Whether the option holds a secret (its value is never stored, mirrored or logged).
+    pub secret: bool,
 }
 
-impl Actor {
-    /// `(kind, id, name)` as stored.
-    pub fn parts(&self) -> (&'static str, String, &str) {
-        match self {
-            Actor::Discord { user, name } => ("discord", user.0.to_string(), name),
+impl InvocationOption {
+    /// An option that holds no secret.
+    pub fn new(name: impl Into<String>, value: OptionValue) -> InvocationOption {
+        InvocationOption {
+            name: name.into(),
+            value,
+            secret: false,
         }
     }
 }
 
-/// One option of an invocation, as the user gave it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvocationOption {
-    /// The option's name.
-    pub name: String,
-    /// Its value, as text.
-    pub value: String,
-    /// Whether the option holds a secret (its value is never stored).
-    pub secret: bool,
+/// An option's value, as typed as the front received it. Ids (users, roles, channels) are
+/// written as strings, as Discord writes them, so JSON readers with 53-bit numbers keep them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptionValue {
+    /// Text.
+    Text(String),
+    /// A whole number.
+    Integer(i64),
+    /// A number with a fraction.
+    Number(f64),
+    /// True or false.
+    Boolean(bool),
+    /// A Discord user, role or channel.
+    Id(Snowflake),
+}
+
+impl Serialize for OptionValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            OptionValue::Text(text) => serializer.serialize_str(text),
+            OptionValue::Integer(n) => serializer.serialize_i64(*n),
+            OptionValue::Number(n) => serializer.serialize_f64(*n),
+            OptionValue::Boolean(b) => serializer.serialize_bool(*b),
+            OptionValue::Id(id) => serializer.collect_str(&id.0),
+        }
+    }
 }
 
 /// The text stored in place of a secret option's value.
@@ -114,8 +134,12 @@ pub struct AuditEntry {
     pub actor: Actor,
     /// The command path, e.g. `perms grant`, or a button id like `status.page`.
     pub command: String,
-    /// The options as a JSON object, secrets already redacted.
+    /// The options as a JSON object of typed values, secrets already redacted.
     pub options: serde_json::Value,
+    /// The permission the call needed (`None` for what everyone may run, like `/help`).
+    pub permission: Option<Permission>,
+    /// What allowed it, when it was allowed (the owner, a role's grant, an API key's scope...).
+    pub allowed: Option<Allowed>,
     /// How it ended.
     pub outcome: Outcome,
     /// Time from arrival to the answer, in milliseconds.
@@ -124,18 +148,19 @@ pub struct AuditEntry {
     pub error_kind: Option<String>,
 }
 
-/// Turns options into the stored JSON object, replacing secret values with [`REDACTED`].
+/// Turns options into the stored JSON object of typed values, replacing secret values with
+/// [`REDACTED`].
 pub fn redact(options: &[InvocationOption]) -> serde_json::Value {
     serde_json::Value::Object(
         options
             .iter()
             .map(|option| {
                 let value = if option.secret {
-                    REDACTED.to_string()
+                    serde_json::Value::String(REDACTED.to_string())
                 } else {
-                    option.value.clone()
+                    serde_json::to_value(&option.value).unwrap_or(serde_json::Value::Null)
                 };
-                (option.name.clone(), serde_json::Value::String(value))
+                (option.name.clone(), value)
             })
             .collect(),
     )
@@ -173,21 +198,26 @@ mod tests {
     #[test]
     fn secrets_are_redacted_and_others_kept() {
         let options = [
-            InvocationOption {
-                name: "workflow".into(),
-                value: "refund".into(),
-                secret: false,
-            },
+            InvocationOption::new("workflow", OptionValue::Text("refund".into())),
             InvocationOption {
                 name: "api_key".into(),
-                value: "sk-live-123".into(),
+                value: OptionValue::Text("sk-live-123".into()),
                 secret: true,
             },
+            InvocationOption::new("count", OptionValue::Integer(3)),
+            InvocationOption::new("dry_run", OptionValue::Boolean(true)),
+            InvocationOption::new("role", OptionValue::Id(Snowflake(u64::MAX))),
         ];
         let stored = redact(&options);
         assert_eq!(
             stored,
-            serde_json::json!({"workflow": "refund", "api_key": "[redacted]"})
+            serde_json::json!({
+                "workflow": "refund",
+                "api_key": "[redacted]",
+                "count": 3,
+                "dry_run": true,
+                "role": u64::MAX.to_string(),
+            })
         );
         assert!(!stored.to_string().contains("sk-live"));
     }

@@ -13,10 +13,10 @@ use chrono::{TimeZone, Utc};
 use common::fake_discord::{
     ALERT_CHANNEL_ID, CHANNEL_ID, FakeDiscord, Fault, OPS_ROLE, ROUTE_CHANNEL_ID, snowflake,
 };
-use patchbay::alerts::notice::{Courier, DeliveryError};
+use patchbay::alerts::notice::{Courier, DeliveryError, ReplyNote};
 use patchbay::discord::courier::DiscordCourier;
 use patchbay::model::State;
-use patchbay::model::notice::{IncidentLine, MessageRef, NoticeStatus, NoticeView};
+use patchbay::model::notice::{IncidentLine, MessageRef, NoticeStatus, NoticeView, ReplyKind};
 use patchbay::model::{Severity, Snowflake};
 use patchbay::secret::Secret;
 use serde_json::{Value, json};
@@ -61,6 +61,27 @@ fn resolved_view() -> NoticeView {
     view.resolved_after = Some(Duration::from_secs(720));
     view
 }
+
+/// The reply a resolved notice gets.
+fn resolved_note(view: &NoticeView) -> ReplyNote<'_> {
+    ReplyNote {
+        kind: ReplyKind::Resolved,
+        view,
+        queued_at: view.opened_at,
+    }
+}
+
+/// A reminder queued an hour after the notice opened.
+fn reminder_note(view: &NoticeView) -> ReplyNote<'_> {
+    ReplyNote {
+        kind: ReplyKind::Reminder,
+        view,
+        queued_at: view.opened_at + chrono::Duration::hours(1),
+    }
+}
+
+/// How [`reminder_note`] of [`open_view`] reads in Discord.
+const REMINDER: &str = "⏰ Still down after 1h: payments-api. Acknowledge to stop reminders.";
 
 fn bot(fake: &FakeDiscord) -> DiscordCourier {
     DiscordCourier::bot(&Url::parse(&fake.api_base()).unwrap(), &Secret::new(TOKEN))
@@ -258,9 +279,10 @@ async fn the_bot_posts_edits_and_replies() {
     assert_eq!(patch_body["allowed_mentions"], json!({"parse": []}));
     assert!(patch_body.get("content").is_none());
 
+    let (resolved, open) = (resolved_view(), open_view());
     // A reply threads under the alert.
     let reply = courier
-        .reply(posted, "Resolved after 12m", &roles(), "outbox-2")
+        .reply(posted, resolved_note(&resolved), &roles(), "outbox-2")
         .await
         .unwrap();
     assert_eq!(reply.channel, Snowflake(ALERT_CHANNEL_ID));
@@ -273,12 +295,12 @@ async fn the_bot_posts_edits_and_replies() {
     );
     assert_eq!(
         replied["content"],
-        format!("<@&{OPS_ROLE}> Resolved after 12m")
+        format!("<@&{OPS_ROLE}> ✅ Resolved after 12m.")
     );
     assert_eq!(replied["mention_roles"], json!([OPS_ROLE.to_string()]));
     // Its retry is deduplicated too.
     let reply_again = courier
-        .reply(posted, "Resolved after 12m", &roles(), "outbox-2")
+        .reply(posted, resolved_note(&resolved), &roles(), "outbox-2")
         .await
         .unwrap();
     assert_eq!(reply_again, reply);
@@ -289,12 +311,12 @@ async fn the_bot_posts_edits_and_replies() {
     let gone = courier.edit(posted, &open_view()).await.unwrap_err();
     assert_eq!(gone, DeliveryError::MessageGone);
     let orphan = courier
-        .reply(posted, "Still down", &[], "outbox-3")
+        .reply(posted, reminder_note(&open), &[], "outbox-3")
         .await
         .unwrap();
     let orphan = fake.message(orphan.message.0).unwrap();
     assert_eq!(orphan["type"], 0);
-    assert_eq!(orphan["content"], "Still down");
+    assert_eq!(orphan["content"], REMINDER);
     assert_eq!(orphan["mention_roles"], json!([]));
 
     assert!(!format!("{courier:?}").contains(TOKEN));
@@ -536,9 +558,10 @@ async fn a_webhook_posts_edits_and_follows_up() {
         1
     );
 
+    let (resolved, open) = (resolved_view(), open_view());
     // A webhook cannot reply: a follow-up quotes the alert and links to it.
     let follow_up = courier
-        .reply(posted, "Resolved after 12m", &roles(), "outbox-2")
+        .reply(posted, resolved_note(&resolved), &roles(), "outbox-2")
         .await
         .unwrap();
     let sent = fake.message(follow_up.message.0).unwrap();
@@ -549,7 +572,7 @@ async fn a_webhook_posts_edits_and_follows_up() {
     assert_eq!(
         content,
         format!(
-            "<@&{OPS_ROLE}> Resolved after 12m\n-# ↪ re: [✅ payments-api resolved]\
+            "<@&{OPS_ROLE}> ✅ Resolved after 12m.\n-# ↪ re: [✅ payments-api resolved]\
              (https://discord.com/channels/{guild}/{ALERT_CHANNEL_ID}/{})",
             posted.message.0
         )
@@ -561,13 +584,10 @@ async fn a_webhook_posts_edits_and_follows_up() {
     let err = courier.edit(posted, &open_view()).await.unwrap_err();
     assert_eq!(err, DeliveryError::MessageGone);
     let orphan = courier
-        .reply(posted, "Still down", &[], "outbox-3")
+        .reply(posted, reminder_note(&open), &[], "outbox-3")
         .await
         .unwrap();
-    assert_eq!(
-        fake.message(orphan.message.0).unwrap()["content"],
-        "Still down"
-    );
+    assert_eq!(fake.message(orphan.message.0).unwrap()["content"], REMINDER);
     assert!(fake.violations().is_empty(), "{:#?}", fake.violations());
 
     // A webhook whose token was revoked: a permanent auth error that names no secret.
@@ -604,7 +624,17 @@ async fn replies_and_keys_at_the_edges() {
         channel: Snowflake(ALERT_CHANNEL_ID),
         message: Snowflake(123_456_789_012_345_678),
     };
-    let sent = courier.reply(nowhere, "hello", &[], "k1").await.unwrap();
+    let stable = open_view();
+    let note = ReplyNote {
+        kind: ReplyKind::StableAgain,
+        view: &stable,
+        queued_at: stable.opened_at,
+    };
+    let sent = courier.reply(nowhere, note, &[], "k1").await.unwrap();
+    assert_eq!(
+        fake.message(sent.message.0).unwrap()["content"],
+        "✅ Stable again."
+    );
     assert_eq!(fake.message(sent.message.0).unwrap()["type"], 0);
 
     let err = courier

@@ -12,8 +12,8 @@ use chrono::Utc;
 use common::alert_stack::*;
 use common::fake_discord::{self, Fault};
 use common::upstream::Upstream;
-use patchbay::model::Snowflake;
 use patchbay::model::State;
+use patchbay::model::{Actor, Snowflake};
 use serde_json::Value;
 
 fn messages_path(channel: u64) -> String {
@@ -318,8 +318,10 @@ async fn an_incident_held_by_a_silence_is_posted_when_the_silence_ends() {
             "payments-api",
             length,
             "deploy",
-            Snowflake(fake_discord::OPS_USER_ID),
-            "ops",
+            &Actor::Discord {
+                user: Snowflake(fake_discord::OPS_USER_ID),
+                name: "ops".into(),
+            },
             Utc::now(),
         )
         .await

@@ -285,7 +285,7 @@ async fn silenced_and_maintenance_incidents_are_recorded_not_posted() {
     let bot = start("", &tables).await;
     let fake = &bot.fake;
     let plane = bot.running().plane();
-    let ops = patchbay::audit::Actor::Discord {
+    let ops = patchbay::model::Actor::Discord {
         user: patchbay::model::Snowflake(fake_discord::OPS_USER_ID),
         name: "ops".into(),
     };
@@ -333,8 +333,8 @@ async fn silenced_and_maintenance_incidents_are_recorded_not_posted() {
     assert!(alert_messages(fake, ALERTS).is_empty());
     // Ending the silence while payments-api is still down notifies it at once; the maintenance
     // window still holds the other.
-    let text = plane.unsilence(1).await.unwrap();
-    assert!(text.contains("Silence #1 ended"), "{text}");
+    let ended = plane.unsilence(1).await.unwrap();
+    assert_eq!(ended, patchbay::service::Unsilenced { silence: 1 });
     let posted = fake.wait_for_messages(ALERTS, 1).await;
     assert!(
         title(&posted[0]).contains("payments-api is DOWN"),

@@ -390,8 +390,9 @@ async fn grants_are_stored_per_guild_and_revocable() {
 
 #[tokio::test]
 async fn the_audit_log_filters_newest_first_and_prunes() {
-    use patchbay::audit::{Actor, AuditEntry, AuditQuery, InvocationOption, Outcome, redact};
-    use patchbay::model::Snowflake;
+    use patchbay::access::{Allowed, GrantSource, Permission};
+    use patchbay::audit::{AuditEntry, AuditQuery, InvocationOption, OptionValue, Outcome, redact};
+    use patchbay::model::{Actor, Snowflake};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&url(&dir)).await.unwrap();
     let entry = |minute: i64, user: u64, command: &str, outcome: Outcome| AuditEntry {
@@ -404,17 +405,18 @@ async fn the_audit_log_filters_newest_first_and_prunes() {
         },
         command: command.into(),
         options: redact(&[
-            InvocationOption {
-                name: "integration".into(),
-                value: "payments-api".into(),
-                secret: false,
-            },
+            InvocationOption::new("integration", OptionValue::Text("payments-api".into())),
             InvocationOption {
                 name: "token".into(),
-                value: "hunter2".into(),
+                value: OptionValue::Text("hunter2".into()),
                 secret: true,
             },
         ]),
+        permission: Some(Permission::StatusView),
+        allowed: (outcome == Outcome::Ok).then_some(Allowed::Role {
+            role: Snowflake(10),
+            source: GrantSource::Config,
+        }),
         outcome,
         latency_ms: 12.5,
         error_kind: (outcome == Outcome::Failed).then(|| "timeout".into()),

@@ -30,9 +30,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::notice::{Courier, DeliveryError, LogCourier, Posted};
+use super::notice::{Courier, DeliveryError, LogCourier, Posted, ReplyNote};
 use crate::model::Snowflake;
-use crate::model::notice::MessageRef;
+use crate::model::notice::{MessageRef, ReplyKind};
 use crate::resilience::RetryPolicy;
 use crate::store::alerts::{DeliveryKind, DueFilter, OutboxRow};
 use crate::store::{Store, StoreError};
@@ -366,7 +366,11 @@ impl Dispatcher {
             (DeliveryKind::Reply, Some(message)) => courier
                 .reply(
                     message,
-                    row.text.as_deref().unwrap_or_default(),
+                    ReplyNote {
+                        kind: row.reply.unwrap_or(ReplyKind::Reminder),
+                        view: &view,
+                        queued_at: row.created_at,
+                    },
                     &row.mention,
                     &key,
                 )

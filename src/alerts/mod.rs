@@ -27,7 +27,8 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Integration};
-use crate::model::{Severity, Snowflake};
+use crate::model::notice::ReplyKind;
+use crate::model::{Actor, Severity, Snowflake};
 use crate::model::{State, Transition};
 use crate::store::alerts::{AlertTx, DeliveryKind, NewIncident};
 use crate::store::{Store, StoreError};
@@ -406,11 +407,14 @@ impl Alerts {
         if tx.open_in_notice(notice).await? == 0 {
             tx.resolve_notice(notice, now).await?;
             if self.config().alerts.send_resolved {
-                let opened = tx.notice_opened_at(notice).await?;
-                let after = (now - opened).to_std().unwrap_or_default();
-                let text = format!("✅ Resolved after {}.", human(after));
-                tx.enqueue(notice, DeliveryKind::Reply, Some(&text), &[], now)
-                    .await?;
+                tx.enqueue(
+                    notice,
+                    DeliveryKind::Reply,
+                    Some(ReplyKind::Resolved),
+                    &[],
+                    now,
+                )
+                .await?;
             }
         }
         Ok(())
@@ -459,31 +463,11 @@ impl Alerts {
             if notice.acknowledged || silenced || notice.reminded_at + repeat > now {
                 continue;
             }
-            let Some(view) = self.store.notice_view(notice.id).await? else {
-                continue;
-            };
-            let open: Vec<&str> = view
-                .incidents
-                .iter()
-                .filter(|i| i.resolved_at.is_none())
-                .map(|i| i.integration.as_str())
-                .collect();
-            let after = (now - view.opened_at).to_std().unwrap_or_default();
-            let text = format!(
-                "⏰ Still {} after {}: {}. Acknowledge to stop reminders.",
-                if view.severity == Severity::Critical {
-                    "down"
-                } else {
-                    "degraded"
-                },
-                human(after),
-                open.join(", ")
-            );
             let mut tx = self.store.alert_tx().await?;
             tx.enqueue(
                 notice.id,
                 DeliveryKind::Reply,
-                Some(&text),
+                Some(ReplyKind::Reminder),
                 &notice.mention,
                 now,
             )
@@ -565,7 +549,7 @@ impl Alerts {
             tx.enqueue(
                 notice,
                 DeliveryKind::Reply,
-                Some("✅ Stable again."),
+                Some(ReplyKind::StableAgain),
                 &[],
                 now,
             )
@@ -589,12 +573,11 @@ impl Alerts {
             > 0)
     }
 
-    /// Acknowledges `notice` for `user`: reminders stop and the message says who.
+    /// Acknowledges `notice` for `by`: reminders stop and the message says who.
     pub async fn acknowledge(
         &self,
         notice: i64,
-        user: Snowflake,
-        name: &str,
+        by: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Acked, StoreError> {
         let _busy = self.busy.lock().await;
@@ -605,7 +588,7 @@ impl Alerts {
             return Ok(Acked::Resolved);
         }
         let mut tx = self.store.alert_tx().await?;
-        if !tx.acknowledge(notice, user, name, now).await? {
+        if !tx.acknowledge(notice, by, now).await? {
             return Ok(Acked::Already);
         }
         tx.enqueue(notice, DeliveryKind::Edit, None, &[], now)
@@ -619,14 +602,12 @@ impl Alerts {
     /// Silences `target` (an integration name or `tag:NAME`) for `length`: its new incidents are
     /// recorded, not notified, and its open notices say until when and stop reminding.
     /// Returns the silence's id.
-    #[allow(clippy::too_many_arguments)]
     pub async fn silence(
         &self,
         target: &str,
         length: Duration,
         reason: &str,
-        by: Snowflake,
-        name: &str,
+        by: &Actor,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let _busy = self.busy.lock().await;
@@ -639,10 +620,8 @@ impl Alerts {
             .map(|i| i.name.clone())
             .collect();
         let mut tx = self.store.alert_tx().await?;
-        let id = tx
-            .insert_silence(target, until, reason, by, name, now)
-            .await?;
-        let why = format!("silenced by {name} until {until}: {reason}");
+        let id = tx.insert_silence(target, until, reason, by, now).await?;
+        let why = format!("silenced by {by} until {until}: {reason}");
         for notice in tx.open_notices_of(&covered).await? {
             tx.silence_notice(notice, until, now, &why).await?;
             tx.enqueue(notice, DeliveryKind::Edit, None, &[], now)

@@ -11,10 +11,11 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
-use crate::model::Snowflake;
-use crate::model::notice::{MessageRef, NoticeView};
+use crate::model::notice::{MessageRef, NoticeView, ReplyKind};
+use crate::model::{Severity, Snowflake};
 
 /// A message a post created, and whether it shows what was asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,16 +96,68 @@ pub trait Courier: Send + Sync + 'static {
         view: &'a NoticeView,
     ) -> BoxFuture<'a, Result<(), DeliveryError>>;
 
-    /// Posts `text` as a reply to `to` (a reminder, "resolved after 12m"), mentioning
-    /// `mention`. `key` as for [`Courier::post`]. Replying to a deleted message posts without
-    /// the reference rather than failing.
+    /// Posts `note` as a reply to `to` (a reminder, "resolved after 12m"), rendered the
+    /// courier's own way, mentioning `mention`. `key` as for [`Courier::post`]. Replying to a
+    /// deleted message posts without the reference rather than failing.
     fn reply<'a>(
         &'a self,
         to: MessageRef,
-        text: &'a str,
+        note: ReplyNote<'a>,
         mention: &'a [Snowflake],
         key: &'a str,
     ) -> BoxFuture<'a, Result<MessageRef, DeliveryError>>;
+}
+
+/// A reply to deliver: what it says, about the notice as it is now, and when it was queued
+/// (a reminder says how long the notice had been open then).
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyNote<'a> {
+    /// What it says.
+    pub kind: ReplyKind,
+    /// The notice as it is now.
+    pub view: &'a NoticeView,
+    /// When the reply was queued.
+    pub queued_at: DateTime<Utc>,
+}
+
+impl ReplyNote<'_> {
+    /// How long the notice lasted: until it resolved, or until the reply was queued.
+    pub fn lasted(&self) -> Duration {
+        self.view.resolved_after.unwrap_or_else(|| {
+            (self.queued_at - self.view.opened_at)
+                .to_std()
+                .unwrap_or_default()
+        })
+    }
+
+    /// The integrations still open in the notice.
+    pub fn open(&self) -> Vec<&str> {
+        self.view
+            .incidents
+            .iter()
+            .filter(|i| i.resolved_at.is_none())
+            .map(|i| i.integration.as_str())
+            .collect()
+    }
+
+    /// The reply in plain words, for the log: `Resolved after 12m`, `Still down after 1h:
+    /// payments-api`, `Stable again`.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            ReplyKind::Resolved => format!("Resolved after {}", super::human(self.lasted())),
+            ReplyKind::Reminder => format!(
+                "Still {} after {}: {}",
+                if self.view.severity == Severity::Critical {
+                    "down"
+                } else {
+                    "degraded"
+                },
+                super::human(self.lasted()),
+                self.open().join(", ")
+            ),
+            ReplyKind::StableAgain => "Stable again".into(),
+        }
+    }
 }
 
 /// The courier of a headless bot (no token, no webhook): every notification is one structured
@@ -167,11 +220,11 @@ impl Courier for LogCourier {
     fn reply<'a>(
         &'a self,
         to: MessageRef,
-        text: &'a str,
+        note: ReplyNote<'a>,
         _mention: &'a [Snowflake],
         _key: &'a str,
     ) -> BoxFuture<'a, Result<MessageRef, DeliveryError>> {
-        Self::log("reply", None, Some(text), to.message);
+        Self::log("reply", Some(note.view), Some(&note.describe()), to.message);
         Box::pin(async move { Ok(to) })
     }
 }

@@ -8,112 +8,76 @@ use std::time::Instant;
 
 use poise::serenity_prelude as serenity;
 
+use super::commands::Gate;
+use super::custom_id::Press;
 use super::render::{self, Reply};
 use super::{DEFER_AFTER, Data, member_of, snowflake};
-use crate::access::Permission;
-use crate::audit::{Actor, AuditQuery, InvocationOption, Outcome};
-use crate::model::shorten;
-use crate::service::{CommandError, Invocation};
+use crate::access::{Caller, Permission};
+use crate::audit::{InvocationOption, OptionValue};
+use crate::model::{Actor, shorten};
+use crate::service::{CommandError, Invalid, Invocation};
 
-/// What a button asks for, decoded from its `custom_id`.
-#[derive(Debug, Clone, PartialEq)]
-enum Press {
-    /// A page of the `/status` overview.
-    StatusPage(usize),
-    /// A check of this integration now.
-    Recheck(String),
-    /// An older page of `/audit`.
-    AuditPage(AuditQuery),
-    /// Acknowledge an alert (its notice id).
-    AlertAck(i64),
-    /// Silence an alert's integrations for an hour.
-    AlertSilence(i64),
-    /// Check an alert's integrations now.
-    AlertRecheck(i64),
-}
-
-/// The `custom_id` of an audit page button: the query's filters and cursor. Discord allows
-/// 100 characters; the command filter is at most 32 (the option's `max_length`), which keeps
-/// the worst case at 98.
-pub(super) fn audit_page_id(query: &AuditQuery) -> String {
-    format!(
-        "pb:audit:{}:{}:{}:{}:{}",
-        query.before.unwrap_or(0),
-        query.limit,
-        query.outcome.map_or("-", Outcome::as_str),
-        query.actor_id.as_deref().unwrap_or("-"),
-        query.command.as_deref().unwrap_or_default(),
-    )
+/// What a press runs as: the audit log's name, the permission, and the options.
+struct Pressed {
+    command: &'static str,
+    permission: Option<Permission>,
+    options: Vec<InvocationOption>,
 }
 
 impl Press {
-    fn parse(custom_id: &str) -> Option<Press> {
-        let rest = custom_id.strip_prefix("pb:")?;
-        if let Some(page) = rest.strip_prefix("status:page:") {
-            let page = page.split(':').next()?.parse().ok()?;
-            return Some(Press::StatusPage(page));
-        }
-        if let Some(name) = rest.strip_prefix("status:recheck:") {
-            return Some(Press::Recheck(name.to_string()));
-        }
-        if let Some(alert) = rest.strip_prefix("alert:") {
-            let (action, notice) = alert.split_once(':')?;
-            let notice: i64 = notice.parse().ok()?;
-            return match action {
-                "ack" => Some(Press::AlertAck(notice)),
-                "silence" => Some(Press::AlertSilence(notice)),
-                "recheck" => Some(Press::AlertRecheck(notice)),
-                _ => None,
-            };
-        }
-        if let Some(query) = rest.strip_prefix("audit:") {
-            let mut parts = query.splitn(5, ':');
-            let before: i64 = parts.next()?.parse().ok()?;
-            let limit: u32 = parts.next()?.parse().ok()?;
-            let outcome = match parts.next()? {
-                "-" => None,
-                outcome => Some(outcome.parse().ok()?),
-            };
-            let actor_id = match parts.next()? {
-                "-" => None,
-                actor => Some(actor.to_string()),
-            };
-            let command = Some(parts.next()?.to_string()).filter(|c| !c.is_empty());
-            return Some(Press::AuditPage(AuditQuery {
-                actor_id,
-                command,
-                outcome,
-                limit: limit.clamp(1, 25),
-                before: Some(before),
-            }));
-        }
-        None
-    }
-
-    /// The audit log's name for this press, and its options.
-    fn command(&self) -> (&'static str, Vec<(&'static str, String)>) {
-        match self {
-            Press::StatusPage(page) => ("status page", vec![("page", (page + 1).to_string())]),
-            Press::Recheck(name) => ("status recheck", vec![("integration", name.clone())]),
-            Press::AlertAck(notice) => ("alerts ack", vec![("incident", notice.to_string())]),
+    /// What this press runs as. A button that repeats a command (a page of `/status`,
+    /// acknowledging, silencing, a page of `/audit`) asks for that command's permission, read
+    /// from the command's own [`Gate`]; the re-check buttons have no command and ask for
+    /// `status.recheck`.
+    fn pressed(&self) -> Pressed {
+        let text =
+            |name: &str, value: String| InvocationOption::new(name, OptionValue::Text(value));
+        let number =
+            |name: &str, value: i64| InvocationOption::new(name, OptionValue::Integer(value));
+        let gate = |command: &str| Gate::named(command).permission;
+        let (command, permission, options) = match self {
+            Press::StatusPage(page, _) => (
+                "status page",
+                gate("status"),
+                vec![number("page", *page as i64 + 1)],
+            ),
+            Press::Recheck(name) => (
+                "status recheck",
+                Some(Permission::StatusRecheck),
+                vec![text("integration", name.clone())],
+            ),
+            Press::AlertAck(notice) => (
+                "alerts ack",
+                gate("alerts ack"),
+                vec![number("incident", *notice)],
+            ),
             Press::AlertSilence(notice) => (
                 "alerts silence",
-                vec![("incident", notice.to_string()), ("duration", "1h".into())],
+                gate("alerts silence"),
+                vec![number("incident", *notice), text("duration", "1h".into())],
             ),
-            Press::AlertRecheck(notice) => {
-                ("alerts recheck", vec![("incident", notice.to_string())])
-            }
+            Press::AlertRecheck(notice) => (
+                "alerts recheck",
+                Some(Permission::StatusRecheck),
+                vec![number("incident", *notice)],
+            ),
             Press::AuditPage(query) => (
                 "audit page",
+                gate("audit"),
                 [
                     ("user", query.actor_id.clone()),
                     ("command", query.command.clone()),
                     ("outcome", query.outcome.map(|o| o.as_str().to_string())),
                 ]
                 .into_iter()
-                .filter_map(|(name, value)| value.map(|value| (name, value)))
+                .filter_map(|(name, value)| value.map(|value| text(name, value)))
                 .collect(),
             ),
+        };
+        Pressed {
+            command,
+            permission,
+            options,
         }
     }
 }
@@ -147,34 +111,28 @@ async fn handle(ctx: &serenity::Context, press: &serenity::ComponentInteraction,
         }
         return;
     };
-    let (command, options) = what.command();
+    let pressed = what.pressed();
     let invocation = Invocation {
-        member: member_of(
-            &ctx.cache,
-            press.guild_id,
-            &press.user,
-            press.member.as_ref(),
-        ),
         actor: Actor::Discord {
             user: snowflake(press.user.id),
             name: press.user.name.clone(),
         },
+        caller: Caller::Member(member_of(
+            &ctx.cache,
+            press.guild_id,
+            &press.user,
+            press.member.as_ref(),
+        )),
         channel: Some(snowflake(press.channel_id)),
-        command: command.to_string(),
-        options: options
-            .into_iter()
-            .map(|(name, value)| InvocationOption {
-                name: name.to_string(),
-                value,
-                secret: false,
-            })
-            .collect(),
+        command: pressed.command.to_string(),
+        permission: pressed.permission,
+        options: pressed.options,
         received,
     };
     let plane = &data.plane;
     match what {
-        Press::StatusPage(page) => {
-            let answer = plane.invoke(&invocation, Permission::StatusView, || async {
+        Press::StatusPage(page, _) => {
+            let answer = plane.invoke(&invocation, || async {
                 Ok(render::overview(
                     &plane
                         .overview_page(page, render::ROWS_PER_PAGE, crate::model::now())
@@ -184,7 +142,7 @@ async fn handle(ctx: &serenity::Context, press: &serenity::ComponentInteraction,
             update_in_time(ctx, press, answer).await;
         }
         Press::Recheck(name) => {
-            let answer = plane.invoke(&invocation, Permission::StatusRecheck, || async {
+            let answer = plane.invoke(&invocation, || async {
                 let detail = plane.recheck(&name).await?;
                 Ok(Reply::embed(render::detail(&detail))
                     .components(vec![render::recheck_button(&name)]))
@@ -192,19 +150,23 @@ async fn handle(ctx: &serenity::Context, press: &serenity::ComponentInteraction,
             update_in_time(ctx, press, answer).await;
         }
         Press::AlertAck(notice) => {
-            let answer = plane.invoke(&invocation, Permission::AlertsManage, || async {
-                plane.acknowledge(notice, &invocation.actor).await
+            let answer = plane.invoke(&invocation, || async {
+                Ok(render::acked(
+                    &plane.acknowledge(notice, &invocation.actor).await?,
+                ))
             });
             reply_in_time(ctx, press, answer).await;
         }
         Press::AlertSilence(notice) => {
-            let answer = plane.invoke(&invocation, Permission::AlertsManage, || async {
-                plane.silence_notice(notice, &invocation.actor).await
+            let answer = plane.invoke(&invocation, || async {
+                Ok(render::notice_silenced(
+                    &plane.silence_notice(notice, &invocation.actor).await?,
+                ))
             });
             reply_in_time(ctx, press, answer).await;
         }
         Press::AlertRecheck(notice) => {
-            let answer = plane.invoke(&invocation, Permission::StatusRecheck, || async {
+            let answer = plane.invoke(&invocation, || async {
                 let mut lines = Vec::new();
                 for name in plane.notice_integrations(notice).await? {
                     let detail = plane.recheck(&name).await?;
@@ -216,21 +178,17 @@ async fn handle(ctx: &serenity::Context, press: &serenity::ComponentInteraction,
                         None => format!("{name}: {}", row.state),
                     });
                 }
-                Ok(format!(
+                Ok(Reply::text(format!(
                     "🔄 Checked now: {}. The alert updates itself if the state changed.",
                     lines.join("; ")
-                ))
+                )))
             });
             reply_in_time(ctx, press, answer).await;
         }
         Press::AuditPage(query) => {
-            let answer = plane.invoke(&invocation, Permission::AuditView, || async {
+            let answer = plane.invoke(&invocation, || async {
                 let page = plane.audit_page(&query).await?;
-                render::audit_page(&query, &page).ok_or_else(|| {
-                    CommandError::Invalid(
-                        "there are no older entries any more: run /audit again".into(),
-                    )
-                })
+                render::audit_page(&query, &page).ok_or_else(|| Invalid::NoOlderEntries.into())
             });
             update_in_time(ctx, press, answer).await;
         }
@@ -283,10 +241,10 @@ async fn update_in_time(
 async fn reply_in_time(
     ctx: &serenity::Context,
     press: &serenity::ComponentInteraction,
-    answer: impl std::future::Future<Output = Result<String, CommandError>>,
+    answer: impl std::future::Future<Output = Result<Reply, CommandError>>,
 ) {
-    let reply = |result: Result<String, CommandError>| match result {
-        Ok(text) => Reply::text(text).ephemeral(true),
+    let reply = |result: Result<Reply, CommandError>| match result {
+        Ok(reply) => reply.ephemeral(true),
         Err(err) => Reply::error(&err),
     };
     let mut answer = std::pin::pin!(answer);
@@ -309,53 +267,5 @@ async fn reply_in_time(
     };
     if let Err(err) = sent {
         tracing::warn!(error = %err, custom_id = %press.data.custom_id, "could not answer a button press");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn custom_ids_round_trip_within_discords_limit() {
-        assert_eq!(
-            Press::parse("pb:status:page:3:next"),
-            Some(Press::StatusPage(3))
-        );
-        assert_eq!(
-            Press::parse("pb:status:recheck:payments-api"),
-            Some(Press::Recheck("payments-api".into()))
-        );
-        let widest = AuditQuery {
-            actor_id: Some(u64::MAX.to_string()),
-            command: Some("c".repeat(32)),
-            outcome: Some(Outcome::RateLimited),
-            limit: 25,
-            before: Some(i64::MAX),
-        };
-        let id = audit_page_id(&widest);
-        assert!(id.len() <= 100, "{} characters: {id}", id.len());
-        assert_eq!(Press::parse(&id), Some(Press::AuditPage(widest)));
-        let plain = AuditQuery {
-            limit: 10,
-            before: Some(42),
-            ..AuditQuery::default()
-        };
-        assert_eq!(
-            Press::parse(&audit_page_id(&plain)),
-            Some(Press::AuditPage(plain))
-        );
-        assert_eq!(Press::parse("pb:alert:ack:12"), Some(Press::AlertAck(12)));
-        assert_eq!(
-            Press::parse("pb:alert:silence:3"),
-            Some(Press::AlertSilence(3))
-        );
-        assert_eq!(
-            Press::parse("pb:alert:recheck:4"),
-            Some(Press::AlertRecheck(4))
-        );
-        assert_eq!(Press::parse("pb:alert:nuke:4"), None);
-        assert_eq!(Press::parse("pb:status:page:x"), None);
-        assert_eq!(Press::parse("other:thing"), None);
     }
 }

@@ -56,11 +56,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use url::Url;
 
+use super::custom_id::Press;
 use super::render::{marker, shorten};
-use crate::alerts::notice::{Courier, DeliveryError, Posted};
+use crate::alerts::notice::{Courier, DeliveryError, Posted, ReplyNote};
 use crate::config::duration;
 use crate::model::State;
-use crate::model::notice::{IncidentLine, MessageRef, NoticeStatus, NoticeView};
+use crate::model::notice::{IncidentLine, MessageRef, NoticeStatus, NoticeView, ReplyKind};
 use crate::model::{Severity, Snowflake};
 use crate::resilience::{
     BreakerConfig, CircuitBreaker, CircuitState, Holds, MAX_RETRY_AFTER, RetryPolicy,
@@ -652,17 +653,12 @@ impl Courier for DiscordCourier {
     fn reply<'a>(
         &'a self,
         to: MessageRef,
-        text: &'a str,
+        note: ReplyNote<'a>,
         mention: &'a [Snowflake],
         key: &'a str,
     ) -> BoxFuture<'a, Result<MessageRef, DeliveryError>> {
         Box::pin(async move {
-            if text.trim().is_empty() {
-                return Err(DeliveryError::Permanent {
-                    kind: "client",
-                    message: "a reply needs some text".into(),
-                });
-            }
+            let text = reply_text(&note);
             let quote = if self.is_webhook() {
                 self.quote_original(to).await?
             } else {
@@ -671,7 +667,7 @@ impl Courier for DiscordCourier {
             let quote_len = quote.as_ref().map_or(0, |q| q.chars().count() + 1);
             // Mentions take at most half the message; the text gets the rest.
             let (tags, roles) = mentions(mention, CONTENT_LIMIT / 2);
-            let text = shorten(text, CONTENT_LIMIT - quote_len - tags.chars().count() - 1);
+            let text = shorten(&text, CONTENT_LIMIT - quote_len - tags.chars().count() - 1);
             let mut content = if tags.is_empty() {
                 text
             } else {
@@ -917,6 +913,34 @@ fn rate_limit_wait(body: &Value, headers: &HeaderMap) -> (Option<Duration>, bool
 // Rendering
 // ---------------------------------------------------------------------------------------------
 
+/// What a reply under an alert message says: "✅ Resolved after 12m.", "⏰ Still down after 1h:
+/// payments-api. Acknowledge to stop reminders.", "✅ Stable again.".
+pub fn reply_text(note: &ReplyNote<'_>) -> String {
+    match note.kind {
+        ReplyKind::Resolved => {
+            format!("✅ Resolved after {}.", crate::alerts::human(note.lasted()))
+        }
+        ReplyKind::Reminder => format!(
+            "⏰ Still {} after {}: {}. Acknowledge to stop reminders.",
+            if note.view.severity == Severity::Critical {
+                "down"
+            } else {
+                "degraded"
+            },
+            crate::alerts::human(note.lasted()),
+            name_list(
+                &note
+                    .open()
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>(),
+                1500
+            )
+        ),
+        ReplyKind::StableAgain => "✅ Stable again.".into(),
+    }
+}
+
 /// The body of an alert message: `embeds` (one) and `components` (the Acknowledge, Silence 1h
 /// and Re-check now buttons when `buttons` and the notice is not resolved; an empty list
 /// otherwise, which removes buttons on an edit). Always within Discord's embed limits: a
@@ -1123,7 +1147,11 @@ fn fields(view: &NoticeView) -> Vec<(String, String)> {
     if let Some(ack) = &view.acknowledged {
         fields.push((
             "Acknowledged by".to_string(),
-            format!("<@{}> <t:{}:R>", ack.user.0, ack.at.timestamp()),
+            format!(
+                "{} <t:{}:R>",
+                super::render::actor(&ack.by),
+                ack.at.timestamp()
+            ),
         ));
     }
     if let Some(until) = view.silenced_until {
@@ -1161,20 +1189,20 @@ fn action_row(view: &NoticeView) -> Value {
                 "type": 2,
                 "style": 3,
                 "label": "Acknowledge",
-                "custom_id": format!("pb:alert:ack:{notice}"),
+                "custom_id": Press::AlertAck(notice).encode(),
                 "disabled": view.status == NoticeStatus::Acknowledged,
             },
             {
                 "type": 2,
                 "style": 2,
                 "label": "Silence 1h",
-                "custom_id": format!("pb:alert:silence:{notice}"),
+                "custom_id": Press::AlertSilence(notice).encode(),
             },
             {
                 "type": 2,
                 "style": 1,
                 "label": "Re-check now",
-                "custom_id": format!("pb:alert:recheck:{notice}"),
+                "custom_id": Press::AlertRecheck(notice).encode(),
             },
         ],
     })
@@ -1311,8 +1339,10 @@ mod tests {
         let mut v = view(vec![incident(1, "a", State::Down)]);
         v.status = NoticeStatus::Acknowledged;
         v.acknowledged = Some(Acknowledgement {
-            user: Snowflake(7),
-            name: "ops".into(),
+            by: crate::model::Actor::Discord {
+                user: Snowflake(7),
+                name: "ops".into(),
+            },
             at: at(60),
         });
         v.silenced_until = Some(at(3600));
@@ -1412,8 +1442,10 @@ mod tests {
         let mut v = view(incidents);
         v.status = NoticeStatus::Acknowledged;
         v.acknowledged = Some(Acknowledgement {
-            user: Snowflake(u64::MAX),
-            name: "n".repeat(5000),
+            by: crate::model::Actor::Discord {
+                user: Snowflake(u64::MAX),
+                name: "n".repeat(5000),
+            },
             at: at(1),
         });
         v.silenced_until = Some(at(2));

@@ -6,6 +6,7 @@
 pub mod commands;
 mod components;
 pub mod courier;
+mod custom_id;
 mod render;
 
 use std::sync::Arc;
@@ -14,12 +15,12 @@ use std::time::Instant;
 use poise::serenity_prelude as serenity;
 use tokio_util::sync::CancellationToken;
 
-use crate::access::Member;
-use crate::audit::{Actor, InvocationOption};
+use crate::access::{Caller, Member};
+use crate::audit::{InvocationOption, OptionValue};
 use crate::config::Config;
-use crate::model::Snowflake;
-use crate::model::{ECHO_LIMIT, shorten};
-use crate::service::{CommandError, ControlPlane, Invocation};
+use crate::model::{Actor, ECHO_LIMIT, Snowflake, shorten};
+use crate::service::{CommandError, ControlPlane, Invalid, Invocation};
+use commands::Gate;
 use render::Reply;
 
 /// What every command can reach: the control plane, which answers every front alike.
@@ -69,36 +70,67 @@ fn member_of(
     }
 }
 
-/// The invocation of a slash command, as the control plane sees it.
-pub(crate) fn invocation(ctx: Context<'_>, command: &str) -> Invocation {
+/// The invocation of a slash command, as the control plane sees it: named by poise's qualified
+/// name, gated by the command's [`Gate`], with its options typed (a subcommand's own options,
+/// not the subcommand wrapped around them) and its secret ones marked.
+pub(crate) fn invocation(ctx: Context<'_>) -> Invocation {
     let started = Instant::now();
     let user = ctx.author();
+    let gate = Gate::of(ctx.command());
     let (member, options) = match ctx {
-        poise::Context::Application(app) => (
-            app.interaction.member.as_deref(),
-            app.interaction
-                .data
-                .options()
-                .iter()
-                .map(|option| InvocationOption {
-                    name: option.name.to_string(),
-                    value: format!("{:?}", option.value),
-                    secret: false,
-                })
-                .collect(),
-        ),
+        poise::Context::Application(app) => {
+            let mut options = Vec::new();
+            typed_options(&app.interaction.data.options(), gate.secret, &mut options);
+            (app.interaction.member.as_deref(), options)
+        }
         poise::Context::Prefix(_) => (None, Vec::new()),
     };
     Invocation {
-        member: member_of(ctx.cache(), ctx.guild_id(), user, member),
         actor: Actor::Discord {
             user: snowflake(user.id),
             name: user.name.clone(),
         },
+        caller: Caller::Member(member_of(ctx.cache(), ctx.guild_id(), user, member)),
         channel: Some(snowflake(ctx.channel_id())),
-        command: command.to_string(),
+        command: ctx.command().qualified_name.to_string(),
+        permission: gate.permission,
         options,
         received: started,
+    }
+}
+
+/// The options of an interaction as typed values, descending into subcommands.
+fn typed_options(
+    options: &[serenity::ResolvedOption<'_>],
+    secret: &[&str],
+    out: &mut Vec<InvocationOption>,
+) {
+    for option in options {
+        let value = match &option.value {
+            serenity::ResolvedValue::SubCommand(inner)
+            | serenity::ResolvedValue::SubCommandGroup(inner) => {
+                typed_options(inner, secret, out);
+                continue;
+            }
+            serenity::ResolvedValue::String(text) => OptionValue::Text((*text).to_string()),
+            serenity::ResolvedValue::Integer(n) => OptionValue::Integer(*n),
+            serenity::ResolvedValue::Number(n) => OptionValue::Number(*n),
+            serenity::ResolvedValue::Boolean(b) => OptionValue::Boolean(*b),
+            serenity::ResolvedValue::User(user, _) => OptionValue::Id(snowflake(user.id)),
+            serenity::ResolvedValue::Role(role) => OptionValue::Id(snowflake(role.id)),
+            serenity::ResolvedValue::Channel(channel) => OptionValue::Id(snowflake(channel.id)),
+            serenity::ResolvedValue::Attachment(file) => OptionValue::Text(file.filename.clone()),
+            serenity::ResolvedValue::Autocomplete { value, .. } => {
+                OptionValue::Text((*value).to_string())
+            }
+            // A value serenity could not resolve: its kind, never a guess at its content.
+            _ => OptionValue::Text("unresolved".into()),
+        };
+        out.push(InvocationOption {
+            name: option.name.to_string(),
+            value,
+            secret: secret.contains(&option.name),
+        });
     }
 }
 
@@ -170,24 +202,29 @@ async fn on_error(error: poise::FrameworkError<'_, Data, CommandError>) {
         poise::FrameworkError::CommandCheckFailed {
             error: Some(err), ..
         } => Some(err.clone()),
-        poise::FrameworkError::ArgumentParse { error, .. } => Some(CommandError::Invalid(
-            // poise's text may quote the input.
-            format!(
-                "That option is not valid: {}",
-                shorten(&error.to_string(), ECHO_LIMIT)
-            ),
-        )),
+        poise::FrameworkError::ArgumentParse { error, .. } => Some(
+            Invalid::Option {
+                // poise's text may quote the input.
+                problem: shorten(&error.to_string(), ECHO_LIMIT),
+            }
+            .into(),
+        ),
         poise::FrameworkError::CommandStructureMismatch { description, .. } => Some(
-            CommandError::Invalid(format!("That option is not valid: {description}")),
+            Invalid::Option {
+                problem: description.to_string(),
+            }
+            .into(),
         ),
         _ => None,
     };
     let err = match (invalid, &error) {
         (Some(err), _) => {
             let plane = &ctx.data().plane;
-            let invocation = invocation(ctx, &ctx.command().qualified_name);
+            // Audited as the command it was meant to be, with the permission it needs: a
+            // member without it is told that first.
+            let invocation = invocation(ctx);
             match plane
-                .invoke_open(&invocation, move || async move { Err::<(), _>(err) })
+                .invoke(&invocation, move || async move { Err::<(), _>(err) })
                 .await
             {
                 Err(err) => err,
@@ -301,15 +338,14 @@ async fn mirror_audit(
     mut entries: tokio::sync::mpsc::UnboundedReceiver<crate::audit::AuditEntry>,
 ) {
     while let Some(entry) = entries.recv().await {
-        let Actor::Discord { user, .. } = &entry.actor;
         let place = entry
             .channel
             .map(|c| format!(" in <#{}>", c.0))
             .unwrap_or_default();
         let line = format!(
-            "`/{}` by <@{}>{place}: {} ({:.0} ms){}",
+            "`/{}` by {}{place}: {} ({:.0} ms){}",
             entry.command,
-            user.0,
+            render::actor(&entry.actor),
             entry.outcome,
             entry.latency_ms,
             entry

@@ -9,10 +9,15 @@
 
 use poise::serenity_prelude as serenity;
 
-use crate::audit::{Actor, AuditPage, AuditQuery};
+use super::custom_id::{CUSTOM_ID_LIMIT, PageButton, Press};
+use crate::access::{Allowed, Denied, GrantSource};
+use crate::audit::{AuditPage, AuditQuery};
 use crate::config::duration;
-use crate::model::State;
-use crate::service::{CommandError, OverviewPage, StatusDetail, sparkline};
+use crate::model::{Actor, State, echo};
+use crate::service::{
+    CommandError, GrantChange, GrantChanged, IncidentAcked, Invalid, NoticeSilenced, OverviewPage,
+    Silenced, StatusDetail, Unsilenced,
+};
 
 /// The one cutting helper, the domain's: answers everywhere cut text the same way.
 pub use crate::model::shorten;
@@ -39,8 +44,6 @@ const EMBEDS_LIMIT: usize = 10;
 const CHOICES_LIMIT: usize = 25;
 /// Discord's limit on an autocomplete choice's name and value, in characters.
 const CHOICE_LIMIT: usize = 100;
-/// Discord's limit on a button's `custom_id`.
-const CUSTOM_ID_LIMIT: usize = 100;
 
 /// The length of `text` as Discord counts it: in characters.
 fn chars(text: &str) -> usize {
@@ -441,14 +444,157 @@ pub fn choices(names: Vec<String>) -> serenity::CreateAutocompleteResponse {
     )
 }
 
-/// The text of an error reply.
+/// The text of an error reply: the service's words, with what to run next in Discord's terms.
 fn error_text(err: &CommandError) -> String {
     match err {
-        CommandError::Denied(_) => format!("⛔ {err}"),
-        CommandError::RateLimited { .. } => format!("⏳ {err}"),
-        CommandError::Invalid(_) => format!("⚠️ {err}"),
+        CommandError::Denied(Denied::Missing(permission)) => format!(
+            "⛔ you need the `{permission}` permission: ask someone with `perms.manage` to run `/perms grant permission:{permission}` for one of your roles"
+        ),
+        CommandError::Denied(Denied::DirectMessage) => format!(
+            "⛔ {}: run it in a channel of your server",
+            Denied::DirectMessage
+        ),
+        CommandError::RateLimited { retry_in } => format!(
+            "⏳ you are sending commands too fast: try again in {}s",
+            retry_in.as_secs().max(1)
+        ),
+        CommandError::Invalid(invalid) => format!("⚠️ {}", invalid_text(invalid)),
         CommandError::Internal { .. } => format!("💥 {err}"),
     }
+}
+
+/// What is wrong with the input, and what to do in Discord.
+fn invalid_text(invalid: &Invalid) -> String {
+    match invalid {
+        Invalid::UnknownIntegration { suggestions, .. } if suggestions.is_empty() => {
+            format!("{invalid}; /status lists them all")
+        }
+        Invalid::UnknownIntegration { suggestions, .. } => {
+            format!("{invalid}; did you mean {}?", suggestions.join(" or "))
+        }
+        Invalid::UnknownTag { .. } => {
+            format!("{invalid}; write tag:NAME with a configured tag")
+        }
+        Invalid::UnknownIncident { .. } => format!("{invalid}; /alerts list shows the open ones"),
+        Invalid::IncidentResolved { .. } => format!("{invalid}; there is nothing left to do"),
+        Invalid::UnknownSilence { .. } => format!("{invalid}; /alerts list shows them"),
+        Invalid::Duration { .. } => format!("{invalid}; write it like 30m, 1h or 2d"),
+        Invalid::ConfigGrant {
+            role,
+            permission,
+            removed_command_grant,
+        } => format!(
+            "<@&{}> holds `{permission}` from the config file ([[grant]]), which Discord cannot change: remove it from the config and reload{}",
+            role.0,
+            if *removed_command_grant {
+                " (the /perms grant on top of it was removed)"
+            } else {
+                ""
+            }
+        ),
+        Invalid::NotGranted { role, permission } => format!(
+            "<@&{}> does not hold `{permission}` here; /perms list shows every grant",
+            role.0
+        ),
+        Invalid::Option { problem } => format!("That option is not valid: {problem}"),
+        Invalid::NoOlderEntries => format!("{invalid}: run /audit again"),
+        Invalid::AlreadyAcknowledged { .. }
+        | Invalid::SilenceLength
+        | Invalid::Paused { .. }
+        | Invalid::Stopped { .. }
+        | Invalid::NoEngine
+        | Invalid::NoAlerts => invalid.to_string(),
+    }
+}
+
+/// Who acted, as Discord shows them: a mention for a Discord user, the name and kind otherwise.
+pub fn actor(actor: &Actor) -> String {
+    match actor {
+        Actor::Discord { user, .. } => format!("<@{}>", user.0),
+        Actor::ApiKey { key } => format!("API key {}", echo(key)),
+        Actor::Scheduler { job } => format!("the schedule of {}", echo(job)),
+        Actor::Cli { user } => format!("{} at the command line", echo(user)),
+    }
+}
+
+/// What allowed a call, as Discord shows it.
+pub fn allowed(allowed: &Allowed) -> String {
+    match allowed {
+        Allowed::Owner => "server owner".into(),
+        Allowed::Administrator => "Administrator".into(),
+        Allowed::Public => "public (public_status)".into(),
+        Allowed::Role {
+            role,
+            source: GrantSource::Config,
+        } => format!("<@&{}> (config)", role.0),
+        Allowed::Role { role, .. } => format!("<@&{}> (/perms grant)", role.0),
+        Allowed::Scope => "the API key's scope".into(),
+        Allowed::Local => "patchbay itself".into(),
+    }
+}
+
+/// Draws uptime percentages as a one-line sparkline: `█` for 100%, lower blocks for less,
+/// `·` for hours without checks.
+pub fn sparkline(values: &[Option<f64>]) -> String {
+    const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    values
+        .iter()
+        .map(|value| match value {
+            None => '·',
+            Some(pct) => {
+                let index = ((pct.clamp(0.0, 100.0) / 100.0) * 7.0).round() as usize;
+                BLOCKS[index]
+            }
+        })
+        .collect()
+}
+
+/// `/alerts ack` and the Acknowledge button.
+pub fn acked(acked: &IncidentAcked) -> Reply {
+    Reply::text(format!(
+        "✅ Incident #{} acknowledged: reminders stop, and its message says you have it.",
+        acked.notice
+    ))
+}
+
+/// `/alerts silence`.
+pub fn silenced(silenced: &Silenced) -> Reply {
+    Reply::text(format!(
+        "🔕 Silence #{id}: {} until <t:{}:f>. Incidents are still recorded and shown by /status; `/alerts unsilence silence:{id}` ends it early.",
+        shorten(&silenced.target, 100),
+        silenced.until.timestamp(),
+        id = silenced.id,
+    ))
+}
+
+/// The Silence button.
+pub fn notice_silenced(silenced: &NoticeSilenced) -> Reply {
+    let names: Vec<&str> = silenced.silences.iter().map(|(n, _)| n.as_str()).collect();
+    let ids: Vec<String> = silenced
+        .silences
+        .iter()
+        .map(|(_, id)| format!("#{id}"))
+        .collect();
+    Reply::text(format!(
+        "🔕 Silenced {} for 1h (silence {}).",
+        names.join(", "),
+        ids.join(", ")
+    ))
+}
+
+/// `/alerts unsilence`.
+pub fn unsilenced(unsilenced: &Unsilenced) -> Reply {
+    Reply::text(format!("🔔 Silence #{} ended.", unsilenced.silence))
+}
+
+/// `/perms grant` and `/perms revoke`.
+pub fn grant_changed(changed: &GrantChanged) -> Reply {
+    let (role, permission) = (changed.role.0, changed.permission);
+    Reply::text(match changed.change {
+        GrantChange::Added => format!("<@&{role}> now holds `{permission}`."),
+        GrantChange::AlreadyHeld => format!("<@&{role}> already held `{permission}`."),
+        GrantChange::Removed => format!("<@&{role}> no longer holds `{permission}`."),
+    })
 }
 
 /// The state's coloured marker, in every message patchbay writes.
@@ -517,15 +663,17 @@ pub fn overview(view: &OverviewPage) -> Reply {
     if pages > 1 {
         embed = embed.footer(format!("Page {} of {pages}", page + 1));
         components.push(serenity::CreateActionRow::Buttons(vec![
-            serenity::CreateButton::new(format!("pb:status:page:{}:prev", page.saturating_sub(1)))
-                .label("◀ Previous")
-                .style(serenity::ButtonStyle::Secondary)
-                .disabled(page == 0),
-            serenity::CreateButton::new(format!("pb:status:page:{}:next", page + 1))
+            serenity::CreateButton::new(
+                Press::StatusPage(page.saturating_sub(1), PageButton::Previous).encode(),
+            )
+            .label("◀ Previous")
+            .style(serenity::ButtonStyle::Secondary)
+            .disabled(page == 0),
+            serenity::CreateButton::new(Press::StatusPage(page + 1, PageButton::Next).encode())
                 .label("Next ▶")
                 .style(serenity::ButtonStyle::Secondary)
                 .disabled(page + 1 >= pages),
-            serenity::CreateButton::new(format!("pb:status:page:{page}:refresh"))
+            serenity::CreateButton::new(Press::StatusPage(page, PageButton::Refresh).encode())
                 .label("Refresh")
                 .style(serenity::ButtonStyle::Secondary),
         ]));
@@ -536,7 +684,7 @@ pub fn overview(view: &OverviewPage) -> Reply {
 /// The button under a detail that runs a check now.
 pub fn recheck_button(name: &str) -> serenity::CreateActionRow {
     serenity::CreateActionRow::Buttons(vec![
-        serenity::CreateButton::new(format!("pb:status:recheck:{name}"))
+        serenity::CreateButton::new(Press::Recheck(name.to_string()).encode())
             .label("Re-check now")
             .style(serenity::ButtonStyle::Primary),
     ])
@@ -552,11 +700,15 @@ pub fn audit_page(query: &AuditQuery, page: &AuditPage) -> Option<Reply> {
         .entries
         .iter()
         .map(|entry| {
-            let Actor::Discord { user, .. } = &entry.actor;
+            let why = match (&entry.permission, &entry.allowed) {
+                (Some(permission), Some(by)) => format!(" · `{permission}` by {}", allowed(by)),
+                (Some(permission), None) => format!(" · needs `{permission}`"),
+                (None, _) => String::new(),
+            };
             format!(
-                "<t:{}:f> <@{}> `/{}` {} ({:.0} ms){}",
+                "<t:{}:f> {} `/{}` {} ({:.0} ms){}{why}",
                 entry.at.timestamp(),
-                user.0,
+                actor(&entry.actor),
                 shorten(&entry.command, 64),
                 entry.outcome,
                 entry.latency_ms,
@@ -570,10 +722,11 @@ pub fn audit_page(query: &AuditQuery, page: &AuditPage) -> Option<Reply> {
         .collect();
     let embed = Embed::new("Audit log").description(lines.join("\n"));
     let older = page.older.map(|before| {
-        super::components::audit_page_id(&AuditQuery {
+        Press::AuditPage(AuditQuery {
             before: Some(before),
             ..query.clone()
         })
+        .encode()
     });
     // The id carries the command filter, which the option limits to 32 characters; a longer
     // one (from a client that ignores the limit) matches no command, so it never has an older
@@ -602,7 +755,7 @@ pub fn alerts_overview(overview: &crate::service::AlertsOverview) -> Embed {
             .map(|i| format!("{} {}", marker(i.state), i.integration))
             .collect();
         let status = match (&view.acknowledged, view.silenced_until) {
-            (Some(ack), _) => format!(" · acknowledged by <@{}>", ack.user.0),
+            (Some(ack), _) => format!(" · acknowledged by {}", actor(&ack.by)),
             (None, Some(until)) => format!(" · silenced until <t:{}:f>", until.timestamp()),
             (None, None) => String::new(),
         };
@@ -630,11 +783,11 @@ pub fn alerts_overview(overview: &crate::service::AlertsOverview) -> Embed {
         lines.push("Silences:".into());
         for silence in &overview.silences {
             lines.push(format!(
-                "🔕 **#{}** {} until <t:{}:f> by <@{}>: {}",
+                "🔕 **#{}** {} until <t:{}:f> by {}: {}",
                 silence.id,
                 silence.target,
                 silence.until.timestamp(),
-                silence.created_by.0,
+                actor(&silence.created_by),
                 shorten(&silence.reason, 200)
             ));
         }
@@ -704,6 +857,14 @@ pub fn detail(detail: &StatusDetail) -> Embed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sparklines_scale_uptime_to_blocks() {
+        assert_eq!(
+            sparkline(&[Some(100.0), Some(0.0), None, Some(50.0), Some(99.0)]),
+            "█▁·▅█"
+        );
+    }
 
     #[test]
     fn long_lists_end_with_a_marker_not_a_cut_line() {

@@ -74,6 +74,113 @@ impl FromStr for Severity {
     }
 }
 
+/// Who acted: the audit log names them, and the alert pipeline records who acknowledged or
+/// silenced what. Every path that takes an actor handles every kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Actor {
+    /// A Discord user.
+    Discord {
+        /// The user id.
+        user: Snowflake,
+        /// The name shown in Discord at the time.
+        name: String,
+    },
+    /// A caller of the REST API, by its key's name (never the key itself).
+    ApiKey {
+        /// The key's name.
+        key: String,
+    },
+    /// The scheduler, running a job on its own.
+    Scheduler {
+        /// The job.
+        job: String,
+    },
+    /// Someone at the command line.
+    Cli {
+        /// The operating-system user.
+        user: String,
+    },
+}
+
+impl Actor {
+    /// The stable name of the actor's kind: `discord`, `api_key`, `scheduler`, `cli`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Actor::Discord { .. } => "discord",
+            Actor::ApiKey { .. } => "api_key",
+            Actor::Scheduler { .. } => "scheduler",
+            Actor::Cli { .. } => "cli",
+        }
+    }
+
+    /// `(kind, id, name)` as the database stores them: the id is what filters match (a Discord
+    /// user id, a key's, job's or user's name) and the name what people read.
+    pub fn parts(&self) -> (&'static str, String, String) {
+        match self {
+            Actor::Discord { user, name } => ("discord", user.0.to_string(), name.clone()),
+            Actor::ApiKey { key } => ("api_key", key.clone(), key.clone()),
+            Actor::Scheduler { job } => ("scheduler", job.clone(), job.clone()),
+            Actor::Cli { user } => ("cli", user.clone(), user.clone()),
+        }
+    }
+
+    /// Reads [`Actor::parts`] back.
+    pub fn from_parts(kind: &str, id: &str, name: &str) -> Result<Actor, String> {
+        Ok(match kind {
+            "discord" => Actor::Discord {
+                user: Snowflake(
+                    id.parse()
+                        .map_err(|_| format!("discord actor id {id:?} is not a number"))?,
+                ),
+                name: name.to_string(),
+            },
+            "api_key" => Actor::ApiKey {
+                key: id.to_string(),
+            },
+            "scheduler" => Actor::Scheduler {
+                job: id.to_string(),
+            },
+            "cli" => Actor::Cli {
+                user: id.to_string(),
+            },
+            other => return Err(format!("unknown actor kind {other:?}")),
+        })
+    }
+
+    /// The person or process at the command line: the operating-system user (`USER`, else
+    /// `LOGNAME`), or `cli` when neither is set.
+    pub fn cli() -> Actor {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "cli".to_string());
+        Actor::Cli { user }
+    }
+
+    /// The name people read.
+    pub fn name(&self) -> &str {
+        match self {
+            Actor::Discord { name, .. } => name,
+            Actor::ApiKey { key } => key,
+            Actor::Scheduler { job } => job,
+            Actor::Cli { user } => user,
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    /// `ana (discord)`, `retool-dashboard (api key)`, `status-board (scheduler)`, `ops (cli)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self {
+            Actor::Discord { .. } => "discord",
+            Actor::ApiKey { .. } => "api key",
+            Actor::Scheduler { .. } => "scheduler",
+            Actor::Cli { .. } => "cli",
+        };
+        write!(f, "{} ({kind})", self.name())
+    }
+}
+
 /// How many characters of a user's input an answer quotes back: enough to recognise it, and few
 /// enough that no echo can push an answer past a chat platform's limits (a Discord reply holds
 /// 2,000 characters, and a client that ignores an option's limit can send 6,000).
@@ -242,6 +349,29 @@ pub struct Transition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn actors_round_trip_through_their_parts() {
+        for actor in [
+            Actor::Discord {
+                user: Snowflake(42),
+                name: "ana".into(),
+            },
+            Actor::ApiKey {
+                key: "retool".into(),
+            },
+            Actor::Scheduler {
+                job: "status-board".into(),
+            },
+            Actor::Cli { user: "ops".into() },
+        ] {
+            let (kind, id, name) = actor.parts();
+            assert_eq!(kind, actor.kind());
+            assert_eq!(Actor::from_parts(kind, &id, &name), Ok(actor));
+        }
+        assert!(Actor::from_parts("discord", "x", "ana").is_err());
+        assert!(Actor::from_parts("robot", "x", "x").is_err());
+    }
 
     #[test]
     fn shortening_cuts_at_a_word_and_marks_it() {

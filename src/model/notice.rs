@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{Severity, Snowflake, State};
+use super::{Actor, Severity, Snowflake, State};
 
 /// Where a delivered message is, so later changes edit it and replies thread under it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,12 +42,48 @@ impl NoticeStatus {
 /// Who acknowledged a notice, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acknowledgement {
-    /// The Discord user.
-    pub user: Snowflake,
-    /// Their name at the time.
-    pub name: String,
+    /// Who.
+    pub by: Actor,
     /// When.
     pub at: DateTime<Utc>,
+}
+
+/// What a reply under an alert message says. The outbox stores the kind; the front that
+/// delivers the reply renders it from the notice's view, as it renders posts and edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReplyKind {
+    /// Every incident of the notice resolved ("resolved after 12m").
+    Resolved,
+    /// The notice is still open and nobody acknowledged it.
+    Reminder,
+    /// A flapping notice's integrations have been stable for the flapping window.
+    StableAgain,
+}
+
+impl ReplyKind {
+    /// The stable name the outbox stores: `resolved`, `reminder`, `stable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyKind::Resolved => "resolved",
+            ReplyKind::Reminder => "reminder",
+            ReplyKind::StableAgain => "stable",
+        }
+    }
+}
+
+impl std::str::FromStr for ReplyKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            ReplyKind::Resolved,
+            ReplyKind::Reminder,
+            ReplyKind::StableAgain,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == s)
+        .ok_or_else(|| format!("unknown reply kind {s:?}"))
+    }
 }
 
 /// One incident's line in a notice.

@@ -5,8 +5,10 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use tracing::instrument;
 
 use super::{Store, StoreError, from_millis, millis};
+use crate::access::Allowed;
 use crate::access::{Grant, GrantSource, Permission};
-use crate::audit::{Actor, AuditEntry, AuditPage, AuditQuery, Outcome};
+use crate::audit::{AuditEntry, AuditPage, AuditQuery, Outcome};
+use crate::model::Actor;
 use crate::model::Snowflake;
 
 fn id(value: Snowflake) -> i64 {
@@ -94,8 +96,8 @@ impl Store {
         let (kind, actor_id, name) = entry.actor.parts();
         sqlx::query(
             "INSERT INTO audit_log (at_ms, guild_id, channel_id, actor_kind, actor_id, actor_name, \
-             command, options, outcome, latency_ms, error_kind) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             command, options, permission, allowed_by, outcome, latency_ms, error_kind) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(millis(entry.at))
         .bind(entry.guild.map(id))
@@ -105,6 +107,8 @@ impl Store {
         .bind(name)
         .bind(&entry.command)
         .bind(entry.options.to_string())
+        .bind(entry.permission.map(|p| p.as_str()))
+        .bind(entry.allowed.as_ref().map(Allowed::code))
         .bind(entry.outcome.as_str())
         .bind(entry.latency_ms)
         .bind(&entry.error_kind)
@@ -125,7 +129,8 @@ impl Store {
     pub async fn audit_page(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
         let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT id, at_ms, guild_id, channel_id, actor_kind, actor_id, actor_name, command, \
-             options, outcome, latency_ms, error_kind FROM audit_log WHERE 1 = 1",
+             options, permission, allowed_by, outcome, latency_ms, error_kind FROM audit_log \
+             WHERE 1 = 1",
         );
         if let Some(actor) = &query.actor_id {
             sql.push(" AND actor_id = ").push_bind(actor.clone());
@@ -153,18 +158,23 @@ impl Store {
         let entries = rows
             .into_iter()
             .map(|row| {
-                let kind: String = row.try_get("actor_kind")?;
-                let actor = match kind.as_str() {
-                    "discord" => Actor::Discord {
-                        user: Snowflake(
-                            row.try_get::<String, _>("actor_id")?
-                                .parse()
-                                .map_err(|_| StoreError::Corrupt("audit actor id".into()))?,
-                        ),
-                        name: row.try_get("actor_name")?,
-                    },
-                    other => return Err(StoreError::Corrupt(format!("actor kind {other:?}"))),
-                };
+                let actor = Actor::from_parts(
+                    &row.try_get::<String, _>("actor_kind")?,
+                    &row.try_get::<String, _>("actor_id")?,
+                    &row.try_get::<String, _>("actor_name")?,
+                )
+                .map_err(StoreError::Corrupt)?;
+                let permission = row
+                    .try_get::<Option<String>, _>("permission")?
+                    .map(|p| p.parse().map_err(StoreError::Corrupt))
+                    .transpose()?;
+                let allowed = row
+                    .try_get::<Option<String>, _>("allowed_by")?
+                    .map(|code| {
+                        Allowed::from_code(&code)
+                            .ok_or_else(|| StoreError::Corrupt(format!("allowed_by {code:?}")))
+                    })
+                    .transpose()?;
                 let options: String = row.try_get("options")?;
                 let outcome: String = row.try_get("outcome")?;
                 Ok(AuditEntry {
@@ -175,6 +185,8 @@ impl Store {
                     command: row.try_get("command")?,
                     options: serde_json::from_str(&options)
                         .map_err(|err| StoreError::Corrupt(format!("audit options: {err}")))?,
+                    permission,
+                    allowed,
                     outcome: outcome.parse::<Outcome>().map_err(StoreError::Corrupt)?,
                     latency_ms: row.try_get("latency_ms")?,
                     error_kind: row.try_get("error_kind")?,

@@ -11,8 +11,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{Row, Sqlite};
 
 use super::{Store, StoreError, from_millis, millis};
-use crate::model::notice::{Acknowledgement, IncidentLine, MessageRef, NoticeStatus, NoticeView};
-use crate::model::{Severity, Snowflake};
+use crate::model::notice::{
+    Acknowledgement, IncidentLine, MessageRef, NoticeStatus, NoticeView, ReplyKind,
+};
+use crate::model::{Actor, Severity, Snowflake};
 use crate::model::{State, Transition};
 
 /// What an outbox row asks for.
@@ -54,8 +56,8 @@ pub struct OutboxRow {
     pub notice: i64,
     /// What to do.
     pub kind: DeliveryKind,
-    /// The reply's text.
-    pub text: Option<String>,
+    /// What a reply says (replies only).
+    pub reply: Option<ReplyKind>,
     /// Roles to mention (post and reply).
     pub mention: Vec<Snowflake>,
     /// Attempts so far.
@@ -137,9 +139,7 @@ pub struct Silence {
     /// Why.
     pub reason: String,
     /// Who.
-    pub created_by: Snowflake,
-    /// Their name.
-    pub created_name: String,
+    pub created_by: Actor,
 }
 
 /// An open notice due for a reminder check.
@@ -160,11 +160,11 @@ pub struct OpenNotice {
 }
 
 /// An edit of notice `$1`, due at once, written at `$2`.
-const QUEUE_EDIT: &str = "INSERT INTO outbox (notice_id, kind, text, mention, created_at_ms, \
+const QUEUE_EDIT: &str = "INSERT INTO outbox (notice_id, kind, reply, mention, created_at_ms, \
      not_before_ms, attempts) VALUES ($1, 'edit', NULL, '[]', $2, 0, 0)";
 
 /// The silences in force at `$1`.
-const ACTIVE_SILENCES: &str = "SELECT id, target, until_ms, reason, created_by, created_name \
+const ACTIVE_SILENCES: &str = "SELECT id, target, until_ms, reason, created_kind, created_id, created_name \
      FROM silences WHERE removed_at_ms IS NULL AND until_ms > $1 ORDER BY id";
 
 /// The open incident of integration `$1` (the newest, should there be two).
@@ -195,6 +195,21 @@ fn mention_of(text: &str) -> Result<Vec<Snowflake>, StoreError> {
                 .map_err(|_| StoreError::Corrupt(format!("mention id {s:?}")))
         })
         .collect()
+}
+
+/// The Discord user id columns kept beside the actor columns (`acked_by`, `created_by`): the
+/// user's id, or 0 for actors that are not Discord users.
+fn discord_id(actor: &Actor) -> i64 {
+    match actor {
+        Actor::Discord { user, .. } => id(*user),
+        _ => 0,
+    }
+}
+
+/// An actor from its stored kind, id and name.
+fn actor_of(kind: &str, actor_id: Option<String>, name: &str) -> Result<Actor, StoreError> {
+    Actor::from_parts(kind, actor_id.as_deref().unwrap_or_default(), name)
+        .map_err(StoreError::Corrupt)
 }
 
 fn severity_of(text: &str) -> Result<Severity, StoreError> {
@@ -410,16 +425,18 @@ impl AlertTx {
     pub async fn acknowledge(
         &mut self,
         notice: i64,
-        user: Snowflake,
-        name: &str,
+        by: &Actor,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let (kind, actor_id, name) = by.parts();
         let changed = sqlx::query(
-            "UPDATE notices SET acked_by = $1, acked_name = $2, acked_at_ms = $3 \
-             WHERE id = $4 AND acked_by IS NULL AND resolved_at_ms IS NULL",
+            "UPDATE notices SET acked_by = $1, acked_kind = $2, acked_id = $3, acked_name = $4, \
+             acked_at_ms = $5 WHERE id = $6 AND acked_by IS NULL AND resolved_at_ms IS NULL",
         )
-        .bind(id(user))
-        .bind(name)
+        .bind(discord_id(by))
+        .bind(kind)
+        .bind(&actor_id)
+        .bind(&name)
         .bind(millis(at))
         .bind(notice)
         .execute(&mut *self.tx)
@@ -431,7 +448,7 @@ impl AlertTx {
                     incident,
                     at,
                     "acknowledged",
-                    &format!("by {name} ({})", user.0),
+                    &format!("by {name} ({kind} {actor_id})"),
                 )
                 .await?;
             }
@@ -482,17 +499,17 @@ impl AlertTx {
         &mut self,
         notice: i64,
         kind: DeliveryKind,
-        text: Option<&str>,
+        reply: Option<ReplyKind>,
         mention: &[Snowflake],
         at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
-            "INSERT INTO outbox (notice_id, kind, text, mention, created_at_ms, not_before_ms, attempts) \
+            "INSERT INTO outbox (notice_id, kind, reply, mention, created_at_ms, not_before_ms, attempts) \
              VALUES ($1, $2, $3, $4, $5, 0, 0) RETURNING id",
         )
         .bind(notice)
         .bind(kind.as_str())
-        .bind(text)
+        .bind(reply.map(ReplyKind::as_str))
         .bind(mention_json(mention))
         .bind(millis(at))
         .fetch_one(&mut *self.tx)
@@ -517,18 +534,20 @@ impl AlertTx {
         target: &str,
         until: DateTime<Utc>,
         reason: &str,
-        by: Snowflake,
-        name: &str,
+        by: &Actor,
         at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
+        let (kind, actor_id, name) = by.parts();
         Ok(sqlx::query_scalar(
-            "INSERT INTO silences (target, until_ms, reason, created_by, created_name, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO silences (target, until_ms, reason, created_by, created_kind, created_id, \
+             created_name, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(target)
         .bind(millis(until))
         .bind(reason)
-        .bind(id(by))
+        .bind(discord_id(by))
+        .bind(kind)
+        .bind(actor_id)
         .bind(name)
         .bind(millis(at))
         .fetch_one(&mut *self.tx)
@@ -664,8 +683,11 @@ fn silence_of(row: &sqlx::sqlite::SqliteRow) -> Result<Silence, StoreError> {
         target: row.try_get("target")?,
         until: from_millis(row.try_get("until_ms")?)?,
         reason: row.try_get("reason")?,
-        created_by: snowflake(row.try_get("created_by")?),
-        created_name: row.try_get("created_name")?,
+        created_by: actor_of(
+            &row.try_get::<String, _>("created_kind")?,
+            row.try_get::<Option<String>, _>("created_id")?,
+            &row.try_get::<String, _>("created_name")?,
+        )?,
     })
 }
 
@@ -765,7 +787,7 @@ impl Store {
                 .join(", ")
         };
         let mut sql = String::from(
-            "SELECT o.id, o.notice_id, o.kind, o.text, o.mention, o.attempts, o.created_at_ms, \
+            "SELECT o.id, o.notice_id, o.kind, o.reply, o.mention, o.attempts, o.created_at_ms, \
              n.channel_id FROM outbox o LEFT JOIN notices n ON n.id = o.notice_id \
              WHERE o.done_at_ms IS NULL AND o.not_before_ms <= $1 \
              AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.notice_id = o.notice_id AND p.done_at_ms IS NULL)",
@@ -802,7 +824,10 @@ impl Store {
                     id: row.try_get("id")?,
                     notice: row.try_get("notice_id")?,
                     kind: DeliveryKind::parse(&row.try_get::<String, _>("kind")?)?,
-                    text: row.try_get("text")?,
+                    reply: row
+                        .try_get::<Option<String>, _>("reply")?
+                        .map(|reply| reply.parse().map_err(StoreError::Corrupt))
+                        .transpose()?,
                     mention: mention_of(&row.try_get::<String, _>("mention")?)?,
                     attempts: row.try_get("attempts")?,
                     created_at: from_millis(row.try_get("created_at_ms")?)?,
@@ -1172,7 +1197,7 @@ async fn notice_view_in(
     notice: i64,
 ) -> Result<Option<NoticeView>, StoreError> {
     let Some(row) = sqlx::query(
-        "SELECT id, opened_at_ms, resolved_at_ms, acked_by, acked_name, acked_at_ms, \
+        "SELECT id, opened_at_ms, resolved_at_ms, acked_by, acked_kind, acked_id, acked_name, acked_at_ms, \
          silenced_until_ms, flapping FROM notices WHERE id = $1",
     )
     .bind(notice)
@@ -1238,11 +1263,14 @@ async fn notice_view_in(
         .map(from_millis)
         .transpose()?;
     let acknowledged = match row.try_get::<Option<i64>, _>("acked_by")? {
-        Some(user) => Some(Acknowledgement {
-            user: snowflake(user),
-            name: row
-                .try_get::<Option<String>, _>("acked_name")?
-                .unwrap_or_default(),
+        Some(_) => Some(Acknowledgement {
+            by: actor_of(
+                &row.try_get::<Option<String>, _>("acked_kind")?
+                    .unwrap_or_else(|| "discord".into()),
+                row.try_get::<Option<String>, _>("acked_id")?,
+                &row.try_get::<Option<String>, _>("acked_name")?
+                    .unwrap_or_default(),
+            )?,
             at: from_millis(row.try_get::<Option<i64>, _>("acked_at_ms")?.unwrap_or(0))?,
         }),
         None => None,

@@ -4,6 +4,7 @@
 use poise::serenity_prelude as serenity;
 
 use crate::access::Permission;
+use crate::discord::commands::Gate;
 use crate::discord::render::{self, Reply};
 use crate::discord::{Context, invocation, respond_in_time};
 use crate::service::CommandError;
@@ -19,11 +20,11 @@ pub async fn alerts(_ctx: Context<'_>) -> Result<(), CommandError> {
 }
 
 /// Open incidents (notified and recorded) and active silences.
-#[poise::command(slash_command)]
+#[poise::command(slash_command, custom_data = Gate::needs(Permission::StatusView))]
 pub async fn list(ctx: Context<'_>) -> Result<(), CommandError> {
-    let invocation = invocation(ctx, "alerts list");
+    let invocation = invocation(ctx);
     let plane = &ctx.data().plane;
-    let answer = plane.invoke(&invocation, Permission::StatusView, || async {
+    let answer = plane.invoke(&invocation, || async {
         let overview = plane.alerts_overview().await?;
         Ok(Reply::embed(render::alerts_overview(&overview)).ephemeral(true))
     });
@@ -31,24 +32,24 @@ pub async fn list(ctx: Context<'_>) -> Result<(), CommandError> {
 }
 
 /// Acknowledge an incident: reminders stop, and its message says who has it.
-#[poise::command(slash_command)]
+#[poise::command(slash_command, custom_data = Gate::needs(Permission::AlertsManage))]
 pub async fn ack(
     ctx: Context<'_>,
     #[description = "The incident number (its message's footer, or /alerts list)"]
     #[min = 1]
     incident: i64,
 ) -> Result<(), CommandError> {
-    let invocation = invocation(ctx, "alerts ack");
+    let invocation = invocation(ctx);
     let plane = &ctx.data().plane;
-    let answer = plane.invoke(&invocation, Permission::AlertsManage, || async {
-        let text = plane.acknowledge(incident, &invocation.actor).await?;
-        Ok(Reply::text(text).ephemeral(true))
+    let answer = plane.invoke(&invocation, || async {
+        let acked = plane.acknowledge(incident, &invocation.actor).await?;
+        Ok(render::acked(&acked).ephemeral(true))
     });
     respond_in_time(ctx, true, answer).await
 }
 
 /// Silence an integration (or every integration with a tag) for a while.
-#[poise::command(slash_command)]
+#[poise::command(slash_command, custom_data = Gate::needs(Permission::AlertsManage))]
 pub async fn silence(
     ctx: Context<'_>,
     #[description = "An integration, or tag:NAME for every integration with that tag"]
@@ -62,41 +63,40 @@ pub async fn silence(
     #[max_length = 200]
     reason: String,
 ) -> Result<(), CommandError> {
-    let invocation = invocation(ctx, "alerts silence");
+    let invocation = invocation(ctx);
     let plane = &ctx.data().plane;
-    let answer = plane.invoke(&invocation, Permission::AlertsManage, || async {
-        let text = plane
+    let answer = plane.invoke(&invocation, || async {
+        let silenced = plane
             .silence(&target, &duration, &reason, &invocation.actor)
             .await?;
-        Ok(Reply::text(text))
+        Ok(render::silenced(&silenced))
     });
     respond_in_time(ctx, false, answer).await
 }
 
 /// End a silence early.
-#[poise::command(slash_command)]
+#[poise::command(slash_command, custom_data = Gate::needs(Permission::AlertsManage))]
 pub async fn unsilence(
     ctx: Context<'_>,
     #[description = "The silence number (from /alerts list)"]
     #[min = 1]
     silence: i64,
 ) -> Result<(), CommandError> {
-    let invocation = invocation(ctx, "alerts unsilence");
+    let invocation = invocation(ctx);
     let plane = &ctx.data().plane;
-    let answer = plane.invoke(&invocation, Permission::AlertsManage, || async {
-        let text = plane.unsilence(silence).await?;
-        Ok(Reply::text(text))
+    let answer = plane.invoke(&invocation, || async {
+        Ok(render::unsilenced(&plane.unsilence(silence).await?))
     });
     respond_in_time(ctx, false, answer).await
 }
 
 /// Autocompletes silence targets: integration names, then `tag:` names.
 async fn targets(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocompleteResponse {
-    let invocation = invocation(ctx, "alerts silence");
+    let invocation = invocation(ctx);
     let plane = &ctx.data().plane;
     let allowed = plane
         .policy()
-        .decide(&invocation.member, Permission::AlertsManage)
+        .admit(&invocation.caller, Permission::AlertsManage)
         .is_ok();
     let mut choices: Vec<String> = Vec::new();
     if allowed {

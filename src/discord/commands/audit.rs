@@ -4,6 +4,7 @@ use poise::serenity_prelude as serenity;
 
 use crate::access::Permission;
 use crate::audit::{AuditQuery, Outcome};
+use crate::discord::commands::Gate;
 use crate::discord::render::{self, Reply};
 use crate::discord::{Context, invocation, respond_in_time};
 use crate::service::CommandError;
@@ -36,7 +37,11 @@ impl From<OutcomeChoice> for Outcome {
 }
 
 /// Recent commands and their outcomes, newest first.
-#[poise::command(slash_command, default_member_permissions = "MANAGE_GUILD")]
+#[poise::command(
+    slash_command,
+    default_member_permissions = "MANAGE_GUILD",
+    custom_data = Gate::needs(Permission::AuditView)
+)]
 pub async fn audit(
     ctx: Context<'_>,
     #[description = "Only this member"] user: Option<serenity::User>,
@@ -49,7 +54,7 @@ pub async fn audit(
     #[max = 25]
     limit: Option<u32>,
 ) -> Result<(), CommandError> {
-    let invocation = invocation(ctx, "audit");
+    let invocation = invocation(ctx);
     let plane = &ctx.data().plane;
     let query = AuditQuery {
         actor_id: user.as_ref().map(|u| u.id.get().to_string()),
@@ -58,7 +63,7 @@ pub async fn audit(
         limit: limit.unwrap_or(10).clamp(1, 25),
         before: None,
     };
-    let answer = plane.invoke(&invocation, Permission::AuditView, || async {
+    let answer = plane.invoke(&invocation, || async {
         let page = plane.audit_page(&query).await?;
         Ok(render::audit_page(&query, &page)
             .unwrap_or_else(|| Reply::text("No audit entries match."))

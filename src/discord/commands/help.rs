@@ -1,55 +1,34 @@
-//! `/help`: the commands this member may run.
+//! `/help`: the commands this member may run, from the commands themselves: poise's names and
+//! `///` docs, and each command's [`Gate`].
 
-use crate::access::Permission;
+use super::{Gate, all, leaves};
 use crate::discord::render::Reply;
 use crate::discord::{Context, invocation, respond};
 use crate::service::CommandError;
 
 /// The commands you may run here, one line each.
-#[poise::command(slash_command)]
+#[poise::command(slash_command, custom_data = Gate::OPEN)]
 pub async fn help(ctx: Context<'_>) -> Result<(), CommandError> {
-    let invocation = invocation(ctx, "help");
+    let invocation = invocation(ctx);
     let plane = &ctx.data().plane;
-    let answer = plane.invoke_open(&invocation, || async {
+    let answer = plane.invoke(&invocation, || async {
         let policy = plane.policy();
-        let may = |permission| policy.decide(&invocation.member, permission).is_ok();
-        let mut lines = Vec::new();
-        for (command, permission, what) in COMMANDS {
-            if may(*permission) {
-                lines.push(format!("`{command}`: {what}"));
-            }
-        }
-        lines.push("`/help`: this list".into());
+        let commands = all();
+        let lines: Vec<String> = leaves(&commands)
+            .into_iter()
+            .filter(|(_, command)| {
+                Gate::of(command)
+                    .permission
+                    .is_none_or(|permission| policy.admit(&invocation.caller, permission).is_ok())
+            })
+            .map(|(name, command)| {
+                format!(
+                    "`/{name}`: {}",
+                    command.description.as_deref().unwrap_or_default()
+                )
+            })
+            .collect();
         Ok(Reply::text(lines.join("\n")).ephemeral(true))
     });
     respond(ctx, answer.await).await
 }
-
-/// Each command with the permission it needs and one line on what it does.
-const COMMANDS: &[(&str, Permission, &str)] = &[
-    (
-        "/status [integration]",
-        Permission::StatusView,
-        "health of every integration, or one in detail",
-    ),
-    (
-        "/alerts list",
-        Permission::StatusView,
-        "open incidents and silences",
-    ),
-    (
-        "/alerts ack|silence|unsilence",
-        Permission::AlertsManage,
-        "acknowledge incidents, silence integrations or tags",
-    ),
-    (
-        "/perms grant|revoke|list|check",
-        Permission::PermsManage,
-        "who may run what",
-    ),
-    (
-        "/audit",
-        Permission::AuditView,
-        "recent commands and their outcomes",
-    ),
-];

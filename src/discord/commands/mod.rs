@@ -9,11 +9,101 @@ mod help;
 mod perms;
 mod status;
 
+use std::sync::LazyLock;
+
 use poise::serenity_prelude as serenity;
 use serde_json::Value;
 
 use super::{CommandError, Context, Data};
+use crate::access::Permission;
 use crate::model::echo;
+use crate::service::Invalid;
+
+/// What a command needs, declared once on the command itself (poise's `custom_data`) and read
+/// wherever it matters: the invocation asks for its permission, `/help` lists the command to
+/// members who hold it, buttons that repeat the command ask for the same, and the audit log
+/// names it by poise's qualified name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gate {
+    /// The permission it needs; `None` for what every member may run.
+    pub permission: Option<Permission>,
+    /// Its options whose values are secret: the audit log, the audit channel and the log
+    /// never see them.
+    pub secret: &'static [&'static str],
+}
+
+impl Gate {
+    /// A command that needs `permission`.
+    pub const fn needs(permission: Permission) -> Gate {
+        Gate {
+            permission: Some(permission),
+            secret: &[],
+        }
+    }
+
+    /// A command every member may run in a server.
+    pub const OPEN: Gate = Gate {
+        permission: None,
+        secret: &[],
+    };
+
+    /// The gate a command declared. A command without one is a mistake (a unit test catches
+    /// it); until caught it needs `perms.manage`, so a forgotten gate closes, not opens.
+    pub fn of(command: &poise::Command<Data, CommandError>) -> Gate {
+        command
+            .custom_data
+            .downcast_ref::<Gate>()
+            .copied()
+            .unwrap_or_else(|| {
+                tracing::error!(command = %command.qualified_name, "command declares no gate");
+                Gate::needs(Permission::PermsManage)
+            })
+    }
+
+    /// The gate of the command called `qualified_name` (`alerts silence`); a name no command
+    /// has needs `perms.manage`, like a command without a gate.
+    pub fn named(qualified_name: &str) -> Gate {
+        static GATES: LazyLock<Vec<(String, Gate)>> = LazyLock::new(|| {
+            leaves(&all())
+                .into_iter()
+                .map(|(name, command)| (name, Gate::of(command)))
+                .collect()
+        });
+        GATES
+            .iter()
+            .find(|(name, _)| name == qualified_name)
+            .map_or(Gate::needs(Permission::PermsManage), |(_, gate)| *gate)
+    }
+}
+
+/// The commands that run (not the groups that only hold subcommands), in registration order,
+/// each with its qualified name (`alerts silence`). poise sets `qualified_name` only once the
+/// framework is built, so the names are composed here from the tree.
+pub fn leaves(
+    commands: &[poise::Command<Data, CommandError>],
+) -> Vec<(String, &poise::Command<Data, CommandError>)> {
+    fn walk<'a>(
+        prefix: &str,
+        commands: &'a [poise::Command<Data, CommandError>],
+        out: &mut Vec<(String, &'a poise::Command<Data, CommandError>)>,
+    ) {
+        for command in commands {
+            let name = if prefix.is_empty() {
+                command.name.to_string()
+            } else {
+                format!("{prefix} {}", command.name)
+            };
+            if command.subcommands.is_empty() {
+                out.push((name, command));
+            } else {
+                walk(&name, &command.subcommands, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", commands, &mut out);
+    out
+}
 
 /// Every command patchbay registers.
 pub fn all() -> Vec<poise::Command<Data, CommandError>> {
@@ -51,9 +141,7 @@ pub(super) async fn check_options(ctx: Context<'_>) -> Result<bool, CommandError
             .and_then(poise::CommandParameter::create_as_slash_command_option)
             .and_then(|builder| serde_json::to_value(builder).ok());
         if let Some(problem) = registered.and_then(|r| integer_problem(&r, &option.value)) {
-            return Err(CommandError::Invalid(format!(
-                "That option is not valid: {problem}"
-            )));
+            return Err(Invalid::Option { problem }.into());
         }
     }
     Ok(true)
@@ -137,6 +225,33 @@ mod tests {
         };
         let parameter = command.parameters.iter().find(|p| p.name == name).unwrap();
         serde_json::to_value(parameter.create_as_slash_command_option().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn every_command_declares_its_gate() {
+        let commands = all();
+        let leaves = leaves(&commands);
+        assert_eq!(
+            leaves.len(),
+            11,
+            "{:?}",
+            leaves.iter().map(|(n, _)| n).collect::<Vec<_>>()
+        );
+        for (name, command) in leaves {
+            assert!(
+                command.custom_data.downcast_ref::<Gate>().is_some(),
+                "/{name} declares no Gate in custom_data"
+            );
+            assert!(
+                command.description.is_some(),
+                "/{name} has no /// doc, which /help shows"
+            );
+        }
+        assert_eq!(
+            Gate::named("alerts silence").permission,
+            Some(Permission::AlertsManage)
+        );
+        assert_eq!(Gate::named("help"), Gate::OPEN);
     }
 
     #[test]

@@ -4,8 +4,9 @@
 
 use poise::serenity_prelude as serenity;
 
-use crate::access::{Allowed, GrantSource, Member, Permission};
-use crate::discord::render::Reply;
+use crate::access::{GrantSource, Member, Permission};
+use crate::discord::commands::Gate;
+use crate::discord::render::{self, Reply};
 use crate::discord::{Context, invocation, respond, snowflake};
 use crate::service::CommandError;
 
@@ -63,57 +64,57 @@ fn guild_of(ctx: Context<'_>) -> Result<crate::model::Snowflake, CommandError> {
 }
 
 /// Give a role a permission in this server.
-#[poise::command(slash_command)]
+#[poise::command(slash_command, custom_data = Gate::needs(Permission::PermsManage))]
 pub async fn grant(
     ctx: Context<'_>,
     #[description = "The role"] role: serenity::Role,
     #[description = "The permission"] permission: PermissionChoice,
 ) -> Result<(), CommandError> {
-    let invocation = invocation(ctx, "perms grant");
+    let invocation = invocation(ctx);
     let plane = &ctx.data().plane;
     let answer = plane
-        .invoke(&invocation, Permission::PermsManage, || async {
-            let said = plane
+        .invoke(&invocation, || async {
+            let changed = plane
                 .grant(
                     guild_of(ctx)?,
                     snowflake(role.id),
                     permission.into(),
-                    invocation.member.user,
+                    snowflake(ctx.author().id),
                 )
                 .await?;
-            Ok(Reply::text(said))
+            Ok(render::grant_changed(&changed))
         })
         .await;
     respond(ctx, answer).await
 }
 
 /// Take a permission back from a role in this server.
-#[poise::command(slash_command)]
+#[poise::command(slash_command, custom_data = Gate::needs(Permission::PermsManage))]
 pub async fn revoke(
     ctx: Context<'_>,
     #[description = "The role"] role: serenity::Role,
     #[description = "The permission"] permission: PermissionChoice,
 ) -> Result<(), CommandError> {
-    let invocation = invocation(ctx, "perms revoke");
+    let invocation = invocation(ctx);
     let plane = &ctx.data().plane;
     let answer = plane
-        .invoke(&invocation, Permission::PermsManage, || async {
-            let said = plane
+        .invoke(&invocation, || async {
+            let changed = plane
                 .revoke(guild_of(ctx)?, snowflake(role.id), permission.into())
                 .await?;
-            Ok(Reply::text(said))
+            Ok(render::grant_changed(&changed))
         })
         .await;
     respond(ctx, answer).await
 }
 
 /// List every grant that applies in this server, and where it comes from.
-#[poise::command(slash_command)]
+#[poise::command(slash_command, custom_data = Gate::needs(Permission::PermsManage))]
 pub async fn list(ctx: Context<'_>) -> Result<(), CommandError> {
-    let invocation = invocation(ctx, "perms list");
+    let invocation = invocation(ctx);
     let plane = &ctx.data().plane;
     let answer = plane
-        .invoke(&invocation, Permission::PermsManage, || async {
+        .invoke(&invocation, || async {
             let guild = guild_of(ctx)?;
             let policy = plane.policy();
             let mut lines: Vec<String> = policy
@@ -144,15 +145,15 @@ pub async fn list(ctx: Context<'_>) -> Result<(), CommandError> {
 }
 
 /// What a member may do here, and which role grants it.
-#[poise::command(slash_command)]
+#[poise::command(slash_command, custom_data = Gate::needs(Permission::PermsManage))]
 pub async fn check(
     ctx: Context<'_>,
     #[description = "The member"] user: serenity::Member,
 ) -> Result<(), CommandError> {
-    let invocation = invocation(ctx, "perms check");
+    let invocation = invocation(ctx);
     let plane = &ctx.data().plane;
     let answer = plane
-        .invoke(&invocation, Permission::PermsManage, || async {
+        .invoke(&invocation, || async {
             let guild = guild_of(ctx)?;
             let is_owner = ctx.guild().is_some_and(|g| g.owner_id == user.user.id);
             let member = Member {
@@ -169,10 +170,7 @@ pub async fn check(
                 .explain(&member)
                 .into_iter()
                 .map(|(permission, verdict)| match verdict {
-                    Ok(Allowed::Role { role, source }) => {
-                        format!("✅ `{permission}`: {}", Allowed::Role { role, source })
-                    }
-                    Ok(reason) => format!("✅ `{permission}`: {reason}"),
+                    Ok(by) => format!("✅ `{permission}`: {}", render::allowed(&by)),
                     Err(_) => format!("❌ `{permission}`"),
                 })
                 .collect();

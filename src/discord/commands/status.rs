@@ -3,6 +3,7 @@
 use poise::serenity_prelude as serenity;
 
 use crate::access::Permission;
+use crate::discord::commands::Gate;
 use crate::discord::render::{self, Reply};
 use crate::discord::{Context, invocation, respond_in_time};
 use crate::service::{self, CommandError};
@@ -12,11 +13,11 @@ async fn integration_names(
     ctx: Context<'_>,
     partial: &str,
 ) -> serenity::CreateAutocompleteResponse {
-    let invocation = invocation(ctx, "status");
+    let invocation = invocation(ctx);
     let plane = &ctx.data().plane;
     let allowed = plane
         .policy()
-        .decide(&invocation.member, Permission::StatusView)
+        .admit(&invocation.caller, Permission::StatusView)
         .is_ok();
     let choices = if allowed {
         service::suggest_integrations(&plane.config(), partial, 25)
@@ -27,7 +28,7 @@ async fn integration_names(
 }
 
 /// Show the health of every integration, or of one in detail.
-#[poise::command(slash_command)]
+#[poise::command(slash_command, custom_data = Gate::needs(Permission::StatusView))]
 pub async fn status(
     ctx: Context<'_>,
     #[description = "An integration to show in detail"]
@@ -36,8 +37,8 @@ pub async fn status(
     integration: Option<String>,
 ) -> Result<(), CommandError> {
     let plane = &ctx.data().plane;
-    let invocation = invocation(ctx, "status");
-    let answer = plane.invoke(&invocation, Permission::StatusView, || async {
+    let invocation = invocation(ctx);
+    let answer = plane.invoke(&invocation, || async {
         let now = crate::model::now();
         Ok(match &integration {
             None => render::overview(&plane.overview_page(0, render::ROWS_PER_PAGE, now).await?),

@@ -1,0 +1,178 @@
+//! What can go wrong with an invocation, as values: every front renders [`CommandError`] its own
+//! way (an ephemeral Discord reply with a hint of what to run next, a JSON error with a status
+//! code), from the same facts. No text here names a front's commands or carries markup.
+
+use serde::Serialize;
+
+use crate::access::{Denied, Permission};
+use crate::audit::Outcome;
+use crate::model::{Snowflake, echo};
+use crate::store::StoreError;
+
+/// What went wrong with an invocation, as the caller will be told.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    /// The caller may not do this.
+    #[error("{0}")]
+    Denied(Denied),
+    /// The caller is over the command rate limit.
+    #[error("too many commands: try again in {}s", retry_in.as_secs().max(1))]
+    RateLimited {
+        /// When the next command is allowed.
+        retry_in: std::time::Duration,
+    },
+    /// The input is wrong; the variant says how.
+    #[error("{0}")]
+    Invalid(Invalid),
+    /// Something failed on our side; details are logged under the reference.
+    #[error("something went wrong (ref {reference})")]
+    Internal {
+        /// A short reference that appears in the log line with the details.
+        reference: String,
+        /// The error class, for the audit log.
+        kind: &'static str,
+    },
+}
+
+/// Why the input of an invocation is wrong. Each variant's words quote user input through
+/// [`echo`] (cut to 100 characters), and say nothing of how a front spells its commands: a front
+/// adds that ("/alerts list shows the open ones").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "invalid", rename_all = "snake_case")]
+pub enum Invalid {
+    /// No integration has this name.
+    #[error("there is no integration named {}", echo(.name))]
+    UnknownIntegration {
+        /// The name asked for.
+        name: String,
+        /// The nearest configured names, best first.
+        suggestions: Vec<String>,
+    },
+    /// No integration has this tag.
+    #[error("no integration has the tag {}", echo(.tag))]
+    UnknownTag {
+        /// The tag asked for.
+        tag: String,
+    },
+    /// No incident has this number.
+    #[error("there is no incident #{notice}")]
+    UnknownIncident {
+        /// The incident (notice) number.
+        notice: i64,
+    },
+    /// The incident was acknowledged already.
+    #[error("incident #{notice} is already acknowledged")]
+    AlreadyAcknowledged {
+        /// The incident (notice) number.
+        notice: i64,
+    },
+    /// The incident is resolved: nothing is left to act on.
+    #[error("incident #{notice} is resolved")]
+    IncidentResolved {
+        /// The incident (notice) number.
+        notice: i64,
+    },
+    /// No active silence has this number.
+    #[error("there is no active silence #{silence}")]
+    UnknownSilence {
+        /// The silence number.
+        silence: i64,
+    },
+    /// A duration that does not parse.
+    #[error("duration: {error}")]
+    Duration {
+        /// The parser's explanation (it quotes the input cut).
+        error: String,
+    },
+    /// A silence too short or too long.
+    #[error("a silence lasts between 1s and 30d")]
+    SilenceLength,
+    /// The integration is disabled in the config.
+    #[error("{name} is disabled in the config (PAUSED): enable it to check it")]
+    Paused {
+        /// The integration.
+        name: String,
+    },
+    /// The integration went away during the call.
+    #[error("{name} was removed or patchbay is shutting down; nothing was checked")]
+    Stopped {
+        /// The integration.
+        name: String,
+    },
+    /// Live checks need the engine, which runs in the bot's process only.
+    #[error("checks run in the patchbay process; this front has no engine")]
+    NoEngine,
+    /// Alerts need the alert pipeline, which runs in the bot's process only.
+    #[error("alerts run in the patchbay process; this front has none")]
+    NoAlerts,
+    /// A grant from the config file cannot be revoked by a command.
+    #[error(
+        "role {} holds {permission} from the config file ([[grant]]): remove it there and reload{}",
+        role.0,
+        if *.removed_command_grant { " (the command grant on top of it was removed)" } else { "" }
+    )]
+    ConfigGrant {
+        /// The role.
+        role: Snowflake,
+        /// The permission.
+        permission: Permission,
+        /// Whether a command grant of the same permission was removed anyway.
+        removed_command_grant: bool,
+    },
+    /// The role does not hold the permission (by command) here.
+    #[error("role {} does not hold {permission} here", role.0)]
+    NotGranted {
+        /// The role.
+        role: Snowflake,
+        /// The permission.
+        permission: Permission,
+    },
+    /// An option that does not fit what the command takes.
+    #[error("that option is not valid: {problem}")]
+    Option {
+        /// What is wrong, naming the option and what it takes.
+        problem: String,
+    },
+    /// The page asked for is gone (the entries were pruned).
+    #[error("there are no older entries any more")]
+    NoOlderEntries,
+}
+
+impl From<Invalid> for CommandError {
+    fn from(invalid: Invalid) -> Self {
+        CommandError::Invalid(invalid)
+    }
+}
+
+impl CommandError {
+    /// Logs `error` under a fresh reference and returns the user-facing error.
+    pub fn internal(kind: &'static str, error: &dyn std::fmt::Display) -> CommandError {
+        let reference = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+        tracing::error!(reference, kind, error = %error, "command failed");
+        CommandError::Internal { reference, kind }
+    }
+
+    /// The audit outcome this error records.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            CommandError::Denied(_) => Outcome::Denied,
+            CommandError::RateLimited { .. } => Outcome::RateLimited,
+            CommandError::Invalid(_) => Outcome::Invalid,
+            CommandError::Internal { .. } => Outcome::Failed,
+        }
+    }
+
+    /// The error class the audit log records for failures.
+    pub(super) fn error_kind(&self) -> Option<String> {
+        match self {
+            CommandError::Internal { kind, .. } => Some((*kind).to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for CommandError {
+    fn from(err: StoreError) -> Self {
+        CommandError::internal("storage", &err)
+    }
+}

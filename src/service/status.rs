@@ -1,0 +1,416 @@
+//! `/status` and its REST twin: the health of every integration (a page of the overview, worst
+//! first) or of one in detail (24-hour, 7-day and 30-day figures, the hourly uptime, the open
+//! incident), and a live re-check. Answers are values; the fronts draw them.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{CommandError, ControlPlane, Invalid};
+use crate::config::Config;
+use crate::model::{ECHO_LIMIT, IntegrationState, State};
+use crate::monitor::RecheckError;
+use crate::store::{StatsWindow, Store, StoreError};
+
+/// One integration's line in a status overview.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StatusRow {
+    /// The configured name.
+    pub name: String,
+    /// The check kind (`http`).
+    pub kind: String,
+    /// The current state.
+    pub state: State,
+    /// When the current state began (RFC 3339).
+    pub since: DateTime<Utc>,
+    /// When the last check ran, if one has.
+    pub last_check: Option<DateTime<Utc>>,
+    /// The last check's failure, if it failed.
+    pub last_error: Option<String>,
+    /// Estimated p95 latency over 24 hours, in milliseconds.
+    pub latency_p95_ms: Option<f64>,
+    /// Percent of checks that passed over 24 hours.
+    pub uptime_24h: Option<f64>,
+    /// The configured tags.
+    pub tags: Vec<String>,
+}
+
+/// The status of every configured integration, worst state first, then by name.
+///
+/// `live` states (from a running engine) win over stored ones; the CLI passes none and reads
+/// what the last running bot stored.
+pub async fn status_overview(
+    config: &Config,
+    store: &Store,
+    live: Option<Vec<IntegrationState>>,
+    now: DateTime<Utc>,
+) -> Result<Vec<StatusRow>, StoreError> {
+    let states: HashMap<String, IntegrationState> = match live {
+        Some(states) => states,
+        None => store.load_states().await?,
+    }
+    .into_iter()
+    .map(|state| (state.integration.clone(), state))
+    .collect();
+    let stats = store.window_stats(None, StatsWindow::Day, now).await?;
+    Ok(overview_rows(config, states, &stats, now))
+}
+
+/// The overview from states and 24-hour figures already at hand.
+pub fn overview_rows(
+    config: &Config,
+    states: HashMap<String, IntegrationState>,
+    stats: &HashMap<String, crate::store::WindowStats>,
+    now: DateTime<Utc>,
+) -> Vec<StatusRow> {
+    let mut rows: Vec<StatusRow> = config
+        .integrations
+        .iter()
+        .map(|integration| {
+            status_row(
+                integration,
+                states.get(&integration.name),
+                stats.get(&integration.name),
+                now,
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        severity(a.state)
+            .cmp(&severity(b.state))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    rows
+}
+
+/// One page of the `/status` overview.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverviewPage {
+    /// How many integrations are in each state.
+    pub counts: Vec<(State, usize)>,
+    /// Integrations in all.
+    pub total: usize,
+    /// The worst state of any integration.
+    pub worst: State,
+    /// This page's rows, worst first.
+    pub rows: Vec<StatusRow>,
+    /// This page (0-based, clamped to the last).
+    pub page: usize,
+    /// Pages in all (at least 1).
+    pub pages: usize,
+}
+
+impl OverviewPage {
+    /// A page cut from every row (already sorted).
+    pub fn of(rows: &[StatusRow], page: usize, per_page: usize) -> OverviewPage {
+        let per_page = per_page.max(1);
+        let pages = rows.len().div_ceil(per_page).max(1);
+        let page = page.min(pages - 1);
+        OverviewPage {
+            counts: State::ALL
+                .iter()
+                .map(|state| (*state, rows.iter().filter(|r| r.state == *state).count()))
+                .collect(),
+            total: rows.len(),
+            worst: rows.first().map_or(State::Up, |r| r.state),
+            rows: rows
+                .iter()
+                .skip(page * per_page)
+                .take(per_page)
+                .cloned()
+                .collect(),
+            page,
+            pages,
+        }
+    }
+}
+
+/// The state an integration shows: PAUSED when disabled, UNKNOWN before its first state.
+fn effective_state(
+    integration: &crate::config::Integration,
+    state: Option<&IntegrationState>,
+) -> State {
+    match state {
+        _ if !integration.enabled => State::Paused,
+        Some(state) => state.state,
+        None => State::Unknown,
+    }
+}
+
+/// One integration's overview line from its state and its 24-hour figures.
+fn status_row(
+    integration: &crate::config::Integration,
+    state: Option<&IntegrationState>,
+    day: Option<&crate::store::WindowStats>,
+    now: DateTime<Utc>,
+) -> StatusRow {
+    StatusRow {
+        name: integration.name.clone(),
+        kind: integration.check.kind().to_string(),
+        state: effective_state(integration, state),
+        since: state.map_or(now, |s| s.since),
+        last_check: state.and_then(|s| s.last_check.as_ref().map(|l| l.at)),
+        last_error: state
+            .and_then(|s| s.last_check.as_ref())
+            .and_then(|l| l.message.clone()),
+        latency_p95_ms: day.and_then(|d| d.latency_p95_ms()).map(round1),
+        uptime_24h: day.and_then(|d| d.uptime_pct()).map(round1),
+        tags: integration.tags.clone(),
+    }
+}
+
+/// Sort key: DOWN first, then DEGRADED, UNKNOWN, PAUSED, UP.
+fn severity(state: State) -> usize {
+    State::ALL
+        .iter()
+        .position(|s| *s == state)
+        .unwrap_or(usize::MAX)
+}
+
+fn round1(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
+impl ControlPlane {
+    /// One page of the overview: the count per state, and the page's integrations, worst state
+    /// first, then by name. With a running engine, states are live and only the page's rows
+    /// are built (sorting 10,000 names is cheap; building 10,000 rows is not); without one,
+    /// the stored states are read.
+    pub async fn overview_page(
+        &self,
+        page: usize,
+        per_page: usize,
+        now: DateTime<Utc>,
+    ) -> Result<OverviewPage, CommandError> {
+        let config = self.config();
+        let Some(engine) = &self.engine else {
+            let rows = status_overview(&config, &self.store, None, now).await?;
+            return Ok(OverviewPage::of(&rows, page, per_page));
+        };
+        Ok(engine.with_states(|states| {
+            let mut order: Vec<(usize, &str, &crate::config::Integration)> = config
+                .integrations
+                .iter()
+                .map(|integration| {
+                    let state = effective_state(integration, states.get(&integration.name));
+                    (severity(state), integration.name.as_str(), integration)
+                })
+                .collect();
+            let mut counts = [0usize; State::ALL.len()];
+            for (rank, _, _) in &order {
+                counts[*rank] += 1;
+            }
+            order.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            let pages = order.len().div_ceil(per_page.max(1)).max(1);
+            let page = page.min(pages - 1);
+            let rows = order
+                .iter()
+                .skip(page * per_page)
+                .take(per_page)
+                .map(|(_, _, integration)| {
+                    status_row(integration, states.get(&integration.name), None, now)
+                })
+                .collect();
+            OverviewPage {
+                counts: State::ALL.iter().copied().zip(counts).collect(),
+                total: order.len(),
+                worst: order.first().map_or(State::Up, |(_, _, i)| {
+                    effective_state(i, states.get(&i.name))
+                }),
+                rows,
+                page,
+                pages,
+            }
+        }))
+    }
+
+    /// One integration in detail (see [`status_detail`]).
+    pub async fn detail(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<StatusDetail, CommandError> {
+        let live = self
+            .engine
+            .as_ref()
+            .map(|engine| engine.state(name).into_iter().collect());
+        status_detail(&self.config(), &self.store, live, name, now).await
+    }
+
+    /// Runs a check of `name` now (its result counts like any scheduled check) and returns the
+    /// detail that follows. Takes up to the integration's timeout.
+    pub async fn recheck(&self, name: &str) -> Result<StatusDetail, CommandError> {
+        let Some(engine) = &self.engine else {
+            return Err(Invalid::NoEngine.into());
+        };
+        match engine.recheck(name).await {
+            Ok(_) => self.detail(name, crate::model::now()).await,
+            Err(RecheckError::Unknown) => Err(unknown_integration(&self.config(), name)),
+            Err(RecheckError::Paused) => Err(Invalid::Paused {
+                name: name.to_string(),
+            }
+            .into()),
+            Err(RecheckError::Stopped) => Err(Invalid::Stopped {
+                name: name.to_string(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// Everything `/status <integration>` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusDetail {
+    /// The overview line (state, since, last check, p95 and uptime over 24 hours, tags).
+    pub row: StatusRow,
+    /// Uptime and latency over 24 hours, 7 days and 30 days.
+    pub windows: Vec<(StatsWindow, Option<WindowFigures>)>,
+    /// Uptime per hour over the last 24 hours, oldest first (`None`: no checks that hour).
+    pub hourly_uptime: Vec<Option<f64>>,
+    /// The open incident, if there is one.
+    pub incident: Option<crate::store::alerts::OpenIncident>,
+}
+
+/// Uptime and latency over one window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowFigures {
+    /// Percent of checks that passed.
+    pub uptime_pct: f64,
+    /// Estimated median latency (ms).
+    pub latency_p50_ms: f64,
+    /// Estimated 95th percentile latency (ms).
+    pub latency_p95_ms: f64,
+    /// Checks counted.
+    pub checks: i64,
+}
+
+/// The detail of one integration, from stored state and rollups only.
+pub async fn status_detail(
+    config: &Config,
+    store: &Store,
+    live: Option<Vec<IntegrationState>>,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<StatusDetail, CommandError> {
+    let Some(integration) = config.integrations.iter().find(|i| i.name == name) else {
+        return Err(unknown_integration(config, name));
+    };
+    // Only this integration's state and figures: the detail must not cost what the overview
+    // of every integration costs.
+    let state = match live {
+        Some(states) => states.into_iter().find(|s| s.integration == name),
+        None => store
+            .load_states()
+            .await?
+            .into_iter()
+            .find(|s| s.integration == name),
+    };
+    let day = store
+        .window_stats(Some(name), StatsWindow::Day, now)
+        .await?;
+    let row = status_row(integration, state.as_ref(), day.get(name), now);
+    let mut windows = Vec::new();
+    for window in [StatsWindow::Day, StatsWindow::Week, StatsWindow::Month] {
+        let stats = store.window_stats(Some(name), window, now).await?;
+        let figures = stats.get(name).and_then(|stats| {
+            Some(WindowFigures {
+                uptime_pct: stats.uptime_pct()?,
+                latency_p50_ms: stats.latency_p50_ms()?,
+                latency_p95_ms: stats.latency_p95_ms()?,
+                checks: stats.aggregate.count,
+            })
+        });
+        windows.push((window, figures));
+    }
+    let hourly_uptime = store
+        .hourly(name, 24, now)
+        .await?
+        .into_iter()
+        .map(|hour| hour.and_then(|aggregate| aggregate.uptime_pct()))
+        .collect();
+    Ok(StatusDetail {
+        row,
+        windows,
+        hourly_uptime,
+        incident: store.open_incident_of(name).await?,
+    })
+}
+
+/// The error for a name that is not configured, with the nearest names.
+pub(super) fn unknown_integration(config: &Config, name: &str) -> CommandError {
+    Invalid::UnknownIntegration {
+        name: name.to_string(),
+        suggestions: suggest_integrations(config, name, 3),
+    }
+    .into()
+}
+
+/// Integration names matching `partial`, best first, at most `limit` (Discord shows 25):
+/// names containing it (prefix matches first), then names within a small edit distance.
+///
+/// Only the first [`ECHO_LIMIT`] characters of `partial` are compared, the part an answer
+/// quotes back: names are at most 64 characters, so more input cannot find a better match,
+/// only make the edit distance to every name slower (it grows with both lengths).
+pub fn suggest_integrations(config: &Config, partial: &str, limit: usize) -> Vec<String> {
+    let partial: String = partial
+        .trim()
+        .chars()
+        .take(ECHO_LIMIT)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let mut scored: Vec<(u8, f64, &str)> = config
+        .integrations
+        .iter()
+        .filter_map(|integration| {
+            let name = integration.name.as_str();
+            if partial.is_empty() || name.starts_with(&partial) {
+                Some((0, 0.0, name))
+            } else if name.contains(&partial) {
+                Some((1, 0.0, name))
+            } else {
+                let similarity = strsim::jaro_winkler(&partial, name);
+                (similarity >= 0.8).then_some((2, -similarity, name))
+            }
+        })
+        .collect();
+    scored.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(b.2)));
+    scored
+        .into_iter()
+        .take(limit)
+        .map(|(_, _, name)| name.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_rank_prefix_then_substring_then_typos() {
+        let text: String = [
+            "payments-api",
+            "payments-db",
+            "core-payments",
+            "search",
+            "billing",
+        ]
+        .iter()
+        .map(|n| format!("[[integration]]\nname = \"{n}\"\nurl = \"http://127.0.0.1:9/\"\n"))
+        .collect();
+        let config = crate::config::parse(
+            &text,
+            "t.toml",
+            None,
+            &crate::config::Environment::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            suggest_integrations(&config, "pay", 25),
+            ["payments-api", "payments-db", "core-payments"]
+        );
+        assert_eq!(suggest_integrations(&config, "serch", 25), ["search"]);
+        assert_eq!(suggest_integrations(&config, "", 2).len(), 2);
+        assert!(suggest_integrations(&config, "zzz", 25).is_empty());
+    }
+}
