@@ -74,14 +74,10 @@ async fn readyz_names_the_part_that_is_not_ready() {
     store.close().await;
     let (status, body) = get(address, "/readyz").await;
     assert_eq!(status, 503);
-    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(body["status"], "not ready");
-    assert!(
-        body["storage"]
-            .as_str()
-            .unwrap()
-            .starts_with("database error"),
-        "{body}"
+    // It names the part, not its error text: the endpoint answers anyone who can reach it.
+    assert_eq!(
+        body,
+        r#"{"status":"not ready","storage":"unavailable","scheduler":"stopped"}"#
     );
     // Liveness does not depend on readiness.
     assert_eq!(get(address, "/healthz").await.0, 200);

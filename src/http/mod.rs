@@ -55,14 +55,19 @@ async fn healthz() -> &'static str {
 #[derive(serde::Serialize)]
 struct Readiness {
     status: &'static str,
-    storage: String,
+    storage: &'static str,
     scheduler: &'static str,
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
+    // The endpoint answers anyone who can reach the port, so it says which part is not ready
+    // and no more: the error itself (paths, driver text) goes to the log.
     let storage = match state.store.ping().await {
-        Ok(()) => "ok".to_string(),
-        Err(err) => err.to_string(),
+        Ok(()) => "ok",
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness: the database does not answer");
+            "unavailable"
+        }
     };
     let scheduler = if state.engine.is_running() {
         "ok"

@@ -8,17 +8,9 @@ use super::{Store, StoreError, from_millis, millis};
 use crate::access::Allowed;
 use crate::access::{Grant, GrantSource, Permission};
 use crate::audit::{AuditEntry, AuditPage, AuditQuery, Outcome};
+use super::{id, snowflake};
 use crate::model::Actor;
 use crate::model::Snowflake;
-
-fn id(value: Snowflake) -> i64 {
-    // Discord snowflakes stay below 2^63 (their top bits are a timestamp).
-    value.0 as i64
-}
-
-fn snowflake(value: i64) -> Snowflake {
-    Snowflake(value as u64)
-}
 
 impl Store {
     /// Grants `permission` to `role` in `guild`; false when it was already granted there.
@@ -118,6 +110,7 @@ impl Store {
     }
 
     /// The newest entries matching `query`, newest first.
+    #[instrument(skip_all)]
     pub async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         Ok(self.audit_page(query).await?.entries)
     }

@@ -4,13 +4,14 @@
 //! cursor of the transition that caused them) go through one [`AlertTx`]; the domain logic in
 //! `alerts` drives it and commits once.
 
+use tracing::instrument;
 use std::collections::HashMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use sqlx::{Row, Sqlite};
 
-use super::{Store, StoreError, from_millis, millis};
+use super::{Store, StoreError, from_millis, id, millis, snowflake};
 use crate::model::notice::{
     Acknowledgement, IncidentLine, MessageRef, NoticeStatus, NoticeView, ReplyKind,
 };
@@ -172,14 +173,6 @@ const OPEN_INCIDENT: &str = "SELECT id, integration, notice_id, state, severity,
      suppressed FROM incidents WHERE integration = $1 AND resolved_at_ms IS NULL \
      ORDER BY id DESC LIMIT 1";
 
-fn id(value: Snowflake) -> i64 {
-    value.0 as i64
-}
-
-fn snowflake(value: i64) -> Snowflake {
-    Snowflake(value as u64)
-}
-
 fn mention_json(mention: &[Snowflake]) -> String {
     serde_json::to_string(&mention.iter().map(|m| m.0.to_string()).collect::<Vec<_>>())
         .expect("strings serialize")
@@ -227,12 +220,14 @@ pub struct AlertTx {
 
 impl AlertTx {
     /// Commits every change made through this transaction.
+    #[instrument(skip_all)]
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         Ok(())
     }
 
     /// The open incident of `integration`, if any.
+    #[instrument(skip_all)]
     pub async fn open_incident(
         &mut self,
         integration: &str,
@@ -247,6 +242,7 @@ impl AlertTx {
     /// Opens an incident; returns its id. `notice` is the message that tells about it (None
     /// while it is only recorded, and then `suppressed` says why); `parent` is the incident of
     /// a DOWN dependency that explains it.
+    #[instrument(skip_all)]
     pub async fn insert_incident(
         &mut self,
         new: &NewIncident<'_>,
@@ -279,6 +275,7 @@ impl AlertTx {
     }
 
     /// Records a change of an open incident's state.
+    #[instrument(skip_all)]
     pub async fn update_incident(
         &mut self,
         incident: i64,
@@ -299,6 +296,7 @@ impl AlertTx {
     }
 
     /// Resolves an incident.
+    #[instrument(skip_all)]
     pub async fn resolve_incident(
         &mut self,
         incident: i64,
@@ -320,6 +318,7 @@ impl AlertTx {
     }
 
     /// Appends to an incident's timeline.
+    #[instrument(skip_all)]
     pub async fn event(
         &mut self,
         incident: i64,
@@ -341,6 +340,7 @@ impl AlertTx {
 
     /// An unresolved, non-flapping notice on `channel` opened at or after `since` (a burst to
     /// join).
+    #[instrument(skip_all)]
     pub async fn joinable_notice(
         &mut self,
         channel: Option<Snowflake>,
@@ -360,6 +360,7 @@ impl AlertTx {
     }
 
     /// Creates a notice; returns its id.
+    #[instrument(skip_all)]
     pub async fn insert_notice(
         &mut self,
         channel: Option<Snowflake>,
@@ -380,6 +381,7 @@ impl AlertTx {
     }
 
     /// How many incidents of `notice` are still open.
+    #[instrument(skip_all)]
     pub async fn open_in_notice(&mut self, notice: i64) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM incidents WHERE notice_id = $1 AND resolved_at_ms IS NULL",
@@ -390,6 +392,7 @@ impl AlertTx {
     }
 
     /// Marks a notice resolved (every incident in it is).
+    #[instrument(skip_all)]
     pub async fn resolve_notice(
         &mut self,
         notice: i64,
@@ -404,6 +407,7 @@ impl AlertTx {
     }
 
     /// When a notice opened.
+    #[instrument(skip_all)]
     pub async fn notice_opened_at(&mut self, notice: i64) -> Result<DateTime<Utc>, StoreError> {
         let at: i64 = sqlx::query_scalar("SELECT opened_at_ms FROM notices WHERE id = $1")
             .bind(notice)
@@ -413,6 +417,7 @@ impl AlertTx {
     }
 
     /// The roles a notice mentions.
+    #[instrument(skip_all)]
     pub async fn notice_mention(&mut self, notice: i64) -> Result<Vec<Snowflake>, StoreError> {
         let text: String = sqlx::query_scalar("SELECT mention FROM notices WHERE id = $1")
             .bind(notice)
@@ -422,6 +427,7 @@ impl AlertTx {
     }
 
     /// Records who acknowledged a notice; false when it was already acknowledged or resolved.
+    #[instrument(skip_all)]
     pub async fn acknowledge(
         &mut self,
         notice: i64,
@@ -457,6 +463,7 @@ impl AlertTx {
     }
 
     /// Sets until when a notice is silenced.
+    #[instrument(skip_all)]
     pub async fn silence_notice(
         &mut self,
         notice: i64,
@@ -476,6 +483,7 @@ impl AlertTx {
     }
 
     /// Records that a reminder went out.
+    #[instrument(skip_all)]
     pub async fn reminded(&mut self, notice: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query("UPDATE notices SET reminded_at_ms = $1 WHERE id = $2")
             .bind(millis(at))
@@ -495,6 +503,7 @@ impl AlertTx {
     }
 
     /// Queues a delivery, due at once (`at` is when the change happened).
+    #[instrument(skip_all)]
     pub async fn enqueue(
         &mut self,
         notice: i64,
@@ -517,6 +526,7 @@ impl AlertTx {
     }
 
     /// Moves the alert cursor to `transition`.
+    #[instrument(skip_all)]
     pub async fn set_cursor(&mut self, transition: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO alert_cursor (id, transition_id) VALUES (1, $1) \
@@ -529,6 +539,7 @@ impl AlertTx {
     }
 
     /// Adds a silence; returns its id.
+    #[instrument(skip_all)]
     pub async fn insert_silence(
         &mut self,
         target: &str,
@@ -555,6 +566,7 @@ impl AlertTx {
     }
 
     /// Ends a silence now; false when there is no active silence with that id.
+    #[instrument(skip_all)]
     pub async fn remove_silence(
         &mut self,
         silence: i64,
@@ -572,6 +584,7 @@ impl AlertTx {
     }
 
     /// Puts a recorded incident under a notice (a dependent that needs its own message now).
+    #[instrument(skip_all)]
     pub async fn attach(&mut self, incident: i64, notice: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE incidents SET notice_id = $1, suppressed = NULL WHERE id = $2")
             .bind(notice)
@@ -582,6 +595,7 @@ impl AlertTx {
     }
 
     /// The open incidents recorded under `parent` (dependents) without a notice of their own.
+    #[instrument(skip_all)]
     pub async fn orphaned_children(
         &mut self,
         parent: i64,
@@ -596,6 +610,7 @@ impl AlertTx {
     }
 
     /// Whether `notice` is a flapping notice (quiet until its integration is stable).
+    #[instrument(skip_all)]
     pub async fn is_flapping(&mut self, notice: i64) -> Result<bool, StoreError> {
         Ok(
             sqlx::query_scalar::<_, bool>("SELECT flapping FROM notices WHERE id = $1")
@@ -607,6 +622,7 @@ impl AlertTx {
     }
 
     /// The silences in force at `now` (as [`Store::active_silences`], inside this transaction).
+    #[instrument(skip_all)]
     pub async fn active_silences(
         &mut self,
         now: DateTime<Utc>,
@@ -619,6 +635,7 @@ impl AlertTx {
     }
 
     /// How many transitions `integration` had since `since`.
+    #[instrument(skip_all)]
     pub async fn transitions_since(
         &mut self,
         integration: &str,
@@ -634,6 +651,7 @@ impl AlertTx {
     }
 
     /// The open flapping notice that already covers `integration`, if any.
+    #[instrument(skip_all)]
     pub async fn flapping_notice_of(
         &mut self,
         integration: &str,
@@ -647,6 +665,7 @@ impl AlertTx {
     }
 
     /// A flapping notice's integration is stable again: it becomes an ordinary notice.
+    #[instrument(skip_all)]
     pub async fn end_flapping(&mut self, notice: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE notices SET flapping = FALSE WHERE id = $1")
             .bind(notice)
@@ -656,6 +675,7 @@ impl AlertTx {
     }
 
     /// The open notices whose incidents are on one of `integrations`.
+    #[instrument(skip_all)]
     pub async fn open_notices_of(
         &mut self,
         integrations: &[String],
@@ -705,6 +725,7 @@ fn open_incident_of(row: &sqlx::sqlite::SqliteRow) -> Result<OpenIncident, Store
 
 impl Store {
     /// Starts a transaction of alert changes.
+    #[instrument(skip_all)]
     pub async fn alert_tx(&self) -> Result<AlertTx, StoreError> {
         // IMMEDIATE takes the write lock at BEGIN, waiting up to the busy timeout. A deferred
         // transaction reads first and fails at once with SQLITE_BUSY when it then writes while
@@ -716,6 +737,7 @@ impl Store {
     }
 
     /// The last transition turned into incidents (0 before the first).
+    #[instrument(skip_all)]
     pub async fn alert_cursor(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar::<_, i64>("SELECT transition_id FROM alert_cursor WHERE id = 1")
@@ -726,6 +748,7 @@ impl Store {
     }
 
     /// Transitions after `after`, oldest first, at most `limit`.
+    #[instrument(skip_all)]
     pub async fn transitions_after(
         &self,
         after: i64,
@@ -756,6 +779,7 @@ impl Store {
     }
 
     /// How many transitions `integration` had since `since`.
+    #[instrument(skip_all)]
     pub async fn transitions_since(
         &self,
         integration: &str,
@@ -772,6 +796,7 @@ impl Store {
 
     /// The deliveries that may go now: the oldest pending row of each notice, when due, oldest
     /// first, leaving out what the dispatcher cannot start yet (see [`DueFilter`]).
+    #[instrument(skip_all)]
     pub async fn due_deliveries(
         &self,
         now: DateTime<Utc>,
@@ -839,6 +864,7 @@ impl Store {
 
     /// When the next pending delivery that is not due yet becomes due (None when there is
     /// none). Deliveries due now are the caller's to start or to wait for.
+    #[instrument(skip_all)]
     pub async fn next_delivery_after(
         &self,
         now: DateTime<Utc>,
@@ -854,6 +880,7 @@ impl Store {
 
     /// Queues an edit of `notice`, due at once: its message shows something older than the
     /// notice (see [`crate::alerts::notice::Posted::shows_view`]).
+    #[instrument(skip_all)]
     pub async fn queue_edit(&self, notice: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(QUEUE_EDIT)
             .bind(notice)
@@ -864,6 +891,7 @@ impl Store {
     }
 
     /// How many deliveries are pending.
+    #[instrument(skip_all)]
     pub async fn pending_deliveries(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE done_at_ms IS NULL")
@@ -875,6 +903,7 @@ impl Store {
     /// What a delivery of `notice` shows, read in one snapshot with the newest outbox row of
     /// the notice written before it: every pending edit up to that row is shown by this view,
     /// so it can be completed with the delivery (see [`Store::delivery_done`]).
+    #[instrument(skip_all)]
     pub async fn delivery_snapshot(
         &self,
         notice: i64,
@@ -898,6 +927,7 @@ impl Store {
     /// the view (a post answered with the message an earlier attempt created), pass `shown` =
     /// the row's own id, so no edit is taken as delivered, and `edit_again`, which queues an
     /// edit that brings the message up to date.
+    #[instrument(skip_all)]
     pub async fn delivery_done(
         &self,
         row: &OutboxRow,
@@ -944,6 +974,7 @@ impl Store {
 
     /// This installation's random token (migration `0004_installation.sql`), which makes
     /// delivery keys unique across databases.
+    #[instrument(skip_all)]
     pub async fn installation_token(&self) -> Result<String, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT token FROM installation WHERE id = 1")
@@ -955,6 +986,7 @@ impl Store {
     /// Open incidents recorded without a notice because of a silence or a maintenance window
     /// (`suppressed` starts with `silence:` or `maintenance:`): what a silence's or a window's
     /// end releases.
+    #[instrument(skip_all)]
     pub async fn held_incidents(&self) -> Result<Vec<OpenIncident>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, integration, notice_id, state, severity, opened_at_ms, suppressed FROM incidents \
@@ -967,6 +999,7 @@ impl Store {
     }
 
     /// When `integration` last changed state, if it ever did.
+    #[instrument(skip_all)]
     pub async fn last_transition_at(
         &self,
         integration: &str,
@@ -980,6 +1013,7 @@ impl Store {
     }
 
     /// Moves a delivery to `not_before` without counting an attempt (it was not tried).
+    #[instrument(skip_all)]
     pub async fn postpone(
         &self,
         row: &OutboxRow,
@@ -994,6 +1028,7 @@ impl Store {
     }
 
     /// Records a failed attempt and when to try again.
+    #[instrument(skip_all)]
     pub async fn delivery_failed(
         &self,
         row: &OutboxRow,
@@ -1012,6 +1047,7 @@ impl Store {
     }
 
     /// Where a notice goes and its message, if posted.
+    #[instrument(skip_all)]
     pub async fn notice_target(&self, notice: i64) -> Result<Option<NoticeTarget>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT channel_id, mention, message_channel, message_id FROM notices WHERE id = $1",
@@ -1040,6 +1076,7 @@ impl Store {
     }
 
     /// Records the message a notice was posted as.
+    #[instrument(skip_all)]
     pub async fn set_message(&self, notice: i64, message: MessageRef) -> Result<(), StoreError> {
         sqlx::query("UPDATE notices SET message_channel = $1, message_id = $2 WHERE id = $3")
             .bind(id(message.channel))
@@ -1051,6 +1088,7 @@ impl Store {
     }
 
     /// Forgets a notice's message (deleted in Discord), so the next delivery posts anew.
+    #[instrument(skip_all)]
     pub async fn forget_message(&self, notice: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE notices SET message_channel = NULL, message_id = NULL WHERE id = $1")
             .bind(notice)
@@ -1060,6 +1098,7 @@ impl Store {
     }
 
     /// What a notice's message shows now.
+    #[instrument(skip_all)]
     pub async fn notice_view(&self, notice: i64) -> Result<Option<NoticeView>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let view = notice_view_in(&mut tx, notice).await?;
@@ -1068,6 +1107,7 @@ impl Store {
     }
 
     /// The open notices (for reminders and `/alerts list`), oldest first.
+    #[instrument(skip_all)]
     pub async fn open_notices(&self) -> Result<Vec<OpenNotice>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, reminded_at_ms, acked_by, silenced_until_ms, mention, flapping \
@@ -1093,6 +1133,7 @@ impl Store {
     }
 
     /// The open incident of `integration`, if any.
+    #[instrument(skip_all)]
     pub async fn open_incident_of(
         &self,
         integration: &str,
@@ -1105,6 +1146,7 @@ impl Store {
     }
 
     /// Every open incident, oldest first.
+    #[instrument(skip_all)]
     pub async fn open_incidents(&self) -> Result<Vec<OpenIncident>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, integration, notice_id, state, severity, opened_at_ms, suppressed FROM incidents \
@@ -1116,6 +1158,7 @@ impl Store {
     }
 
     /// The silences in force at `now`.
+    #[instrument(skip_all)]
     pub async fn active_silences(&self, now: DateTime<Utc>) -> Result<Vec<Silence>, StoreError> {
         let rows = sqlx::query(ACTIVE_SILENCES)
             .bind(millis(now))
@@ -1126,6 +1169,7 @@ impl Store {
 
     /// Deletes delivered outbox rows older than `delivered_before`, and resolved notices with
     /// their incidents and timelines older than `resolved_before`. Returns the rows deleted.
+    #[instrument(skip_all)]
     pub async fn prune_alerts(
         &self,
         delivered_before: DateTime<Utc>,
@@ -1169,6 +1213,7 @@ impl Store {
     }
 
     /// An incident's timeline: (time, kind, detail), oldest first.
+    #[instrument(skip_all)]
     pub async fn incident_events(
         &self,
         incident: i64,

@@ -23,7 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use tracing::instrument;
 
-use crate::model::{CheckResult, IntegrationState, LastCheck, State, Transition};
+use crate::model::{CheckResult, IntegrationState, LastCheck, Snowflake, State, Transition};
 use rollup::{Aggregate, BUCKETS};
 
 /// Runs a storage future on tokio's blocking pool and awaits it there.
@@ -185,6 +185,17 @@ fn aggregate_of(row: &sqlx::sqlite::SqliteRow) -> Result<Aggregate, StoreError> 
     })
 }
 
+/// A Discord id as the database stores it (BIGINT). Snowflakes stay below 2^63: their top bits
+/// are a timestamp.
+pub(crate) fn id(value: Snowflake) -> i64 {
+    value.0 as i64
+}
+
+/// A stored BIGINT id back as a Discord id.
+pub(crate) fn snowflake(value: i64) -> Snowflake {
+    Snowflake(value as u64)
+}
+
 fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
@@ -195,6 +206,7 @@ fn from_millis(ms: i64) -> Result<DateTime<Utc>, StoreError> {
 
 impl Store {
     /// Opens (creating if needed) the database at `url` and applies pending migrations.
+    #[instrument(skip_all)]
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let store = Self::connect(url).await?;
         store.migrate().await?;
@@ -202,6 +214,7 @@ impl Store {
     }
 
     /// Opens the database without migrating (for `patchbay migrate`, which reports what it does).
+    #[instrument(skip_all)]
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         if !url.starts_with("sqlite:") {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
@@ -225,6 +238,7 @@ impl Store {
     }
 
     /// Applies pending migrations; returns how many were applied.
+    #[instrument(skip_all)]
     pub async fn migrate(&self) -> Result<usize, StoreError> {
         let migrator = sqlx::migrate!("./migrations/sqlite");
         let before = self.applied_migrations().await.unwrap_or(0);
@@ -240,12 +254,14 @@ impl Store {
     }
 
     /// A cheap query, for readiness.
+    #[instrument(skip_all)]
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
     /// Closes the pool, waiting for connections to finish.
+    #[instrument(skip_all)]
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -420,6 +436,7 @@ impl Store {
     }
 
     /// Number of raw results stored (all, or of one integration).
+    #[instrument(skip_all)]
     pub async fn count_results(&self, integration: Option<&str>) -> Result<i64, StoreError> {
         let count = match integration {
             Some(name) => {
@@ -580,6 +597,7 @@ impl Store {
     }
 
     /// Runs SQLite's integrity check; `Ok(())` when it reports `ok`.
+    #[instrument(skip_all)]
     pub async fn integrity_check(&self) -> Result<(), StoreError> {
         let verdict: String = sqlx::query_scalar("PRAGMA integrity_check")
             .fetch_one(&self.pool)

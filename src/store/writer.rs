@@ -5,6 +5,7 @@
 //!
 //! The queue is bounded: when storage falls behind, check tasks wait instead of growing memory.
 
+use tracing::instrument;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,7 @@ pub enum CommitError {
 
 impl WriterHandle {
     /// Queues a result and the state it led to; waits only when the queue is full.
+    #[instrument(skip_all)]
     pub async fn record(
         &self,
         result: CheckResult,
@@ -66,6 +68,7 @@ impl WriterHandle {
     }
 
     /// Writes a transition (with the result that caused it, if any) and waits for the commit.
+    #[instrument(skip_all)]
     pub async fn commit_transition(
         &self,
         result: Option<CheckResult>,
@@ -88,6 +91,7 @@ impl WriterHandle {
     }
 
     /// Writes everything queued so far and waits for the commit.
+    #[instrument(skip_all)]
     pub async fn flush(&self) -> Result<(), CommitError> {
         let (ack, done) = oneshot::channel();
         self.tx.send(Op::Flush(ack)).await.map_err(|_| WriterGone)?;
