@@ -104,9 +104,7 @@ pub struct OverviewPage {
 impl OverviewPage {
     /// A page cut from every row (already sorted).
     pub fn of(rows: &[StatusRow], page: usize, per_page: usize) -> OverviewPage {
-        let per_page = per_page.max(1);
-        let pages = rows.len().div_ceil(per_page).max(1);
-        let page = page.min(pages - 1);
+        let (page, pages, shown) = pager(rows.len(), page, per_page);
         OverviewPage {
             counts: State::ALL
                 .iter()
@@ -114,16 +112,21 @@ impl OverviewPage {
                 .collect(),
             total: rows.len(),
             worst: rows.first().map_or(State::Up, |r| r.state),
-            rows: rows
-                .iter()
-                .skip(page * per_page)
-                .take(per_page)
-                .cloned()
-                .collect(),
+            rows: rows[shown].to_vec(),
             page,
             pages,
         }
     }
+}
+
+/// The one pager: for `total` items shown `per_page` at a time, the page asked for (clamped to
+/// the last, 0-based), how many pages there are (at least 1), and which items it shows.
+pub fn pager(total: usize, page: usize, per_page: usize) -> (usize, usize, std::ops::Range<usize>) {
+    let per_page = per_page.max(1);
+    let pages = total.div_ceil(per_page).max(1);
+    let page = page.min(pages - 1);
+    let start = (page * per_page).min(total);
+    (page, pages, start..(start + per_page).min(total))
 }
 
 /// The state an integration shows: PAUSED when disabled, UNKNOWN before its first state.
@@ -202,12 +205,9 @@ impl ControlPlane {
                 counts[*rank] += 1;
             }
             order.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-            let pages = order.len().div_ceil(per_page.max(1)).max(1);
-            let page = page.min(pages - 1);
-            let rows = order
+            let (page, pages, shown) = pager(order.len(), page, per_page);
+            let rows = order[shown]
                 .iter()
-                .skip(page * per_page)
-                .take(per_page)
                 .map(|(_, _, integration)| {
                     status_row(integration, states.get(&integration.name), None, now)
                 })
@@ -385,6 +385,16 @@ pub fn suggest_integrations(config: &Config, partial: &str, limit: usize) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pager_clamps_and_covers_every_item_once() {
+        assert_eq!(pager(0, 3, 20), (0, 1, 0..0));
+        assert_eq!(pager(45, 0, 20), (0, 3, 0..20));
+        assert_eq!(pager(45, 2, 20), (2, 3, 40..45));
+        assert_eq!(pager(45, 9, 20), (2, 3, 40..45));
+        assert_eq!(pager(40, 1, 20), (1, 2, 20..40));
+        assert_eq!(pager(5, 0, 0), (0, 5, 0..1));
+    }
 
     #[test]
     fn suggestions_rank_prefix_then_substring_then_typos() {
