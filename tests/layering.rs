@@ -102,9 +102,9 @@ fn crate_paths(line: &str) -> Vec<String> {
             .collect();
         if !name.is_empty() {
             out.push(name);
-        } else if after.starts_with('{') {
+        } else if let Some(list) = after.strip_prefix('{') {
             // `use crate::{a, b::c};`
-            let inside = after[1..].split('}').next().unwrap_or_default();
+            let inside = list.split('}').next().unwrap_or_default();
             for part in inside.split(',') {
                 let name: String = part
                     .trim()
