@@ -124,8 +124,20 @@ fn crate_paths(line: &str) -> Vec<String> {
 /// Discord markup: role and user mentions, timestamps, and the emoji the fronts use.
 fn has_markup(line: &str) -> bool {
     const EMOJI: &[char] = &[
-        '\u{2705}', '\u{274c}', '\u{23f0}', '\u{1F534}', '\u{1F7E1}', '\u{1F7E2}', '\u{26a0}',
-        '\u{1F515}', '\u{1F514}', '\u{1F7E0}', '\u{26aa}', '\u{23f8}', '\u{26d4}', '\u{1F4A5}',
+        '\u{2705}',
+        '\u{274c}',
+        '\u{23f0}',
+        '\u{1F534}',
+        '\u{1F7E1}',
+        '\u{1F7E2}',
+        '\u{26a0}',
+        '\u{1F515}',
+        '\u{1F514}',
+        '\u{1F7E0}',
+        '\u{26aa}',
+        '\u{23f8}',
+        '\u{26d4}',
+        '\u{1F4A5}',
     ];
     line.contains("<@") || line.contains("<t:") || line.contains(EMOJI)
 }
@@ -209,7 +221,10 @@ fn modules_keep_their_floors() {
                 if named == module || named == "self" {
                     continue;
                 }
-                graph.entry(module.clone()).or_default().insert(named.clone());
+                graph
+                    .entry(module.clone())
+                    .or_default()
+                    .insert(named.clone());
                 let front = FRONTS.contains(&named.as_str());
                 if front && !FRONTS.contains(&module.as_str()) {
                     problems.push(format!("{at}: {module} names the front {named}"));
@@ -226,7 +241,11 @@ fn modules_keep_their_floors() {
                     ));
                 }
             }
-            let frameworks = [("serenity", "discord"), ("poise", "discord"), ("axum", "http")];
+            let frameworks = [
+                ("serenity", "discord"),
+                ("poise", "discord"),
+                ("axum", "http"),
+            ];
             for (framework, home) in frameworks {
                 let uses = line.contains(&format!("{framework}::"))
                     || line.trim_start().starts_with(&format!("use {framework}"));

@@ -5,10 +5,10 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use tracing::instrument;
 
 use super::{Store, StoreError, from_millis, millis};
+use super::{id, snowflake};
 use crate::access::Allowed;
 use crate::access::{Grant, GrantSource, Permission};
 use crate::audit::{AuditEntry, AuditPage, AuditQuery, Outcome};
-use super::{id, snowflake};
 use crate::model::Actor;
 use crate::model::Snowflake;
 

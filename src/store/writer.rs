@@ -5,10 +5,10 @@
 //!
 //! The queue is bounded: when storage falls behind, check tasks wait instead of growing memory.
 
-use tracing::instrument;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::instrument;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
