@@ -25,14 +25,15 @@ pub enum UpstreamError {
         /// The HTTP status the upstream returned.
         status: u16,
     },
-    /// The upstream asked us to slow down (HTTP 429, or 503 with `Retry-After`).
+    /// The upstream asked us to slow down (HTTP 429, or 503 with `Retry-After`), or a hold
+    /// it announced earlier kept the request back.
     #[error("rate limited{}", fmt_retry_after(.retry_after))]
     RateLimited {
         /// How long the upstream asked us to wait, capped at
         /// [`MAX_RETRY_AFTER`](super::MAX_RETRY_AFTER).
         retry_after: Option<Duration>,
     },
-    /// The upstream did not answer within the per-attempt timeout.
+    /// The upstream did not answer (headers and body) within the per-attempt timeout.
     #[error("upstream timed out")]
     Timeout,
     /// The connection failed: DNS, refused, reset, or TLS.

@@ -73,8 +73,8 @@ impl RetryPolicy {
 
 /// Whether a failed attempt may be retried, ignoring the attempt budget.
 ///
-/// `never_sent` is true only when the connector failed, i.e. no byte of the
-/// request reached the upstream.
+/// `never_sent` is true only when the request provably never left (the connector failed, or
+/// it could not be built), i.e. no byte of it reached the upstream.
 pub(super) fn may_retry(idempotency: Idempotency, err: &UpstreamError, never_sent: bool) -> bool {
     match idempotency {
         Idempotency::Idempotent => err.is_retryable(),
