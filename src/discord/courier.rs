@@ -42,7 +42,8 @@
 //! breaker comes back unsent, as [`DeliveryError::Held`]. A webhook post is the one
 //! [`Idempotency::NonIdempotent`] call (posts as the bot carry a nonce; edits and reads show
 //! the current state), and [`Unanswered::never_sent`] says whether its lost answer is
-//! ambiguous.
+//! ambiguous. The upstream is registered with the metrics at start-up, so its breaker shows
+//! as `patchbay_circuit_state{upstream="discord"}`.
 //!
 //! # Secrets
 //!
@@ -63,7 +64,7 @@ use url::Url;
 
 use super::render::{marker, shorten};
 use crate::alerts::notice::{Courier, DeliveryError, Posted};
-use crate::config::duration;
+use crate::config::{Config, duration};
 use crate::model::State;
 use crate::model::notice::{IncidentLine, MessageRef, NoticeStatus, NoticeView};
 use crate::model::{Severity, Snowflake};
@@ -191,6 +192,16 @@ enum Purpose {
 }
 
 impl DiscordCourier {
+    /// The courier `patchbay run` delivers alerts with: through the configured webhook, else as
+    /// the bot when a token is set; `None` when neither is (the log takes the alerts).
+    pub fn for_config(config: &Config) -> Option<Self> {
+        if let Some(webhook) = &config.alerts.webhook {
+            return Some(Self::webhook(webhook));
+        }
+        let token = config.bot.token.as_ref()?;
+        Some(Self::bot(&config.bot.api_base, token))
+    }
+
     /// Posts as the bot through Discord's REST API at `api_base` (`https://discord.com`, or
     /// `DISCORD_API_BASE`). A token that cannot be sent in a header makes every delivery fail
     /// with [`DeliveryError::Permanent`] (kind `auth`).
@@ -265,6 +276,12 @@ impl DiscordCourier {
     /// The circuit breaker's state.
     pub fn circuit_state(&self) -> CircuitState {
         self.upstream.circuit_state()
+    }
+
+    /// The `discord` upstream every call goes through; a clone shares its breaker, which is how
+    /// the metrics endpoint shows it (`Metrics::watch_upstream`).
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
     }
 
     /// The URL that creates a message: the channel's messages as the bot, the webhook with

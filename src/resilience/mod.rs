@@ -25,7 +25,8 @@
 //! * [`Upstream`] ties these together (`upstream.rs`). [`Upstream::exchange`] is the one
 //!   entry point: it returns the answer whatever its status, with its body, so a client reads
 //!   what the upstream says about an error; [`Upstream::send`] is the same call for clients
-//!   that need nothing from an error's body.
+//!   that need nothing from an error's body. Every upstream is registered with
+//!   `Metrics::watch_upstream`, so its breaker shows in `patchbay_circuit_state`.
 //!
 //! # Retry rules
 //!
