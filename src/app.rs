@@ -17,6 +17,7 @@ use crate::alerts::Alerts;
 use crate::alerts::dispatch::Dispatcher;
 use crate::alerts::notice::{Courier, LogCourier};
 use crate::config::{self, Config, Environment};
+use crate::discord::courier::DiscordCourier;
 use crate::http;
 use crate::metrics::Metrics;
 use crate::monitor::Engine;
@@ -98,7 +99,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let dispatcher = Arc::new(
         Dispatcher::new(
             store.clone(),
-            courier(&config),
+            courier(&config, &metrics),
             config.alerts.webhook.is_none(),
             alerts.delivery_signal(),
             alerts.delivered_sender(),
@@ -319,9 +320,16 @@ async fn reload(running: &mut Running, path: &std::path::Path, required: bool) {
 }
 
 /// Where alert notifications go: a Discord webhook when one is configured, else the bot's
-/// REST API when a token is set, else the log.
-fn courier(config: &Config) -> Arc<dyn Courier> {
-    crate::discord::alert_courier(config).unwrap_or_else(|| Arc::new(LogCourier))
+/// REST API when a token is set, else the log. The Discord courier's upstream is registered
+/// with the metrics, so its breaker shows as `patchbay_circuit_state{upstream="discord"}`.
+fn courier(config: &Config, metrics: &Metrics) -> Arc<dyn Courier> {
+    match DiscordCourier::for_config(config) {
+        Some(discord) => {
+            metrics.watch_upstream(discord.upstream().clone());
+            Arc::new(discord)
+        }
+        None => Arc::new(LogCourier),
+    }
 }
 
 /// Prunes, every hour: raw results (`retention`), rollups, transitions and resolved incidents

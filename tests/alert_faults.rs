@@ -20,14 +20,19 @@ fn messages_path(channel: u64) -> String {
     format!("/channels/{channel}/messages")
 }
 
-/// Reads one sample of `/metrics` (the value of the series whose line starts with `series`).
-async fn metric(bot: &Patchbay, series: &str) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", bot.running().address()))
+/// The whole `/metrics` exposition.
+async fn scrape(bot: &Patchbay) -> String {
+    reqwest::get(format!("http://{}/metrics", bot.running().address()))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Reads one sample of `/metrics` (the value of the series whose line starts with `series`).
+async fn metric(bot: &Patchbay, series: &str) -> f64 {
+    let text = scrape(bot).await;
     text.lines()
         .find_map(|line| line.strip_prefix(series))
         .and_then(|rest| rest.trim().parse().ok())
@@ -264,6 +269,8 @@ async fn a_webhook_post_with_a_lost_answer_is_counted_ambiguous() {
         .await,
         1.0
     );
+    // The webhook courier's breaker shows as well: the same `discord` upstream.
+    assert_eq!(metric(&bot, DISCORD_CLOSED).await, 1.0);
     bot.stop().await;
 }
 
@@ -339,6 +346,54 @@ async fn an_incident_held_by_a_silence_is_posted_when_the_silence_ends() {
     assert!(
         late < Duration::from_secs(2),
         "posted {late:?} after the silence ended"
+    );
+    bot.stop().await;
+}
+
+const DISCORD_CLOSED: &str = "patchbay_circuit_state{state=\"closed\",upstream=\"discord\"}";
+const DISCORD_OPEN: &str = "patchbay_circuit_state{state=\"open\",upstream=\"discord\"}";
+
+/// Bug: the courier's circuit breaker was never registered with the metrics, so
+/// `patchbay_circuit_state` was empty in production. The `discord` upstream shows from
+/// start-up, closed; when Discord answers every post with a 503, ten faults in a row open it,
+/// and the next scrape says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_discord_breaker_shows_in_metrics_and_opens_when_discord_fails() {
+    let upstream = Upstream::start().await;
+    // One notice per incident (no grouping), so a dozen posts fail side by side instead of one
+    // row backing off for minutes.
+    let names: Vec<String> = (0..12).map(|i| format!("svc-{i}")).collect();
+    let tables: String = names
+        .iter()
+        .map(|name| integration(name, &upstream, ""))
+        .collect();
+    let bot = start("group_wait = \"0\"", &tables).await;
+    let text = scrape(&bot).await;
+    assert!(text.contains(&format!("{DISCORD_CLOSED} 1")), "{text}");
+    assert!(text.contains(&format!("{DISCORD_OPEN} 0")), "{text}");
+
+    for name in &names {
+        wait_state(bot.running(), name, State::Up).await;
+    }
+    let fake = &bot.fake;
+    fake.inject(Fault::Server(503), "POST", &messages_path(ALERTS), 1000);
+    upstream.break_it();
+    fake.wait_for_attempts("POST", &messages_path(ALERTS), 10)
+        .await;
+    // The tenth answer reaches the breaker just after the fake records it; the metric is read
+    // at scrape time, so scrape until it shows.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while metric(&bot, DISCORD_OPEN).await != 1.0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the discord breaker opens within 20 s");
+    assert_eq!(metric(&bot, DISCORD_CLOSED).await, 0.0);
+    // Every failed post was a 503, retried: none was taken for a refusal.
+    assert_eq!(
+        metric(&bot, "patchbay_alert_deliveries_total{outcome=\"refused\"}").await,
+        0.0
     );
     bot.stop().await;
 }

@@ -13,9 +13,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::any;
+use futures::StreamExt;
 use patchbay::resilience::{
-    BreakerConfig, CircuitState, Idempotency, RateLimit, RetryPolicy, Upstream, UpstreamConfig,
-    UpstreamError,
+    BreakerConfig, Call, CircuitState, Holding, Idempotency, RateLimit, RetryPolicy, Unanswered,
+    Upstream, UpstreamConfig, UpstreamError,
 };
 
 /// What a test server saw: the arrival time of every request.
@@ -86,6 +87,8 @@ fn config() -> UpstreamConfig {
             open_duration: Duration::from_secs(30),
         },
         rate_limit: None,
+        body_limit: 64 * 1024,
+        holding: Holding::RetryAfter,
     }
 }
 
@@ -101,14 +104,14 @@ async fn idempotent_send_retries_500s_and_succeeds_on_third_attempt() {
     .await;
     let upstream = Upstream::new("flaky", config());
     let client = client();
-    let response = upstream
+    let answer = upstream
         .send(Idempotency::Idempotent, || {
             client.get(format!("http://{addr}/items"))
         })
         .await
         .expect("third attempt succeeds");
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.text().await.unwrap(), "body");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.text(), "body");
     assert_eq!(seen.count(), 3);
     assert_eq!(upstream.circuit_state(), CircuitState::Closed);
 }
@@ -142,13 +145,13 @@ async fn rate_limited_waits_for_retry_after() {
     .await;
     let upstream = Upstream::new("limited", config());
     let client = client();
-    let response = upstream
+    let answer = upstream
         .send(Idempotency::Idempotent, || {
             client.get(format!("http://{addr}/"))
         })
         .await
         .expect("retry after the wait succeeds");
-    assert_eq!(response.status(), 200);
+    assert_eq!(answer.status, 200);
     let arrivals = seen.arrivals();
     assert_eq!(arrivals.len(), 2);
     let gap = arrivals[1] - arrivals[0];
@@ -325,13 +328,13 @@ async fn rate_limiter_spaces_requests() {
     );
     let started = Instant::now();
     for _ in 0..3 {
-        let response = upstream
+        let answer = upstream
             .send(Idempotency::Idempotent, || {
                 client.get(format!("http://{addr}/"))
             })
             .await
             .unwrap();
-        assert_eq!(response.status(), 200);
+        assert_eq!(answer.status, 200);
     }
     // 5/s with a burst of 1 admits the 3rd call no earlier than 400 ms after
     // the 1st; the client-side measurement is exact, the server-side one
@@ -344,4 +347,238 @@ async fn rate_limiter_spaces_requests() {
         span >= Duration::from_millis(380),
         "3 requests took only {span:?}"
     );
+}
+
+/// The answer comes back whatever its status, body included, so a client can read what the
+/// upstream says about the error (Notion's `code`, Discord's error code).
+#[tokio::test]
+async fn exchange_returns_a_refusal_with_its_body() {
+    let (addr, seen) = serve(|_| {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", "application/json".parse().unwrap());
+        (
+            StatusCode::NOT_FOUND,
+            headers,
+            r#"{"object": "error", "code": "object_not_found"}"#,
+        )
+    })
+    .await;
+    let upstream = Upstream::new("notion", config());
+    let client = client();
+    let answer = upstream
+        .exchange(Call::idempotent(), || {
+            client.get(format!("http://{addr}/pages/1"))
+        })
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.headers["content-type"], "application/json");
+    assert_eq!(
+        answer.json::<serde_json::Value>().unwrap()["code"],
+        "object_not_found"
+    );
+    assert_eq!(answer.error(), Some(UpstreamError::Client { status: 404 }));
+    // A refusal is final: one request, and it proves the upstream is up.
+    assert_eq!(seen.count(), 1);
+    assert_eq!(upstream.circuit_state(), CircuitState::Closed);
+}
+
+/// An idempotent call is retried on 5xx like `send`, and when the attempts run out the last
+/// answer is returned, body and all.
+#[tokio::test]
+async fn exchange_retries_and_returns_the_last_answer() {
+    let (addr, seen) = serve(|n| {
+        if n < 3 {
+            (StatusCode::SERVICE_UNAVAILABLE, HeaderMap::new(), "early")
+        } else {
+            (StatusCode::BAD_GATEWAY, HeaderMap::new(), "last")
+        }
+    })
+    .await;
+    let upstream = Upstream::new("flaky", config());
+    let client = client();
+    let answer = upstream
+        .exchange(Call::idempotent(), || client.get(format!("http://{addr}/")))
+        .await
+        .expect("an answer");
+    assert_eq!(
+        (answer.status, answer.text()),
+        (StatusCode::BAD_GATEWAY, "last".into())
+    );
+    assert_eq!(seen.count(), 3);
+}
+
+/// A 429 holds the bucket its call named: the next call in that bucket fails fast without
+/// reaching the server, a call in another bucket goes on. With `Holding::Caller` the layer
+/// leaves the hold to the client.
+#[tokio::test]
+async fn a_429_holds_its_bucket_and_only_its_bucket() {
+    let (addr, seen) = serve(|n| {
+        if n == 1 {
+            let mut headers = HeaderMap::new();
+            headers.insert("retry-after", "30".parse().unwrap());
+            (StatusCode::TOO_MANY_REQUESTS, headers, "slow down")
+        } else {
+            plain(StatusCode::OK)
+        }
+    })
+    .await;
+    let upstream = Upstream::new("notion", config());
+    let client = client();
+    let get = |bucket: &'static str| {
+        let upstream = upstream.clone();
+        let client = client.clone();
+        async move {
+            upstream
+                .exchange(Call::idempotent().in_bucket(bucket), || {
+                    client.get(format!("http://{addr}/{bucket}"))
+                })
+                .await
+        }
+    };
+    // 30 s is longer than the policy's max_delay: the 429 comes back at once.
+    let limited = get("pages").await.expect("the 429 itself");
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.text(), "slow down");
+    let held = get("pages").await.unwrap_err();
+    let Unanswered {
+        error: UpstreamError::RateLimited {
+            retry_after: Some(wait),
+        },
+        never_sent: true,
+    } = held
+    else {
+        panic!("the bucket is held, nothing sent: {held:?}");
+    };
+    assert!(wait > Duration::from_secs(29) && wait <= Duration::from_secs(30));
+    assert_eq!(seen.count(), 1, "a held call reaches nobody");
+    assert_eq!(get("databases").await.unwrap().status, 200);
+    assert_eq!(seen.count(), 2);
+
+    // The caller holds: the layer returns the 429 and keeps nothing back.
+    let (addr, seen) = serve(|n| {
+        if n == 1 {
+            plain(StatusCode::TOO_MANY_REQUESTS)
+        } else {
+            plain(StatusCode::OK)
+        }
+    })
+    .await;
+    let upstream = Upstream::new(
+        "discord",
+        UpstreamConfig {
+            holding: Holding::Caller,
+            retry: RetryPolicy {
+                max_attempts: 1,
+                ..config().retry
+            },
+            ..config()
+        },
+    );
+    for expected in [429, 200] {
+        let answer = upstream
+            .exchange(Call::non_idempotent().in_bucket("messages"), || {
+                client.post(format!("http://{addr}/messages"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(answer.status, expected);
+    }
+    assert_eq!(seen.count(), 2);
+    upstream.hold(Some("messages"), Duration::from_secs(5));
+    let held = upstream
+        .exchange(Call::idempotent().in_bucket("messages"), || {
+            client.get(format!("http://{addr}/messages"))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(held.error.kind(), "rate_limited");
+    assert_eq!(seen.count(), 2);
+}
+
+/// Whether an unanswered request may have left: a refused connection provably did not, so
+/// even a non-idempotent call may be repeated; a body that stalls after the headers ends at
+/// the per-attempt timeout, and the request may have taken effect.
+#[tokio::test]
+async fn unanswered_calls_say_whether_the_request_left() {
+    let once = RetryPolicy {
+        max_attempts: 1,
+        ..config().retry
+    };
+    let client = client();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let upstream = Upstream::new(
+        "gone",
+        UpstreamConfig {
+            retry: once,
+            ..config()
+        },
+    );
+    let refused = upstream
+        .exchange(Call::non_idempotent(), || {
+            client.post(format!("http://127.0.0.1:{port}/hook"))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.error.kind(), "connect");
+    assert!(refused.never_sent, "{refused:?}");
+
+    // Headers and a first chunk, then nothing: the timeout covers the body too.
+    let seen = Seen::default();
+    let app = Router::new()
+        .fallback(any(|State(seen): State<Seen>| async move {
+            seen.hit();
+            let first = futures::stream::once(async { Ok::<_, std::io::Error>("{\"id\":") });
+            let body = axum::body::Body::from_stream(first.chain(futures::stream::pending()));
+            (StatusCode::OK, body)
+        }))
+        .with_state(seen.clone());
+    let addr = spawn(app).await.unwrap();
+    let upstream = Upstream::new(
+        "stalling",
+        UpstreamConfig {
+            timeout: Duration::from_millis(300),
+            retry: once,
+            ..config()
+        },
+    );
+    let started = Instant::now();
+    let stalled = upstream
+        .exchange(Call::non_idempotent(), || {
+            client.post(format!("http://{addr}/hook"))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        stalled,
+        Unanswered {
+            error: UpstreamError::Timeout,
+            never_sent: false,
+        }
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(seen.count(), 1);
+}
+
+/// A body longer than the limit is cut there and says so; parsing it is a bad response, not a
+/// confusing JSON error.
+#[tokio::test]
+async fn bodies_are_read_up_to_the_limit() {
+    let app = Router::new().fallback(any(|| async { "x".repeat(200 * 1024) }));
+    let addr = spawn(app).await.unwrap();
+    let upstream = Upstream::new("large", config());
+    let client = client();
+    let answer = upstream
+        .exchange(Call::idempotent(), || client.get(format!("http://{addr}/")))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    assert!(answer.truncated);
+    assert_eq!(answer.body.len(), config().body_limit);
+    let err = answer.json::<serde_json::Value>().unwrap_err();
+    assert_eq!(err.kind(), "bad_response");
+    assert!(err.to_string().contains("larger than 65536 bytes"), "{err}");
 }

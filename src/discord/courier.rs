@@ -26,18 +26,24 @@
 //! [`render_notice`] builds the message body (one embed, and the buttons) from a [`NoticeView`],
 //! always within Discord's limits, and is testable on its own.
 //!
-//! # Why the courier does not call `Upstream::send`
+//! # On the resilience layer
 //!
-//! [`crate::resilience::Upstream::send`] returns a response only for statuses below 400; for
-//! anything else it drains the body and returns an [`UpstreamError`]. That loses what Discord
-//! puts in error bodies and headers: the precise `retry_after` (the `Retry-After` header is
-//! whole seconds), `global`, and the JSON error code that tells "Unknown Message" (10008: post a
-//! fresh message) from "Unknown Channel" (10003: a human must fix the route). So the courier
-//! makes its single attempt itself with the resilience layer's parts: the `discord`
-//! [`UpstreamConfig`] (timeout; one attempt), a [`CircuitBreaker`] told every outcome through
-//! [`BreakerPermit::record`](crate::resilience::BreakerPermit::record), [`Holds`] for the waits
-//! 429s announce, and [`classify_status`]/[`classify_transport`] for the error taxonomy
-//! (transport errors come from the source chain, without the URL).
+//! Every call goes through the `discord` [`Upstream`] with [`Upstream::exchange`], shaped by
+//! [`upstream_config`]: one attempt per call (the outbox retries), a 10 s timeout covering the
+//! answer and its body, a breaker told every outcome, the holds 429s announced, and the error
+//! taxonomy. `exchange` returns Discord's answer whatever its status, body included, because
+//! what Discord says about an error decides what the dispatcher does: the precise
+//! `retry_after` (the `Retry-After` header is whole seconds), `global`, the bucket a route
+//! belongs to (`X-RateLimit-Bucket`, often first heard on the 429 itself), and the JSON error
+//! code that tells "Unknown Message" (10008: post a fresh message) from "Unknown Channel"
+//! (10003: a human must fix the route). So the upstream leaves holds to the courier
+//! ([`Holding::Caller`]): the courier reads a 429 and holds the route's bucket, or every route
+//! when it is global, with [`Upstream::hold`]. A call on a held bucket or through an open
+//! breaker comes back unsent, as [`DeliveryError::Held`]. A webhook post is the one
+//! [`Idempotency::NonIdempotent`] call (posts as the bot carry a nonce; edits and reads show
+//! the current state), and [`Unanswered::never_sent`] says whether its lost answer is
+//! ambiguous. The upstream is registered with the metrics at start-up, so its breaker shows
+//! as `patchbay_circuit_state{upstream="discord"}`.
 //!
 //! # Secrets
 //!
@@ -59,13 +65,14 @@ use url::Url;
 use super::custom_id::Press;
 use super::render::{marker, shorten};
 use crate::alerts::notice::{Courier, DeliveryError, Posted, ReplyNote};
-use crate::config::duration;
+use crate::config::{Config, duration};
 use crate::model::State;
 use crate::model::notice::{IncidentLine, MessageRef, NoticeStatus, NoticeView, ReplyKind};
 use crate::model::{Severity, Snowflake};
 use crate::resilience::{
-    BreakerConfig, CircuitBreaker, CircuitState, Holds, MAX_RETRY_AFTER, RetryPolicy,
-    UpstreamConfig, UpstreamError, classify_status, classify_transport, parse_retry_after,
+    BreakerConfig, Call, CircuitState, DEFAULT_HOLD, Exchange, Holding, Idempotency,
+    MAX_RETRY_AFTER, RetryPolicy, Unanswered, Upstream, UpstreamConfig, UpstreamError,
+    parse_retry_after,
 };
 use crate::secret::Secret;
 
@@ -106,7 +113,8 @@ const INVALID_FORM_BODY: u64 = 50035;
 
 /// The `discord` upstream: a 10 s attempt, exactly one attempt per call (the outbox retries),
 /// and a breaker that opens only after ten upstream faults in a row (429s, 5xx, timeouts,
-/// connection failures), for 30 s. No client-side rate limit: Discord's 429s carry the wait.
+/// connection failures), for 30 s. No client-side rate limit: Discord's 429s carry the wait,
+/// which the courier reads from their bodies and holds itself ([`Holding::Caller`]).
 pub fn upstream_config() -> UpstreamConfig {
     UpstreamConfig {
         timeout: Duration::from_secs(10),
@@ -119,20 +127,18 @@ pub fn upstream_config() -> UpstreamConfig {
             open_duration: Duration::from_secs(30),
         },
         rate_limit: None,
+        body_limit: BODY_LIMIT,
+        holding: Holding::Caller,
     }
 }
-
-/// How long a 429 that names no wait keeps its route back.
-const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
 /// Delivers alert notices to Discord, as the bot or through an incoming webhook.
 pub struct DiscordCourier {
     target: Target,
     client: reqwest::Client,
-    config: UpstreamConfig,
-    breaker: CircuitBreaker,
-    /// The waits Discord's 429s announced, per bucket and channel (or for every route).
-    holds: Holds,
+    /// The `discord` upstream: breaker, holds (the waits Discord's 429s announced, per bucket
+    /// and channel, or for every route), timeout and taxonomy.
+    upstream: Upstream,
     /// The bucket Discord named for each route (`X-RateLimit-Bucket`): routes sharing a bucket
     /// share a hold.
     buckets: Mutex<HashMap<&'static str, String>>,
@@ -172,8 +178,7 @@ impl fmt::Debug for DiscordCourier {
         };
         f.debug_struct("DiscordCourier")
             .field("mode", &mode)
-            .field("config", &self.config)
-            .field("circuit_state", &self.breaker.state())
+            .field("upstream", &self.upstream)
             .finish_non_exhaustive()
     }
 }
@@ -188,6 +193,16 @@ enum Purpose {
 }
 
 impl DiscordCourier {
+    /// The courier `patchbay run` delivers alerts with: through the configured webhook, else as
+    /// the bot when a token is set; `None` when neither is (the log takes the alerts).
+    pub fn for_config(config: &Config) -> Option<Self> {
+        if let Some(webhook) = &config.alerts.webhook {
+            return Some(Self::webhook(webhook));
+        }
+        let token = config.bot.token.as_ref()?;
+        Some(Self::bot(&config.bot.api_base, token))
+    }
+
     /// Posts as the bot through Discord's REST API at `api_base` (`https://discord.com`, or
     /// `DISCORD_API_BASE`). A token that cannot be sent in a header makes every delivery fail
     /// with [`DeliveryError::Permanent`] (kind `auth`).
@@ -222,7 +237,6 @@ impl DiscordCourier {
     }
 
     fn new(target: Target) -> Self {
-        let config = upstream_config();
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             // Discord's API never redirects, and following one could send an alert somewhere
@@ -233,17 +247,20 @@ impl DiscordCourier {
         DiscordCourier {
             target,
             client,
-            config,
-            breaker: CircuitBreaker::new(config.breaker),
-            holds: Holds::default(),
+            upstream: Upstream::new(UPSTREAM, upstream_config()),
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The same courier with a different per-attempt timeout (tests use a short one).
+    /// The same courier with a different per-attempt timeout (tests use a short one). Its
+    /// upstream is a new one, with a closed breaker and no holds.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout = timeout;
+        let config = UpstreamConfig {
+            timeout,
+            ..*self.upstream.config()
+        };
+        self.upstream = Upstream::new(UPSTREAM, config);
         self
     }
 
@@ -254,12 +271,18 @@ impl DiscordCourier {
 
     /// The upstream configuration in use (name [`UPSTREAM`]).
     pub fn config(&self) -> &UpstreamConfig {
-        &self.config
+        self.upstream.config()
     }
 
-    /// The circuit breaker's state, for metrics.
+    /// The circuit breaker's state.
     pub fn circuit_state(&self) -> CircuitState {
-        self.breaker.state()
+        self.upstream.circuit_state()
+    }
+
+    /// The `discord` upstream every call goes through; a clone shares its breaker, which is how
+    /// the metrics endpoint shows it (`Metrics::watch_upstream`).
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
     }
 
     /// The URL that creates a message: the channel's messages as the bot, the webhook with
@@ -301,10 +324,10 @@ impl DiscordCourier {
         }
     }
 
-    /// Makes the one attempt of a call: the route's hold (a 429 said to keep out of it), the
-    /// breaker's permission, the request with the per-attempt timeout covering the answer and
-    /// its body, and the outcome told to the breaker and to the route's hold. Returns the body of
-    /// a 2xx answer; any other answer becomes a [`DeliveryError`].
+    /// Makes the one attempt of a call through the `discord` upstream: a route whose bucket a
+    /// 429 holds, or an open breaker, keeps it from being sent; otherwise Discord's answer,
+    /// whatever its status, is read here. The bucket Discord names is learned, and anything
+    /// but a 2xx becomes a [`DeliveryError`]. Returns the body of a 2xx answer.
     async fn call(
         &self,
         purpose: Purpose,
@@ -313,87 +336,64 @@ impl DiscordCourier {
         url: Url,
         body: Option<&Value>,
     ) -> Result<Vec<u8>, DeliveryError> {
-        let bucket = self.bucket_of(route);
-        if let Some(after) = self.holds.remaining(&bucket) {
-            return Err(DeliveryError::Held {
-                after,
-                kind: "rate_limited",
-            });
-        }
-        let mut request = self.client.request(method, url);
-        if let Target::Bot { authorization, .. } = &self.target {
-            let Some(authorization) = authorization else {
+        let authorization = match &self.target {
+            Target::Bot {
+                authorization: None,
+                ..
+            } => {
                 return Err(DeliveryError::Permanent {
                     kind: "auth",
                     message: "the bot token cannot be sent in an HTTP header".into(),
                 });
-            };
-            request = request.header(AUTHORIZATION, authorization.clone());
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let permit = self
-            .breaker
-            .try_acquire()
-            .map_err(|retry_in| DeliveryError::Held {
-                after: retry_in,
-                kind: "circuit_open",
-            })?;
-        // A webhook post takes no nonce: when its answer goes missing, the message may exist,
-        // and a retry may post it again.
-        let unsure = purpose == Purpose::Create && self.is_webhook();
-        let timeout = self.config.timeout;
-        let answer = tokio::time::timeout(timeout, async {
-            let response = request.send().await?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = read_body(response).await?;
-            Ok::<_, reqwest::Error>((status, headers, body))
-        })
-        .await;
-        let (status, headers, body) = match answer {
-            Err(_elapsed) => {
-                permit.record(Err(&UpstreamError::Timeout));
-                return Err(DeliveryError::Retry {
-                    after: None,
-                    kind: UpstreamError::Timeout.kind(),
-                    message: format!(
-                        "Discord did not answer within {}",
-                        duration::format(timeout)
-                    ),
-                    ambiguous: unsure,
-                });
             }
-            Ok(Err(err)) => {
-                let error = classify_transport(&err);
-                permit.record(Err(&error));
-                // A failure to connect happened before any byte of the request left.
-                return Err(self.transport_failure(&error, unsure && !err.is_connect()));
-            }
-            Ok(Ok(answer)) => answer,
+            Target::Bot { authorization, .. } => authorization.clone(),
+            Target::Webhook { .. } => None,
         };
-        if let Some(learned) = headers
+        // A webhook post takes no nonce: when its answer goes missing, the message may exist,
+        // and a retry may post it again. A post as the bot carries a nonce Discord deduplicates,
+        // and an edit or a read shows the current state, so repeating those is harmless.
+        let idempotency = if purpose == Purpose::Create && self.is_webhook() {
+            Idempotency::NonIdempotent
+        } else {
+            Idempotency::Idempotent
+        };
+        let bucket = self.bucket_of(route);
+        let call = Call {
+            idempotency,
+            bucket: Some(&bucket),
+        };
+        let build = || {
+            let mut request = self.client.request(method.clone(), url.clone());
+            if let Some(authorization) = &authorization {
+                request = request.header(AUTHORIZATION, authorization.clone());
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            request
+        };
+        let answer = match self.upstream.exchange(call, build).await {
+            Ok(answer) => answer,
+            Err(unanswered) => return Err(self.unanswered(unanswered, idempotency)),
+        };
+        if let Some(learned) = answer
+            .headers
             .get("x-ratelimit-bucket")
             .and_then(|v| v.to_str().ok())
         {
             self.learn_bucket(route, learned);
         }
-        let upstream_error = classify_status(status, &headers);
-        permit.record(upstream_error.as_ref().map_or(Ok(()), Err));
-        let Some(upstream_error) = upstream_error else {
-            if status.is_success() {
-                return Ok(body);
-            }
+        match answer.error() {
+            None if answer.status.is_success() => Ok(answer.body),
             // Discord never redirects; a 1xx or 3xx here comes from something in between.
-            return Err(DeliveryError::Retry {
+            None => Err(DeliveryError::Retry {
                 after: None,
                 kind: "bad_response",
-                message: format!("unexpected HTTP {}", status.as_u16()),
+                message: format!("unexpected HTTP {}", answer.status.as_u16()),
                 ambiguous: false,
-            });
-        };
-        Err(self.rejection(purpose, route, status, &headers, &body, &upstream_error))
+            }),
+            Some(upstream_error) => Err(self.rejection(purpose, route, &answer, &upstream_error)),
+        }
     }
 
     /// The key of `route`'s rate limit: the bucket Discord named for the route (learned from
@@ -412,23 +412,42 @@ impl DiscordCourier {
         }
     }
 
-    /// A transport failure (timeout, connection, an answer cut short) as a delivery error.
-    /// `ambiguous`: the request may have taken effect (see [`DeliveryError::Retry`]).
-    fn transport_failure(&self, error: &UpstreamError, ambiguous: bool) -> DeliveryError {
-        let message = self.scrub(&error.to_string());
-        if error.is_retryable() {
-            DeliveryError::Retry {
+    /// A call that got no answer as a delivery error. One the upstream kept back (a 429's hold,
+    /// the open breaker) was not sent and is [`DeliveryError::Held`]; a timeout, a connection
+    /// failure or an answer cut short is worth another try, ambiguous when a non-idempotent
+    /// request may have taken effect (see [`DeliveryError::Retry`]); a request that could not
+    /// be built would fail the same way again.
+    fn unanswered(&self, unanswered: Unanswered, idempotency: Idempotency) -> DeliveryError {
+        let Unanswered { error, never_sent } = unanswered;
+        let ambiguous = idempotency == Idempotency::NonIdempotent && !never_sent;
+        match error {
+            UpstreamError::RateLimited { retry_after } => DeliveryError::Held {
+                after: retry_after.unwrap_or(DEFAULT_HOLD),
+                kind: error.kind(),
+            },
+            UpstreamError::CircuitOpen { retry_in, .. } => DeliveryError::Held {
+                after: retry_in,
+                kind: error.kind(),
+            },
+            UpstreamError::Timeout => DeliveryError::Retry {
                 after: None,
                 kind: error.kind(),
-                message,
+                message: format!(
+                    "Discord did not answer within {}",
+                    duration::format(self.config().timeout)
+                ),
                 ambiguous,
-            }
-        } else {
-            // Only a request that could not be built: it would fail the same way again.
-            DeliveryError::Permanent {
+            },
+            _ if error.is_retryable() => DeliveryError::Retry {
+                after: None,
                 kind: error.kind(),
-                message,
-            }
+                message: self.scrub(&error.to_string()),
+                ambiguous,
+            },
+            _ => DeliveryError::Permanent {
+                kind: error.kind(),
+                message: self.scrub(&error.to_string()),
+            },
         }
     }
 
@@ -441,12 +460,11 @@ impl DiscordCourier {
         &self,
         purpose: Purpose,
         route: Route,
-        status: StatusCode,
-        headers: &HeaderMap,
-        body: &[u8],
+        answer: &Exchange,
         upstream_error: &UpstreamError,
     ) -> DeliveryError {
-        let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let status = answer.status;
+        let json: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
         let code = json["code"].as_u64();
         if purpose == Purpose::Existing
             && status == StatusCode::NOT_FOUND
@@ -456,12 +474,13 @@ impl DiscordCourier {
         }
         let message = self.scrub(&describe(status, &json));
         if let UpstreamError::RateLimited { .. } = upstream_error {
-            let (after, global) = rate_limit_wait(&json, headers);
+            let (after, global) = rate_limit_wait(&json, &answer.headers);
+            let after = after.unwrap_or(DEFAULT_HOLD);
+            // The bucket as just learned from this answer: routes sharing it share the hold.
             let bucket = (!global).then(|| self.bucket_of(route));
-            self.holds
-                .hold(bucket.as_deref(), after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT));
+            self.upstream.hold(bucket.as_deref(), after);
             return DeliveryError::Retry {
-                after: Some(after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT)),
+                after: Some(after),
                 kind: upstream_error.kind(),
                 message,
                 ambiguous: false,
@@ -723,19 +742,6 @@ fn set_nonce(body: &mut Value, key: &str) -> Result<(), DeliveryError> {
     body["nonce"] = json!(key);
     body["enforce_nonce"] = json!(true);
     Ok(())
-}
-
-/// Reads a response body up to [`BODY_LIMIT`]; a longer one is cut (a message is far smaller,
-/// and an error body is only read for its code and message).
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        body.extend_from_slice(&chunk);
-        if body.len() > BODY_LIMIT {
-            break;
-        }
-    }
-    Ok(body)
 }
 
 /// Where the message in a 2xx answer is.
