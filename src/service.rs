@@ -526,7 +526,7 @@ impl ControlPlane {
                 None => unknown_integration(&config, target),
             });
         }
-        let length = crate::config::duration::parse(length).map_err(|err| {
+        let length = crate::duration::parse(length).map_err(|err| {
             CommandError::Invalid(format!("duration: {err}; write it like 30m, 1h or 2d"))
         })?;
         if length.is_zero() || length > std::time::Duration::from_secs(30 * 86_400) {

@@ -27,6 +27,7 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Integration};
+use crate::duration::human;
 use crate::model::{Severity, Snowflake};
 use crate::model::{State, Transition};
 use crate::store::alerts::{AlertTx, DeliveryKind, NewIncident};
@@ -752,44 +753,5 @@ fn covers(target: &str, name: &str, integration: Option<&Integration>) -> bool {
     match target.strip_prefix("tag:") {
         Some(tag) => integration.is_some_and(|i| i.tags.iter().any(|t| t == tag)),
         None => target == name,
-    }
-}
-
-/// "45s", "12m", "1h 5m", "2d 3h": seconds below a minute, then minutes, then hours, the two
-/// largest units only; what people reading an alert need.
-pub fn human(length: Duration) -> String {
-    let secs = length.as_secs();
-    if secs < 60 {
-        return format!("{secs}s");
-    }
-    let (minutes, hours, days) = (secs / 60 % 60, secs / 3600 % 24, secs / 86_400);
-    let (big, small) = match (days, hours) {
-        (0, 0) => return format!("{minutes}m"),
-        (0, h) => ((h, 'h'), (minutes, 'm')),
-        (d, h) => ((d, 'd'), (h, 'h')),
-    };
-    if small.0 == 0 {
-        format!("{}{}", big.0, big.1)
-    } else {
-        format!("{}{} {}{}", big.0, big.1, small.0, small.1)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lengths_read_in_minutes_and_hours() {
-        assert_eq!(human(Duration::from_secs(12 * 60 + 30)), "12m");
-        assert_eq!(human(Duration::from_secs(3600)), "1h");
-        assert_eq!(human(Duration::from_secs(3900)), "1h 5m");
-        assert_eq!(human(Duration::from_secs(42)), "42s");
-        assert_eq!(human(Duration::from_millis(300)), "0s");
-        assert_eq!(
-            human(Duration::from_secs(2 * 86_400 + 3 * 3600 + 59)),
-            "2d 3h"
-        );
-        assert_eq!(human(Duration::from_secs(86_400)), "1d");
     }
 }

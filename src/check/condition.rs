@@ -43,6 +43,7 @@ use regex::bytes::Regex;
 use serde_json::Value;
 
 use crate::check::tls;
+use crate::duration;
 
 /// The placeholders that may start a condition, listed in error messages.
 const PLACEHOLDERS: &str =
@@ -52,14 +53,6 @@ const OPERATORS: &str = "expected one of ==, !=, <, <=, >, >=, contains, matches
 /// The kinds of value that may follow an operator, listed in error messages.
 const VALUES: &str =
     "expected a number, a \"string\", a duration such as 800ms, true, false or null";
-/// The duration units that literals may use, with their length in nanoseconds, largest first.
-const UNITS: [(&str, u128); 5] = [
-    ("d", 86_400_000_000_000),
-    ("h", 3_600_000_000_000),
-    ("m", 60_000_000_000),
-    ("s", 1_000_000_000),
-    ("ms", 1_000_000),
-];
 /// How many characters of a body or JSON value a failure message quotes before cutting it off.
 const SHOWN_CHARS: usize = 80;
 
@@ -668,7 +661,7 @@ impl fmt::Display for Shown<'_> {
             Shown::Num(Num::Int(i)) => write!(f, "{i}"),
             Shown::Num(Num::Uint(u)) => write!(f, "{u}"),
             Shown::Num(Num::Float(x)) => write!(f, "{x}"),
-            Shown::Duration(d) => f.write_str(&format_duration(*d)),
+            Shown::Duration(d) => f.write_str(&duration::precise(*d)),
             Shown::Text(bytes) => {
                 // At most four bytes make one character, so this slice holds enough characters.
                 let head = &bytes[..bytes.len().min(SHOWN_CHARS * 4)];
@@ -758,32 +751,6 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// Formats a duration compactly in the largest unit it reaches, as in `1.204s` or `250ms`.
-fn format_duration(duration: Duration) -> String {
-    let nanos = duration.as_nanos();
-    let mut unit = UNITS
-        .iter()
-        .position(|&(_, size)| nanos >= size)
-        .unwrap_or(UNITS.len() - 1);
-    loop {
-        let (name, size) = UNITS[unit];
-        // Thousandths of the unit, rounded to the nearest.
-        let scaled = (nanos * 1000 + size / 2) / size;
-        // Rounding can reach the next unit up, as 59.9996s does, which then reads better.
-        if unit > 0 && scaled * size >= UNITS[unit - 1].1 * 1000 {
-            unit -= 1;
-            continue;
-        }
-        let (whole, fraction) = (scaled / 1000, scaled % 1000);
-        return if fraction == 0 {
-            format!("{whole}{name}")
-        } else {
-            let digits = format!("{fraction:03}");
-            format!("{whole}.{}{name}", digits.trim_end_matches('0'))
-        };
-    }
-}
-
 /// Levenshtein distance between two short words, counted in characters.
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -865,23 +832,6 @@ fn suggest_operator(text: &str) -> Option<&'static str> {
         "~" | "=~" | "~=" | "like" | "regex" | "match" => "matches",
         "has" | "in" | "includes" | "include" | "contain" => "contains",
         lower => closest(lower, &["contains", "matches"])?,
-    })
-}
-
-/// Suggests the duration unit that an unknown one probably meant.
-fn suggest_unit(unit: &str) -> Option<&'static str> {
-    Some(match unit.to_lowercase().as_str() {
-        "msec" | "msecs" | "millis" | "millisecond" | "milliseconds" => "ms",
-        "sec" | "secs" | "second" | "seconds" => "s",
-        "min" | "mins" | "minute" | "minutes" => "m",
-        "hr" | "hrs" | "hour" | "hours" => "h",
-        "day" | "days" => "d",
-        "ms" => "ms",
-        "s" => "s",
-        "m" => "m",
-        "h" => "h",
-        "d" => "d",
-        _ => return None,
     })
 }
 
@@ -1470,28 +1420,27 @@ impl<'s> Parser<'s> {
                 .map(LiteralValue::Num)
                 .ok_or_else(|| self.error(start, format!("bad number \"{token}\"")));
         }
-        let Some(&(_, size)) = UNITS.iter().find(|(name, _)| *name == unit) else {
+        // The value is the duration grammar's own reading; the messages are the language's,
+        // because they point at a column and suggest the literal to write instead.
+        let value = duration::from_parts(digits, unit);
+        if value == Err(duration::Problem::UnknownUnit) {
             let mut message =
                 format!("unknown duration unit \"{unit}\"; expected ms, s, m, h or d");
-            if let Some(suggestion) = suggest_unit(unit) {
+            if let Some(suggestion) = duration::suggest_unit(unit) {
                 message.push_str(&format!("; did you mean {digits}{suggestion}?"));
             }
             return Err(self.error(unit_start, message));
-        };
+        }
         if negative {
             return Err(self.error(start, "a duration cannot be negative"));
         }
-        // Exact arithmetic on the decimal digits, so that 1.204s is exactly 1204ms.
-        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-        let scale = 10u128.checked_pow(u32::try_from(fraction.len()).unwrap_or(u32::MAX));
-        let nanos = format!("{whole}{fraction}")
-            .parse::<u128>()
-            .ok()
-            .zip(scale)
-            .and_then(|(mantissa, scale)| Some(mantissa.checked_mul(size)? / scale))
-            .and_then(|nanos| u64::try_from(nanos).ok())
-            .ok_or_else(|| self.error(start, format!("the duration \"{token}\" is too large")))?;
-        Ok(LiteralValue::Duration(Duration::from_nanos(nanos)))
+        match value {
+            Ok(value) => Ok(LiteralValue::Duration(value)),
+            Err(duration::Problem::TooLong) => {
+                Err(self.error(start, format!("the duration \"{token}\" is too large")))
+            }
+            Err(_) => Err(self.error(start, format!("bad number \"{token}\""))),
+        }
     }
 
     fn trailing_input(&self) -> ConditionError {
@@ -2706,27 +2655,6 @@ mod tests {
             "at column 11: missing value after ==; expected a number, a \"string\", a duration \
              such as 800ms, true, false or null"
         );
-    }
-
-    #[test]
-    fn durations_format_compactly() {
-        let cases = [
-            (Duration::ZERO, "0ms"),
-            (Duration::from_micros(500), "0.5ms"),
-            (Duration::from_millis(250), "250ms"),
-            (Duration::from_micros(12_500), "12.5ms"),
-            (Duration::from_millis(1204), "1.204s"),
-            (Duration::from_secs(2), "2s"),
-            (Duration::from_secs(90), "1.5m"),
-            // Rounding to thousandths reaches a whole minute, which reads better as 1m.
-            (Duration::from_micros(59_999_600), "1m"),
-            (Duration::from_secs(7200), "2h"),
-            (Duration::from_secs(86_400), "1d"),
-            (Duration::from_secs(129_600), "1.5d"),
-        ];
-        for (duration, expected) in cases {
-            assert_eq!(format_duration(duration), expected, "{duration:?}");
-        }
     }
 
     #[test]

@@ -16,7 +16,8 @@ use reqwest::Url;
 
 use super::error::{ConfigError, Diagnostics, did_you_mean};
 use super::raw::Table;
-use super::{Environment, Integration, duration};
+use super::{Environment, Integration};
+use crate::duration;
 use crate::model::State;
 use crate::model::{Severity, Snowflake};
 use crate::secret::Secret;
@@ -381,7 +382,7 @@ pub(super) fn read_alerts(
                 d.error(
                     Some(at),
                     table.key("repeat"),
-                    format!("{} is shorter than 1m", duration::format(repeat)),
+                    format!("{} is shorter than 1m", duration::compact(repeat)),
                     Some("remind at most once a minute, or write \"0\" for no reminders".into()),
                 );
             } else {
@@ -393,7 +394,7 @@ pub(super) fn read_alerts(
                 d.error(
                     Some(at),
                     table.key("group_wait"),
-                    format!("{} is longer than 5m", duration::format(wait)),
+                    format!("{} is longer than 5m", duration::compact(wait)),
                     Some("wait at most \"5m\", or write \"0\" to send each alert at once".into()),
                 );
             } else {
@@ -427,7 +428,7 @@ pub(super) fn read_alerts(
                 d.error(
                     Some(at),
                     table.key("flap_window"),
-                    format!("{} is shorter than 1m", duration::format(window)),
+                    format!("{} is shorter than 1m", duration::compact(window)),
                     Some("count state changes over at least \"1m\"".into()),
                 );
             } else {
@@ -616,7 +617,7 @@ pub(super) fn read_maintenance(
                 d.error(
                     Some(at),
                     table.key("duration"),
-                    format!("{} is longer than 7d", duration::format(length)),
+                    format!("{} is longer than 7d", duration::compact(length)),
                     Some("keep one window to at most \"7d\"; list weekdays to repeat it".into()),
                 );
                 return None;

@@ -6,7 +6,6 @@
 //! The file format is a user-facing contract documented in `patchbay.example.toml`.
 
 mod alerts;
-pub mod duration;
 mod error;
 mod raw;
 
@@ -20,6 +19,7 @@ use reqwest::Url;
 
 use crate::check::condition::Condition;
 use crate::check::{ssrf, tls};
+use crate::duration;
 use crate::model::{Severity, Snowflake};
 use crate::secret::Secret;
 pub use alerts::{
@@ -854,8 +854,8 @@ fn read_integration(
                     table.key("timeout"),
                     format!(
                         "timeout {} is longer than the interval {}",
-                        duration::format(timeout),
-                        duration::format(interval)
+                        duration::compact(timeout),
+                        duration::compact(interval)
                     ),
                     Some("make the timeout at most the interval".into()),
                 );

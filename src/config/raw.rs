@@ -8,8 +8,8 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::duration;
 use super::error::{Diagnostics, did_you_mean};
+use crate::duration;
 use crate::model::Snowflake;
 
 /// A table of the file, with its dotted path for error messages.

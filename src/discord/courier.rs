@@ -58,7 +58,7 @@ use url::Url;
 
 use super::render::{marker, shorten};
 use crate::alerts::notice::{Courier, DeliveryError, Posted};
-use crate::config::duration;
+use crate::duration;
 use crate::model::State;
 use crate::model::notice::{IncidentLine, MessageRef, NoticeStatus, NoticeView};
 use crate::model::{Severity, Snowflake};
@@ -359,7 +359,7 @@ impl DiscordCourier {
                     kind: UpstreamError::Timeout.kind(),
                     message: format!(
                         "Discord did not answer within {}",
-                        duration::format(timeout)
+                        duration::compact(timeout)
                     ),
                     ambiguous: unsure,
                 });
@@ -1025,7 +1025,7 @@ fn incident_entry(incident: &IncidentLine) -> String {
         format!(
             "✅ **{name}** resolved <t:{}:R> after {}",
             resolved_at.timestamp(),
-            crate::alerts::human(lasted)
+            duration::human(lasted)
         )
     } else {
         let mut line = format!("{} **{name}** {}", marker(incident.state), incident.state);
@@ -1045,7 +1045,7 @@ fn incident_entry(incident: &IncidentLine) -> String {
         {
             line.push_str(&format!(
                 " · {}",
-                duration::format(Duration::from_secs_f64(ms / 1000.0))
+                duration::compact(Duration::from_secs_f64(ms / 1000.0))
             ));
         }
         line
@@ -1135,7 +1135,7 @@ fn fields(view: &NoticeView) -> Vec<(String, String)> {
     if view.status == NoticeStatus::Resolved
         && let Some(after) = view.resolved_after
     {
-        fields.push(("Resolved after".to_string(), crate::alerts::human(after)));
+        fields.push(("Resolved after".to_string(), duration::human(after)));
     }
     if view.flapping {
         fields.push((

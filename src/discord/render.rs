@@ -10,7 +10,7 @@
 use poise::serenity_prelude as serenity;
 
 use crate::audit::{Actor, AuditPage, AuditQuery};
-use crate::config::duration;
+use crate::duration;
 use crate::model::State;
 use crate::service::{CommandError, OverviewPage, StatusDetail, sparkline};
 
@@ -667,10 +667,10 @@ pub fn detail(detail: &StatusDetail) -> Embed {
             Some(f) => format!(
                 "uptime {:.2}%\np50 {} · p95 {}",
                 f.uptime_pct,
-                duration::format(std::time::Duration::from_secs_f64(
+                duration::compact(std::time::Duration::from_secs_f64(
                     f.latency_p50_ms / 1000.0
                 )),
-                duration::format(std::time::Duration::from_secs_f64(
+                duration::compact(std::time::Duration::from_secs_f64(
                     f.latency_p95_ms / 1000.0
                 )),
             ),
