@@ -40,3 +40,5 @@ pub mod secret;
 pub mod service;
 /// The database.
 pub mod store;
+/// "Did you mean": the closest known name to one a user mistyped.
+pub mod suggest;

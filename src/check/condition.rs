@@ -44,6 +44,7 @@ use serde_json::Value;
 
 use crate::check::tls;
 use crate::duration;
+use crate::suggest;
 
 /// The placeholders that may start a condition, listed in error messages.
 const PLACEHOLDERS: &str =
@@ -751,36 +752,6 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// Levenshtein distance between two short words, counted in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (diagonal + usize::from(ca != *cb))
-                .min(above + 1)
-                .min(row[j] + 1);
-            diagonal = above;
-        }
-    }
-    row[b.len()]
-}
-
-/// Returns the candidate closest to a misspelt word, if any is close enough to be a likely typo.
-fn closest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
-    let word = word.to_lowercase();
-    let limit = if word.chars().count() <= 3 { 1 } else { 2 };
-    candidates
-        .iter()
-        .map(|candidate| (edit_distance(&word, candidate), *candidate))
-        .filter(|(distance, _)| *distance <= limit)
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
-}
-
 /// Suggests the placeholder that a mistyped one probably meant, keeping any path after it.
 fn suggest_placeholder(text: &str) -> Option<String> {
     // A jq-style path such as `.status` means the same path under `body`.
@@ -811,7 +782,7 @@ fn suggest_placeholder(text: &str) -> Option<String> {
         "expires_in" | "expiry" | "cert_expiry" | "cert_expires_in" | "expires" => {
             "cert.expires_in"
         }
-        lower => closest(
+        lower => suggest::closest(
             lower,
             &["status", "latency", "body", "header", "len", "cert"],
         )?,
@@ -831,7 +802,7 @@ fn suggest_operator(text: &str) -> Option<&'static str> {
         "gt" => ">",
         "~" | "=~" | "~=" | "like" | "regex" | "match" => "matches",
         "has" | "in" | "includes" | "include" | "contain" => "contains",
-        lower => closest(lower, &["contains", "matches"])?,
+        lower => suggest::closest(lower, &["contains", "matches"])?,
     })
 }
 
@@ -1212,7 +1183,7 @@ impl<'s> Parser<'s> {
                 | "valid_for"
                 | "remaining"
         );
-        if alias || closest(field, &["expires_in"]).is_some() {
+        if alias || suggest::closest(field, &["expires_in"]).is_some() {
             message.push_str("; did you mean \"cert.expires_in\"?");
         }
         Err(self.error(field_start, message))

@@ -14,13 +14,14 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, TimeDelta, TimeZone
 use chrono_tz::Tz;
 use reqwest::Url;
 
-use super::error::{ConfigError, Diagnostics, did_you_mean};
+use super::error::{ConfigError, Diagnostics};
 use super::raw::Table;
 use super::{Environment, Integration};
 use crate::duration;
 use crate::model::State;
 use crate::model::{Severity, Snowflake};
 use crate::secret::Secret;
+use crate::suggest;
 
 /// The variable the webhook URL is read from when `webhook_env` does not name another.
 pub const DEFAULT_WEBHOOK_ENV: &str = "DISCORD_ALERT_WEBHOOK";
@@ -313,7 +314,7 @@ impl KnownTargets {
             return true;
         }
         let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
-        let fix = match did_you_mean(name, &names) {
+        let fix = match suggest::closest(name, &names) {
             Some(close) => format!("did you mean {close:?}?"),
             None => "name an integration defined in this file".into(),
         };
@@ -332,7 +333,7 @@ impl KnownTargets {
             return true;
         }
         let tags: Vec<&str> = self.tags.iter().map(String::as_str).collect();
-        let fix = match did_you_mean(tag, &tags) {
+        let fix = match suggest::closest(tag, &tags) {
             Some(close) => format!("did you mean {close:?}?"),
             None => "name a tag that an integration carries (tags = [...])".into(),
         };
@@ -352,7 +353,7 @@ pub(super) fn read_severity(
         Ok(severity) => Some(severity),
         Err(message) => {
             let names = Severity::ALL.map(Severity::as_str);
-            let fix = match did_you_mean(&text, &names) {
+            let fix = match suggest::closest(&text, &names) {
                 Some(close) => format!("did you mean \"{close}\"?"),
                 None => "use \"critical\" or \"warning\"".into(),
             };
@@ -759,7 +760,7 @@ fn read_timezone(table: &Table<'_, '_>, d: &mut Diagnostics, text: &str, at: usi
         .map(|timezone| timezone.name())
         .filter(|name| name.contains('/'))
         .collect();
-    let fix = match did_you_mean(text, &regions) {
+    let fix = match suggest::closest(text, &regions) {
         Some(close) => format!("did you mean \"{close}\"?"),
         None => {
             "use an IANA time zone name, like \"Europe/Berlin\", \"America/New_York\" or \"UTC\""

@@ -22,6 +22,7 @@ use crate::check::{ssrf, tls};
 use crate::duration;
 use crate::model::{Severity, Snowflake};
 use crate::secret::Secret;
+use crate::suggest;
 pub use alerts::{
     AlertRoute, AlertsConfig, DEFAULT_WEBHOOK_ENV, MaintenanceTarget, MaintenanceWindow,
     RouteTarget,
@@ -584,7 +585,7 @@ fn read_grants(root: &Table<'_, '_>, d: &mut Diagnostics) -> Vec<crate::access::
                     }
                 }
                 Err(_) => {
-                    let fix = match error::did_you_mean(&name, &names) {
+                    let fix = match suggest::closest(&name, &names) {
                         Some(close) => format!("did you mean \"{close}\"?"),
                         None => format!("use one of {}", names.join(", ")),
                     };
@@ -796,7 +797,7 @@ fn read_integrations(
             .and_then(|(_, at)| *at);
         for dependency in &integration.depends_on {
             if !names.contains(dependency) {
-                let fix = match error::did_you_mean(
+                let fix = match suggest::closest(
                     dependency,
                     &names.iter().map(String::as_str).collect::<Vec<_>>(),
                 ) {
