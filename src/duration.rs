@@ -1,9 +1,9 @@
 //! Durations: the one grammar users write them in, and the named ways patchbay writes them back.
 //!
 //! The grammar is a number and one unit, `ms`, `s`, `m`, `h` or `d` (`800ms`, `30s`, `1.5m`,
-//! `4h`, `7d`), at most [`MAX`] long. The config reads it with [`parse`], whose messages name the
+//! `4h`, `7d`), at most `MAX` long. The config reads it with `parse`, whose messages name the
 //! problem in words a user can act on; the condition language lexes its own duration literals
-//! (it must point at a column) and hands the number and the unit to [`from_parts`], so both read
+//! (it must point at a column) and hands the number and the unit to `from_parts`, so both read
 //! the same values. The decimal number is read exactly, so `1.204s` is 1,204 ms, not a float's
 //! neighbour of it.
 //!
@@ -11,14 +11,13 @@
 //! messages, where `humantime` accepts more and explains less.
 //!
 //! The formats, each for one kind of reader:
-//! - [`compact`]: settings and measurements in replies and logs (`250ms`, `1.2s`, `5m`, `1h30m`);
-//!   what the config was written in reads back the same.
-//! - [`precise`]: what a check measured, to the thousandth of its largest unit (`1.204s`,
+//! - `compact`: settings and measurements in replies and logs (`250ms`, `1.2s`, `5m`, `1h30m`).
+//! - `precise`: what a check measured, to the thousandth of its largest unit (`1.204s`,
 //!   `12.5ms`, `1.5m`), so a failed `latency < 800ms` shows the exact figure it compared.
-//! - [`human`]: how long something lasted, for people reading an alert (`12m`, `1h 5m`,
+//! - `human`: how long something lasted, for people reading an alert (`12m`, `1h 5m`,
 //!   `2d 3h`): the two largest units only.
 //!
-//! This module sits on the ground floor: it imports only `model`'s [`echo`].
+//! This module sits on the ground floor: it imports only `model`'s `echo`.
 
 use std::time::Duration;
 
@@ -162,8 +161,7 @@ pub fn suggest_unit(unit: &str) -> Option<&'static str> {
 
 /// A duration compactly, in the units that keep it readable: milliseconds below a second,
 /// seconds to a tenth below a minute, then every non-zero unit down to the second: `250ms`,
-/// `1.2s`, `5m`, `4h`, `7d`, `1h30m`. A duration written in the grammar's units reads back as
-/// written.
+/// `1.2s`, `5m`, `4h`, `7d`, `1h30m`.
 pub fn compact(duration: Duration) -> String {
     let ms = duration.as_millis();
     if ms < 1000 {
