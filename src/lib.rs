@@ -20,6 +20,8 @@ pub mod cli;
 pub mod config;
 /// The Discord front (the only module that imports serenity and poise).
 pub mod discord;
+/// Durations: the one grammar (`30s`, `5m`, `7d`) and the named formats.
+pub mod duration;
 /// The HTTP front: health, readiness and metrics (the only module that imports axum).
 pub mod http;
 /// Logging set-up (pretty or JSON lines).
@@ -38,3 +40,5 @@ pub mod secret;
 pub mod service;
 /// The database.
 pub mod store;
+/// "Did you mean": the closest known name to one a user mistyped.
+pub mod suggest;

@@ -144,7 +144,9 @@ impl ReplyNote<'_> {
     /// payments-api`, `Stable again`.
     pub fn describe(&self) -> String {
         match self.kind {
-            ReplyKind::Resolved => format!("Resolved after {}", super::human(self.lasted())),
+            ReplyKind::Resolved => {
+                format!("Resolved after {}", crate::duration::human(self.lasted()))
+            }
             ReplyKind::Reminder => format!(
                 "Still {} after {}: {}",
                 if self.view.severity == Severity::Critical {
@@ -152,7 +154,7 @@ impl ReplyNote<'_> {
                 } else {
                     "degraded"
                 },
-                super::human(self.lasted()),
+                crate::duration::human(self.lasted()),
                 self.open().join(", ")
             ),
             ReplyKind::StableAgain => "Stable again".into(),

@@ -14,12 +14,14 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, TimeDelta, TimeZone
 use chrono_tz::Tz;
 use reqwest::Url;
 
-use super::error::{ConfigError, Diagnostics, did_you_mean};
+use super::error::{ConfigError, Diagnostics};
 use super::raw::Table;
-use super::{Environment, Integration, duration};
+use super::{Environment, Integration};
+use crate::duration;
 use crate::model::State;
 use crate::model::{Severity, Snowflake};
 use crate::secret::Secret;
+use crate::suggest;
 
 /// The variable the webhook URL is read from when `webhook_env` does not name another.
 pub const DEFAULT_WEBHOOK_ENV: &str = "DISCORD_ALERT_WEBHOOK";
@@ -312,7 +314,7 @@ impl KnownTargets {
             return true;
         }
         let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
-        let fix = match did_you_mean(name, &names) {
+        let fix = match suggest::closest(name, &names) {
             Some(close) => format!("did you mean {close:?}?"),
             None => "name an integration defined in this file".into(),
         };
@@ -331,7 +333,7 @@ impl KnownTargets {
             return true;
         }
         let tags: Vec<&str> = self.tags.iter().map(String::as_str).collect();
-        let fix = match did_you_mean(tag, &tags) {
+        let fix = match suggest::closest(tag, &tags) {
             Some(close) => format!("did you mean {close:?}?"),
             None => "name a tag that an integration carries (tags = [...])".into(),
         };
@@ -351,7 +353,7 @@ pub(super) fn read_severity(
         Ok(severity) => Some(severity),
         Err(message) => {
             let names = Severity::ALL.map(Severity::as_str);
-            let fix = match did_you_mean(&text, &names) {
+            let fix = match suggest::closest(&text, &names) {
                 Some(close) => format!("did you mean \"{close}\"?"),
                 None => "use \"critical\" or \"warning\"".into(),
             };
@@ -381,7 +383,7 @@ pub(super) fn read_alerts(
                 d.error(
                     Some(at),
                     table.key("repeat"),
-                    format!("{} is shorter than 1m", duration::format(repeat)),
+                    format!("{} is shorter than 1m", duration::compact(repeat)),
                     Some("remind at most once a minute, or write \"0\" for no reminders".into()),
                 );
             } else {
@@ -393,7 +395,7 @@ pub(super) fn read_alerts(
                 d.error(
                     Some(at),
                     table.key("group_wait"),
-                    format!("{} is longer than 5m", duration::format(wait)),
+                    format!("{} is longer than 5m", duration::compact(wait)),
                     Some("wait at most \"5m\", or write \"0\" to send each alert at once".into()),
                 );
             } else {
@@ -427,7 +429,7 @@ pub(super) fn read_alerts(
                 d.error(
                     Some(at),
                     table.key("flap_window"),
-                    format!("{} is shorter than 1m", duration::format(window)),
+                    format!("{} is shorter than 1m", duration::compact(window)),
                     Some("count state changes over at least \"1m\"".into()),
                 );
             } else {
@@ -616,7 +618,7 @@ pub(super) fn read_maintenance(
                 d.error(
                     Some(at),
                     table.key("duration"),
-                    format!("{} is longer than 7d", duration::format(length)),
+                    format!("{} is longer than 7d", duration::compact(length)),
                     Some("keep one window to at most \"7d\"; list weekdays to repeat it".into()),
                 );
                 return None;
@@ -758,7 +760,7 @@ fn read_timezone(table: &Table<'_, '_>, d: &mut Diagnostics, text: &str, at: usi
         .map(|timezone| timezone.name())
         .filter(|name| name.contains('/'))
         .collect();
-    let fix = match did_you_mean(text, &regions) {
+    let fix = match suggest::closest(text, &regions) {
         Some(close) => format!("did you mean \"{close}\"?"),
         None => {
             "use an IANA time zone name, like \"Europe/Berlin\", \"America/New_York\" or \"UTC\""

@@ -93,16 +93,6 @@ impl Diagnostics {
     }
 }
 
-/// The known key closest to `unknown`, if one is close enough to be a likely typo.
-pub(crate) fn did_you_mean<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|candidate| (strsim::levenshtein(unknown, candidate), *candidate))
-        .filter(|(distance, candidate)| *distance <= (candidate.len() / 3).max(2))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,16 +104,5 @@ mod tests {
         assert_eq!(diagnostics.line_of(2), 2);
         assert_eq!(diagnostics.line_of(5), 3);
         assert_eq!(diagnostics.line_of(6), 4);
-    }
-
-    #[test]
-    fn suggests_close_keys_only() {
-        let known = ["interval", "timeout", "failure_threshold"];
-        assert_eq!(did_you_mean("intervall", &known), Some("interval"));
-        assert_eq!(
-            did_you_mean("failure_treshold", &known),
-            Some("failure_threshold")
-        );
-        assert_eq!(did_you_mean("colour", &known), None);
     }
 }

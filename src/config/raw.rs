@@ -8,9 +8,10 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::duration;
-use super::error::{Diagnostics, did_you_mean};
+use super::error::Diagnostics;
+use crate::duration;
 use crate::model::Snowflake;
+use crate::suggest;
 
 /// A table of the file, with its dotted path for error messages.
 pub(crate) struct Table<'a, 'i> {
@@ -65,7 +66,7 @@ impl<'a, 'i> Table<'a, 'i> {
             if known.contains(&name) {
                 continue;
             }
-            let fix = match did_you_mean(name, known) {
+            let fix = match suggest::closest(name, known) {
                 Some(close) => format!("did you mean `{close}`?"),
                 None => format!("remove it; known keys here: {}", known.join(", ")),
             };

@@ -65,7 +65,8 @@ use url::Url;
 use super::custom_id::Press;
 use super::render::{marker, shorten};
 use crate::alerts::notice::{Courier, DeliveryError, Posted, ReplyNote};
-use crate::config::{Config, duration};
+use crate::config::Config;
+use crate::duration;
 use crate::model::State;
 use crate::model::notice::{IncidentLine, MessageRef, NoticeStatus, NoticeView, ReplyKind};
 use crate::model::{Severity, Snowflake};
@@ -434,7 +435,7 @@ impl DiscordCourier {
                 kind: error.kind(),
                 message: format!(
                     "Discord did not answer within {}",
-                    duration::format(self.config().timeout)
+                    duration::compact(self.config().timeout)
                 ),
                 ambiguous,
             },
@@ -924,7 +925,7 @@ fn rate_limit_wait(body: &Value, headers: &HeaderMap) -> (Option<Duration>, bool
 pub fn reply_text(note: &ReplyNote<'_>) -> String {
     match note.kind {
         ReplyKind::Resolved => {
-            format!("✅ Resolved after {}.", crate::alerts::human(note.lasted()))
+            format!("✅ Resolved after {}.", duration::human(note.lasted()))
         }
         ReplyKind::Reminder => format!(
             "⏰ Still {} after {}: {}. Acknowledge to stop reminders.",
@@ -933,7 +934,7 @@ pub fn reply_text(note: &ReplyNote<'_>) -> String {
             } else {
                 "degraded"
             },
-            crate::alerts::human(note.lasted()),
+            duration::human(note.lasted()),
             name_list(
                 &note
                     .open()
@@ -1055,7 +1056,7 @@ fn incident_entry(incident: &IncidentLine) -> String {
         format!(
             "✅ **{name}** resolved <t:{}:R> after {}",
             resolved_at.timestamp(),
-            crate::alerts::human(lasted)
+            duration::human(lasted)
         )
     } else {
         let mut line = format!("{} **{name}** {}", marker(incident.state), incident.state);
@@ -1075,7 +1076,7 @@ fn incident_entry(incident: &IncidentLine) -> String {
         {
             line.push_str(&format!(
                 " · {}",
-                duration::format(Duration::from_secs_f64(ms / 1000.0))
+                duration::compact(Duration::from_secs_f64(ms / 1000.0))
             ));
         }
         line
@@ -1169,7 +1170,7 @@ fn fields(view: &NoticeView) -> Vec<(String, String)> {
     if view.status == NoticeStatus::Resolved
         && let Some(after) = view.resolved_after
     {
-        fields.push(("Resolved after".to_string(), crate::alerts::human(after)));
+        fields.push(("Resolved after".to_string(), duration::human(after)));
     }
     if view.flapping {
         fields.push((

@@ -12,7 +12,7 @@ use poise::serenity_prelude as serenity;
 use super::custom_id::{CUSTOM_ID_LIMIT, PageButton, Press};
 use crate::access::{Allowed, Denied, GrantSource};
 use crate::audit::{AuditPage, AuditQuery};
-use crate::config::duration;
+use crate::duration;
 use crate::model::{Actor, State, echo};
 use crate::service::{
     CommandError, GrantChange, GrantChanged, IncidentAcked, Invalid, NoticeSilenced, OverviewPage,
@@ -820,10 +820,10 @@ pub fn detail(detail: &StatusDetail) -> Embed {
             Some(f) => format!(
                 "uptime {:.2}%\np50 {} · p95 {}",
                 f.uptime_pct,
-                duration::format(std::time::Duration::from_secs_f64(
+                duration::compact(std::time::Duration::from_secs_f64(
                     f.latency_p50_ms / 1000.0
                 )),
-                duration::format(std::time::Duration::from_secs_f64(
+                duration::compact(std::time::Duration::from_secs_f64(
                     f.latency_p95_ms / 1000.0
                 )),
             ),

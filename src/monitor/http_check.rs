@@ -136,7 +136,7 @@ impl HttpChecker {
                 kind: "timeout",
                 message: format!(
                     "no complete response within {}",
-                    crate::config::duration::format(integration.timeout)
+                    crate::duration::compact(integration.timeout)
                 ),
                 status: None,
             })

@@ -16,8 +16,8 @@ use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::duration;
 use crate::config::{DegradedLimits, Integration};
+use crate::duration;
 use crate::model::{CheckResult, IntegrationState, LastCheck, State, Transition};
 
 /// Results needed in the window before DEGRADED is decided either way.
@@ -99,7 +99,7 @@ impl Machine {
         if self.window.len() < MIN_SAMPLES {
             return Verdict::NotEnoughData;
         }
-        let window = duration::format(limits.window);
+        let window = duration::compact(limits.window);
         let total = self.window.len() as f64;
         let failures = self.window.iter().filter(|s| !s.success).count() as f64;
         let rate = failures / total;
@@ -112,7 +112,7 @@ impl Machine {
             return Verdict::Exceeded(format!(
                 "latency p95 {} over {window} exceeds {}",
                 format_ms(p95),
-                duration::format(limit)
+                duration::compact(limit)
             ));
         }
         if let Some(limit) = limits.error_rate
@@ -203,7 +203,7 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn format_ms(ms: f64) -> String {
-    duration::format(std::time::Duration::from_secs_f64(ms / 1000.0))
+    duration::compact(std::time::Duration::from_secs_f64(ms / 1000.0))
 }
 
 #[cfg(test)]

@@ -144,7 +144,7 @@ impl ControlPlane {
                 None => unknown_integration(&config, target),
             });
         }
-        let length = crate::config::duration::parse(length).map_err(|err| Invalid::Duration {
+        let length = crate::duration::parse(length).map_err(|err| Invalid::Duration {
             error: err.to_string(),
         })?;
         if length.is_zero() || length > MAX_SILENCE {
