@@ -123,17 +123,10 @@ fn fmt_retry_after(retry_after: &Option<Duration>) -> String {
     }
 }
 
-/// Renders a duration the way people read it: whole seconds (rounded up, so
-/// a caller never retries too early), or milliseconds below one second.
+/// A wait as people read it, in the one duration module's precise format (`3s`, `250ms`,
+/// `29.1s`): exact, so nobody reads a rounded-down wait and retries too early.
 fn fmt_duration(d: &Duration) -> String {
-    if d.is_zero() {
-        "0s".to_owned()
-    } else if *d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis().max(1))
-    } else {
-        let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-        format!("{secs}s")
-    }
+    crate::duration::precise(*d)
 }
 
 /// Maps an HTTP status (and its headers) to an error, or `None` for success.
@@ -402,7 +395,7 @@ mod tests {
                     retry_in: Duration::from_millis(29_100),
                 },
                 "circuit_open",
-                "circuit open for notion, retry in 30s",
+                "circuit open for notion, retry in 29.1s",
             ),
         ];
         for (err, kind, message) in cases {
