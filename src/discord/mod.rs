@@ -363,19 +363,6 @@ async fn mirror_audit(
     }
 }
 
-/// The courier of alert notifications through Discord: the configured webhook, else the bot's
-/// REST API when a token is set; `None` when neither is (the log takes them).
-pub fn alert_courier(config: &Config) -> Option<Arc<dyn crate::alerts::notice::Courier>> {
-    if let Some(webhook) = &config.alerts.webhook {
-        return Some(Arc::new(courier::DiscordCourier::webhook(webhook)));
-    }
-    let token = config.bot.token.as_ref()?;
-    Some(Arc::new(courier::DiscordCourier::bot(
-        &config.bot.api_base,
-        token,
-    )))
-}
-
 /// Where commands are registered: each guild of `[bot].guilds`, or globally.
 fn scopes(config: &Config) -> Vec<Option<serenity::GuildId>> {
     if config.bot.guilds.is_empty() {

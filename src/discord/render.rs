@@ -27,7 +27,7 @@ const CONTENT_LIMIT: usize = 2000;
 /// Discord's limit on an embed title.
 const TITLE_LIMIT: usize = 256;
 /// Discord's limit on an embed description.
-const DESCRIPTION_LIMIT: usize = 4096;
+pub(super) const DESCRIPTION_LIMIT: usize = 4096;
 /// Discord's limit on an embed field's name.
 const FIELD_NAME_LIMIT: usize = 256;
 /// Discord's limit on an embed field's value.
@@ -35,7 +35,7 @@ const FIELD_VALUE_LIMIT: usize = 1024;
 /// Discord's limit on an embed footer.
 const FOOTER_LIMIT: usize = 2048;
 /// Discord's limit on the characters of all of a message's embeds together.
-const EMBEDS_TOTAL_LIMIT: usize = 6000;
+pub(super) const EMBEDS_TOTAL_LIMIT: usize = 6000;
 /// Discord's limit on fields per embed.
 const FIELDS_LIMIT: usize = 25;
 /// Discord's limit on embeds per message.
@@ -64,6 +64,8 @@ pub struct Embed {
     fields: Vec<(String, String, bool)>,
     /// The footer (none when empty).
     footer: String,
+    /// The time shown beside the footer.
+    timestamp: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Embed {
@@ -104,8 +106,14 @@ impl Embed {
         self
     }
 
+    /// Sets the time shown beside the footer (Discord shows it in each reader's time zone).
+    pub fn timestamp(mut self, at: chrono::DateTime<chrono::Utc>) -> Embed {
+        self.timestamp = Some(at);
+        self
+    }
+
     /// The characters Discord counts toward the 6,000 of a message's embeds.
-    fn size(&self) -> usize {
+    pub(super) fn size(&self) -> usize {
         chars(&self.title)
             + chars(&self.description)
             + chars(&self.footer)
@@ -143,6 +151,7 @@ impl Embed {
                 })
                 .collect(),
             footer: shorten(&self.footer, FOOTER_LIMIT),
+            timestamp: self.timestamp,
         }
     }
 
@@ -164,8 +173,18 @@ impl Embed {
         if !self.footer.is_empty() {
             embed = embed.footer(serenity::CreateEmbedFooter::new(self.footer));
         }
+        if let Some(at) = self.timestamp {
+            embed = embed.timestamp(at);
+        }
         embed
     }
+}
+
+/// An embed as the JSON Discord's REST API takes, fitted like every other: what the alert
+/// courier sends, which speaks to Discord without serenity's builders.
+pub(super) fn embed_json(embed: Embed) -> serde_json::Value {
+    let fitted = fit_embeds(vec![embed]).remove(0).build();
+    serde_json::to_value(fitted).expect("an embed serializes")
 }
 
 /// Every embed within its limits, and all of them within the 6,000 characters of a message.
@@ -219,7 +238,7 @@ fn more(lines: usize) -> String {
 /// Lines joined within `limit` characters: whole lines while they fit, then "… and N more" for
 /// the rest, never a line cut in the middle, except a first line too long on its own, which is
 /// cut at a word so the answer still says something.
-fn fit_lines<S: AsRef<str>>(lines: &[S], limit: usize) -> String {
+pub(super) fn fit_lines<S: AsRef<str>>(lines: &[S], limit: usize) -> String {
     let mut out = String::new();
     let mut used = 0;
     for (index, line) in lines.iter().enumerate() {
