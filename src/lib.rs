@@ -1,16 +1,18 @@
 //! patchbay: a self-hosted chat-ops control plane for a team's integrations.
 //!
-//! Read [`ARCHITECTURE.md`](../ARCHITECTURE.md) first. In short: domain modules (model, check,
-//! config, store, monitor, alerts, service) know nothing of Discord or HTTP servers; the fronts
-//! (`discord`, `http`, `cli`) are thin layers over [`service`].
+//! Read [`ARCHITECTURE.md`](../ARCHITECTURE.md) first. In short: the modules stand on floors
+//! (`model` and the other leaf tools at the bottom, the fronts at the top) and every `crate::`
+//! path points down (`tests/layering.rs` checks it); domain modules (model, check, config,
+//! store, monitor, alerts, service) know nothing of Discord or HTTP servers; the fronts
+//! (`discord`, `http`, `cli`) are thin layers over [`service`], which answers in values.
 
-/// Permissions, grants and the access decision every front asks for.
+/// Permissions, grants, callers and the access decision every front asks for.
 pub mod access;
 /// Incidents, routing, the alert outbox and its dispatcher.
 pub mod alerts;
 /// Wiring for `patchbay run`: opens the store, starts the engine and the fronts, handles signals.
 pub mod app;
-/// The audit log's vocabulary: actors, outcomes, redacted options.
+/// The audit log's vocabulary: entries, outcomes, typed and redacted options.
 pub mod audit;
 /// What a check may ask of a response: conditions, the SSRF guard, TLS certificates.
 pub mod check;
@@ -28,7 +30,7 @@ pub mod http;
 pub mod logging;
 /// Prometheus metrics.
 pub mod metrics;
-/// Shared vocabulary: ids, states, severities, check results, transitions, alert views.
+/// Shared vocabulary: ids, actors, states, severities, check results, transitions, alert views.
 pub mod model;
 /// The monitoring engine: scheduler, HTTP checks, state machine.
 pub mod monitor;
@@ -36,7 +38,7 @@ pub mod monitor;
 pub mod resilience;
 /// Values that must never be printed.
 pub mod secret;
-/// The control-plane service the fronts call.
+/// The control-plane service the fronts call: one invocation path, answers in values.
 pub mod service;
 /// The database.
 pub mod store;
