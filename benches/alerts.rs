@@ -1,7 +1,7 @@
 //! Alert latency and burst cost, end to end: the real `patchbay run` wiring (`app::start`:
 //! engine, writer, alert pipeline, outbox dispatcher, Discord courier) against real HTTP
 //! upstreams that the bench flips between healthy and failing, a fake Discord
-//! (`tests/common/fake_discord.rs`) and a real SQLite file. Everything stays on 127.0.0.1.
+//! (`tests/common/fake_discord/`) and a real SQLite file. Everything stays on 127.0.0.1.
 //!
 //! # What it measures
 //!
@@ -64,7 +64,7 @@
 //! BENCH_UNGROUPED=0` measures single incidents only). `RUST_LOG` prints
 //! patchbay's log to stderr as well.
 
-#[path = "../tests/common/fake_discord.rs"]
+#[path = "../tests/common/fake_discord/mod.rs"]
 #[allow(dead_code)]
 mod fake_discord;
 #[path = "../tests/common/upstream.rs"]

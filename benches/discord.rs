@@ -6,7 +6,7 @@
 //!
 //! Run: `cargo bench --bench discord`. Everything stays on 127.0.0.1.
 
-#[path = "../tests/common/fake_discord.rs"]
+#[path = "../tests/common/fake_discord/mod.rs"]
 #[allow(dead_code)]
 mod fake_discord;
 

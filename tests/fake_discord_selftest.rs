@@ -1,4 +1,4 @@
-//! The fake Discord (`tests/common/fake_discord.rs`) against a real serenity client: the
+//! The fake Discord (`tests/common/fake_discord/`) against a real serenity client: the
 //! handshake, the cache filled from GUILD_CREATE, interactions answered through REST, a gateway
 //! drop followed by a RESUME, and every payload the fake sends parsed with serenity's own types
 //! (a payload serenity cannot parse would otherwise be dropped silently as `Event::Unknown`).
