@@ -9,20 +9,19 @@
 #[path = "../tests/common/fake_discord/mod.rs"]
 #[allow(dead_code)]
 mod fake_discord;
+#[path = "../tests/common/stack.rs"]
+#[allow(dead_code)]
+mod stack;
+#[path = "../tests/common/upstream.rs"]
+#[allow(dead_code)]
+mod upstream;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use fake_discord::{FakeDiscord, FakeMember};
-use patchbay::config::{self, Environment};
-use patchbay::metrics::Metrics;
 use patchbay::model::{CheckResult, IntegrationState, State};
-use patchbay::monitor::Engine;
-use patchbay::monitor::http_check::HttpChecker;
-use patchbay::service::ControlPlane;
-use patchbay::store::{Batch, Store, writer};
+use patchbay::store::{Batch, Store};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 const INTEGRATIONS: usize = 10_000;
 /// The figure is over 1,000 invocations; `BENCH_INVOCATIONS` takes fewer for a quick
@@ -53,14 +52,10 @@ async fn main() {
             "[[integration]]\nname = \"svc-{i}\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"24h\"\ntags = [\"bench\"]\n"
         ));
     }
-    let env = Environment::from_pairs([
-        ("DISCORD_TOKEN", "fake-token"),
-        ("DISCORD_API_BASE", fake.api_base().as_str()),
-    ]);
-    let config = config::parse(&text, "bench.toml", None, &env).unwrap();
+    // The history is written before patchbay starts, into the file the stack will open.
     let store = Store::open(&format!(
         "sqlite://{}",
-        dir.path().join("bench.db").display()
+        stack::db_path(dir.path()).display()
     ))
     .await
     .unwrap();
@@ -101,31 +96,11 @@ async fn main() {
             .unwrap();
     }
 
-    let metrics = Arc::new(Metrics::new());
-    let (writer, _) = writer::spawn(
-        store.clone(),
-        1000,
-        Duration::from_millis(500),
-        metrics.clone(),
-    );
-    let engine = Engine::start(
-        store.clone(),
-        writer,
-        metrics,
-        Arc::new(HttpChecker::new()),
-        512,
-        config.integrations.clone(),
-    )
-    .await
-    .unwrap();
-    let plane = Arc::new(
-        ControlPlane::new(&config, store.clone(), Some(engine))
-            .await
-            .unwrap(),
-    );
-    let stop = CancellationToken::new();
-    let bot = tokio::spawn(patchbay::discord::run(plane, stop.clone()));
-    fake.wait_ready().await;
+    store.close().await;
+    // Started as `patchbay run` starts (`app::start`): the engine, the HTTP server, the alert
+    // pipeline and the Discord front.
+    let bench = stack::start_text(fake, dir, &text, true, Vec::new()).await;
+    let fake = &bench.fake;
 
     let mut report = Vec::new();
     // `BENCH_ONLY=detail` skips the overview, which is slow at this size (see the notes).
@@ -173,6 +148,5 @@ async fn main() {
         "({INTEGRATIONS} integrations, {} invocations each, one at a time)",
         invocations()
     );
-    stop.cancel();
-    let _ = bot.await;
+    bench.stop().await;
 }

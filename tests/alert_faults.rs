@@ -9,8 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::alert_stack::*;
 use common::fake_discord::{self, Fault};
+use common::stack::*;
 use common::upstream::Upstream;
 use patchbay::model::State;
 use patchbay::model::{Actor, Snowflake};

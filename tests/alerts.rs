@@ -13,7 +13,7 @@ use common::fake_discord::{self, FakeMember, Fault};
 use common::upstream::Upstream;
 use serde_json::{Value, json};
 
-use common::alert_stack::*;
+use common::stack::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_one_message_edited_in_place_then_one_reply_on_recovery() {

@@ -1,36 +1,20 @@
 //! The Discord front end to end: the real serenity/poise client, connected through
-//! `DISCORD_API_BASE` to a fake Discord on 127.0.0.1 (REST and gateway), over a real engine
-//! and SQLite store.
+//! `DISCORD_API_BASE` to a fake Discord on 127.0.0.1 (REST and gateway), over the real wiring
+//! of `patchbay run` (`app::start`, through `common::stack`) and a SQLite file.
 
 mod common;
 
 use common::custom_ids;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::fake_discord::{self, FakeDiscord, FakeMember};
+use common::stack::{self, Patchbay};
 use patchbay::audit::{AuditQuery, Outcome};
 use patchbay::config::{self, Environment};
-use patchbay::metrics::Metrics;
-use patchbay::monitor::Engine;
-use patchbay::monitor::http_check::HttpChecker;
-use patchbay::service::ControlPlane;
-use patchbay::store::{Store, writer};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-struct Bot {
-    fake: FakeDiscord,
-    store: Store,
-    plane: Arc<ControlPlane>,
-    engine: Engine,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_bot() -> Bot {
+async fn start_bot() -> Patchbay {
     start_bot_with("", "").await
 }
 
@@ -39,11 +23,11 @@ const TWO_INTEGRATIONS: &str = "[[integration]]\nname = \"payments-api\"\nurl = 
      [[integration]]\nname = \"search\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"1h\"\n";
 
 /// Starts the bot with extra `[bot]` lines and extra tables (`[[grant]]`) in its config.
-async fn start_bot_with(bot_extra: &str, tables: &str) -> Bot {
+async fn start_bot_with(bot_extra: &str, tables: &str) -> Patchbay {
     start_bot_config(bot_extra, tables, TWO_INTEGRATIONS).await
 }
 
-/// The config text the bot starts with.
+/// The config text the bot starts with (the stack adds `[http]` and `[storage]`).
 fn config_text(bot_extra: &str, tables: &str, integrations: &str) -> String {
     format!(
         "[bot]\nguilds = [\"{}\"]\n{bot_extra}\n{tables}\n{integrations}",
@@ -61,51 +45,8 @@ fn test_config(fake: &FakeDiscord, text: &str) -> config::Config {
 }
 
 /// Starts the bot with its whole config given: `[bot]` lines, tables, and integrations.
-async fn start_bot_config(bot_extra: &str, tables: &str, integrations: &str) -> Bot {
-    let fake = FakeDiscord::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let text = config_text(bot_extra, tables, integrations);
-    let config = test_config(&fake, &text);
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("db").display()))
-        .await
-        .unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let (writer, _) = writer::spawn(
-        store.clone(),
-        100,
-        Duration::from_millis(20),
-        metrics.clone(),
-    );
-    let engine = Engine::start(
-        store.clone(),
-        writer,
-        metrics,
-        Arc::new(HttpChecker::new()),
-        8,
-        config.integrations.clone(),
-    )
-    .await
-    .unwrap();
-    let plane = Arc::new(
-        ControlPlane::new(&config, store.clone(), Some(engine.clone()))
-            .await
-            .unwrap(),
-    );
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(patchbay::discord::run(plane.clone(), stop.clone()));
-    let task = tokio::spawn(async move {
-        task.await.unwrap().unwrap();
-    });
-    fake.wait_ready().await;
-    Bot {
-        fake,
-        store,
-        plane,
-        engine,
-        stop,
-        task,
-        _dir: dir,
-    }
+async fn start_bot_config(bot_extra: &str, tables: &str, integrations: &str) -> Patchbay {
+    stack::start_bot(&config_text(bot_extra, tables, integrations)).await
 }
 
 fn option(name: &str, value: &str) -> Value {
@@ -246,7 +187,7 @@ async fn registers_answers_checks_permissions_and_survives_a_gateway_drop() {
 
     // Every command left one audit entry (autocomplete none).
     let entries = bot
-        .store
+        .store()
         .audit_entries(&AuditQuery {
             limit: 50,
             ..AuditQuery::default()
@@ -271,8 +212,7 @@ async fn registers_answers_checks_permissions_and_survives_a_gateway_drop() {
         ]
     );
 
-    bot.stop.cancel();
-    bot.task.await.unwrap();
+    bot.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,7 +314,7 @@ async fn the_permission_matrix_holds_and_every_cell_is_audited() {
         ));
     }
     let entries = bot
-        .store
+        .store()
         .audit_entries(&AuditQuery {
             limit: 100,
             ..AuditQuery::default()
@@ -388,8 +328,7 @@ async fn the_permission_matrix_holds_and_every_cell_is_audited() {
         .collect();
     assert_eq!(recorded, expected_audit);
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
-    bot.stop.cancel();
-    bot.task.await.unwrap();
+    bot.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,7 +351,7 @@ async fn members_over_the_rate_limit_are_told_when_to_try_again() {
     let id = fake.command("status", json!([]), FakeMember::OPS).await;
     assert!(fake.callback_for(id).await["data"]["embeds"].is_array());
     let limited = bot
-        .store
+        .store()
         .audit_entries(&AuditQuery {
             outcome: Some(Outcome::RateLimited),
             limit: 10,
@@ -421,8 +360,7 @@ async fn members_over_the_rate_limit_are_told_when_to_try_again() {
         .await
         .unwrap();
     assert_eq!(limited.len(), 1);
-    bot.stop.cancel();
-    bot.task.await.unwrap();
+    bot.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,8 +384,7 @@ async fn audit_entries_are_mirrored_into_the_audit_channel() {
     assert!(content.contains(": denied ("), "{content}");
     // Mirrored lines mention people without pinging them.
     assert_eq!(body["allowed_mentions"]["parse"], json!([]), "{body}");
-    bot.stop.cancel();
-    bot.task.await.unwrap();
+    bot.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -612,7 +549,7 @@ async fn a_long_overview_is_paginated_with_buttons_that_check_permissions() {
     assert_eq!(third["components"][0]["components"][1]["disabled"], true);
 
     let entries = bot
-        .store
+        .store()
         .audit_entries(&AuditQuery {
             limit: 10,
             ..AuditQuery::default()
@@ -638,8 +575,7 @@ async fn a_long_overview_is_paginated_with_buttons_that_check_permissions() {
     );
     assert!(recorded[1].2.contains("\"page\":2"), "{:?}", recorded[1]);
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
-    bot.stop.cancel();
-    bot.task.await.unwrap();
+    bot.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -702,7 +638,7 @@ async fn re_check_now_runs_a_live_check_for_those_allowed_and_defers_when_slow()
     let title = update["data"]["embeds"][0]["title"].as_str().unwrap();
     assert!(title.ends_with("payments-api: UP"), "{title}");
     assert_eq!(
-        bot.engine.state("payments-api").unwrap().state.to_string(),
+        bot.engine().state("payments-api").unwrap().state.to_string(),
         "UP"
     );
 
@@ -735,7 +671,7 @@ async fn re_check_now_runs_a_live_check_for_those_allowed_and_defers_when_slow()
     );
 
     let entries = bot
-        .store
+        .store()
         .audit_entries(&AuditQuery {
             command: Some("status recheck".into()),
             limit: 10,
@@ -746,8 +682,7 @@ async fn re_check_now_runs_a_live_check_for_those_allowed_and_defers_when_slow()
     let outcomes: Vec<Outcome> = entries.iter().rev().map(|e| e.outcome).collect();
     assert_eq!(outcomes, [Outcome::Denied, Outcome::Ok, Outcome::Ok]);
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
-    bot.stop.cancel();
-    bot.task.await.unwrap();
+    bot.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -756,7 +691,7 @@ async fn slow_answers_are_deferred_and_late_errors_stay_private() {
     let bot = start_bot().await;
     let fake = &bot.fake;
     // Another writer holds the database: the audit entry waits for it, and so does the reply.
-    let path = bot._dir.path().join("db");
+    let path = bot.db_path();
     let mut blocker = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
@@ -809,8 +744,7 @@ async fn slow_answers_are_deferred_and_late_errors_stay_private() {
         "{body}"
     );
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
-    bot.stop.cancel();
-    bot.task.await.unwrap();
+    bot.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -826,8 +760,8 @@ async fn a_reloaded_config_is_what_status_and_autocomplete_show() {
     );
     let reloaded = test_config(fake, &text);
     // What SIGHUP does in `patchbay run`.
-    bot.engine.apply(reloaded.integrations.clone()).await;
-    bot.plane.reload(&reloaded);
+    bot.engine().apply(reloaded.integrations.clone()).await;
+    bot.plane().reload(&reloaded);
     let id = fake.command("status", json!([]), FakeMember::NOBODY).await;
     let overview = fake.original_message(id).await;
     assert_eq!(overview["embeds"][0]["title"], "3 integrations");
@@ -856,8 +790,7 @@ async fn a_reloaded_config_is_what_status_and_autocomplete_show() {
             .contains("ledger"),
         "{detail}"
     );
-    bot.stop.cancel();
-    bot.task.await.unwrap();
+    bot.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -925,8 +858,7 @@ async fn the_audit_log_pages_back_with_an_older_button() {
         .await;
     assert_eq!(fake.callback_for(press).await["data"]["flags"], 64);
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
-    bot.stop.cancel();
-    bot.task.await.unwrap();
+    bot.stop().await;
 }
 
 /// The text of an ephemeral reply: asserts the flag, Discord's 2,000-character limit, and that
@@ -989,8 +921,7 @@ async fn a_long_unknown_integration_is_quoted_cut_not_a_broken_reply() {
         "{content}"
     );
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
-    bot.stop.cancel();
-    bot.task.await.unwrap();
+    bot.stop().await;
 }
 
 /// Every leaf option of the registered commands, as `("/command sub", option)`.
@@ -1059,8 +990,7 @@ async fn every_text_option_has_a_length_and_every_number_a_range() {
     );
     // The fake checked each option's bounds against Discord's spec.
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
-    bot.stop.cancel();
-    bot.task.await.unwrap();
+    bot.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1142,7 +1072,7 @@ async fn out_of_range_integers_are_explained_and_audited_as_invalid() {
     );
     // Each was audited like any command, as invalid input.
     let entries = bot
-        .store
+        .store()
         .audit_entries(&AuditQuery {
             limit: 50,
             ..AuditQuery::default()
@@ -1161,8 +1091,7 @@ async fn out_of_range_integers_are_explained_and_audited_as_invalid() {
     expected.push(("audit".into(), Outcome::Ok));
     assert_eq!(recorded, expected);
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
-    bot.stop.cancel();
-    bot.task.await.unwrap();
+    bot.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1275,6 +1204,5 @@ async fn every_answer_that_echoes_input_fits() {
     // 60 grants, the public status line and the closing line.
     assert_eq!(last, format!("… and {} more", 62 - shown), "{content}");
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
-    bot.stop.cancel();
-    bot.task.await.unwrap();
+    bot.stop().await;
 }

@@ -1,5 +1,5 @@
 #![allow(dead_code)]
-pub mod alert_stack;
+pub mod stack;
 pub mod fake_discord;
 pub mod tls_upstream;
 pub mod upstream;

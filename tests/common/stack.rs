@@ -1,11 +1,22 @@
-//! A patchbay started through `app::start` (the wiring of `patchbay run`) against the fake
-//! Discord, with a fresh SQLite file: what the alert tests drive, and the helpers they read the
-//! fake's messages with.
+//! A patchbay started through `app::start` (the wiring of `patchbay run`: store, writer, engine,
+//! HTTP server, alert pipeline, dispatcher, Discord front) against the fake Discord, with a
+//! fresh SQLite file: the one stack the Discord front's tests, the alert tests and the Discord
+//! bench drive, and the helpers they read the fake's messages with.
+//!
+//! The stack writes `[http]` (port 0) and `[storage]` (its own SQLite file, flushed every
+//! 20 ms) into the config; a caller writes the rest: [`start_bot`] takes `[bot]` lines and
+//! tables, [`start`] and its kin the alert tests' `[alerts]` lines and tables, and
+//! [`start_text`] a whole config.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use patchbay::app::{self, Running};
 use patchbay::config::{self, Environment};
+use patchbay::monitor::Engine;
+use patchbay::service::ControlPlane;
+use patchbay::store::Store;
 use serde_json::Value;
 
 use super::fake_discord::{self, FakeDiscord};
@@ -27,13 +38,97 @@ impl Patchbay {
         self.running.as_ref().expect("running")
     }
 
-    /// Shuts patchbay down and checks that the fake saw nothing Discord would refuse.
+    pub fn store(&self) -> &Store {
+        self.running().store()
+    }
+
+    pub fn engine(&self) -> &Engine {
+        self.running().engine()
+    }
+
+    pub fn plane(&self) -> &Arc<ControlPlane> {
+        self.running().plane()
+    }
+
+    /// The SQLite file.
+    pub fn db_path(&self) -> PathBuf {
+        db_path(self.dir.path())
+    }
+
+    /// Shuts patchbay down and checks that the fake saw nothing Discord would refuse. With a
+    /// bot token, the Discord front must still be connected when the test ends (a front that
+    /// stopped on an error of its own would have dropped its session) and gone after the
+    /// shutdown.
     pub async fn stop(mut self) {
         let running = self.running.take().expect("running");
+        let bot = running.plane().config().bot.token.is_some();
+        if bot {
+            self.fake
+                .wait_gateway("the Discord front still connected at the end", |g| {
+                    g.connected
+                })
+                .await;
+        }
         running.shutdown().await;
+        if bot {
+            self.fake
+                .wait_gateway("the gateway connection closed by the shutdown", |g| {
+                    !g.connected
+                })
+                .await;
+        }
         let violations = self.fake.violations();
         assert!(violations.is_empty(), "{violations:#?}");
     }
+}
+
+/// Where the stack keeps the SQLite file in `dir`.
+pub fn db_path(dir: &Path) -> PathBuf {
+    dir.join("patchbay.db")
+}
+
+/// `text` with the stack's `[http]` (port 0) and `[storage]` (the file in `dir`) after it.
+pub fn config_text(dir: &Path, text: &str) -> String {
+    format!(
+        "{text}\n[http]\nlisten = \"127.0.0.1:0\"\n\
+         [storage]\nurl = \"sqlite://{db}\"\nflush_interval = \"20ms\"\n",
+        db = db_path(dir).display(),
+    )
+}
+
+/// Starts patchbay through `app::start` on `text` (see [`config_text`]) in `dir`, against
+/// `fake`: `DISCORD_API_BASE` points at the fake, `DISCORD_TOKEN` is set when `token`, and
+/// `env` adds more variables. With a token, waits until the bot's gateway session is READY.
+pub async fn start_text(
+    fake: FakeDiscord,
+    dir: tempfile::TempDir,
+    text: &str,
+    token: bool,
+    env: Vec<(&str, String)>,
+) -> Patchbay {
+    let text = config_text(dir.path(), text);
+    let mut pairs = vec![("DISCORD_API_BASE", fake.api_base())];
+    if token {
+        pairs.push(("DISCORD_TOKEN", "fake-token".to_string()));
+    }
+    pairs.extend(env);
+    let config = config::parse(&text, "test.toml", None, &Environment::from_pairs(pairs)).unwrap();
+    let running = app::start(config).await.unwrap();
+    if token {
+        fake.wait_ready().await;
+    }
+    Patchbay {
+        running: Some(running),
+        fake,
+        dir,
+    }
+}
+
+/// Starts a bot against a new fake Discord, with a fresh database, on `text`: its `[bot]`
+/// table (with the fake's guild) and any other tables; what the Discord front's tests drive.
+pub async fn start_bot(text: &str) -> Patchbay {
+    let dir = tempfile::tempdir().unwrap();
+    start_text(FakeDiscord::start().await, dir, text, true, Vec::new()).await
 }
 
 /// An integration checked every 100 ms that changes state on the first failing or passing
@@ -46,18 +141,16 @@ pub fn integration(name: &str, upstream: &Upstream, extra: &str) -> String {
     )
 }
 
-/// The config of a bot talking to `fake`, with `alerts` lines under `[alerts]` and the given
+/// The config of the alert tests' bot: `[alerts]` posting to [`ALERTS`] with the `alerts`
+/// lines, a grant of `alerts.manage` and `status.recheck` to the ops role, and the given
 /// tables (integrations, routes, grants).
-pub fn config_text(dir: &std::path::Path, alerts: &str, tables: &str) -> String {
+pub fn alerts_config(alerts: &str, tables: &str) -> String {
     format!(
         "[bot]\nguilds = [\"{guild}\"]\ncommand_rate = \"1000/m\"\n\
-         [http]\nlisten = \"127.0.0.1:0\"\n\
-         [storage]\nurl = \"sqlite://{db}\"\nflush_interval = \"20ms\"\n\
          [alerts]\nchannel = \"{ALERTS}\"\n{alerts}\n\
          [[grant]]\nrole = \"{ops}\"\npermissions = [\"alerts.manage\", \"status.recheck\"]\n\
          {tables}",
         guild = fake_discord::GUILD_ID,
-        db = dir.join("patchbay.db").display(),
         ops = fake_discord::OPS_ROLE,
     )
 }
@@ -77,24 +170,11 @@ pub async fn start_with(alerts: &str, tables: &str, bot: bool) -> Patchbay {
 pub async fn start_on(fake: FakeDiscord, alerts: &str, tables: &str, bot: bool) -> Patchbay {
     let dir = tempfile::tempdir().unwrap();
     let webhook = fake.create_webhook(ALERTS);
-    let text = config_text(dir.path(), alerts, tables);
-    let mut env = vec![("DISCORD_API_BASE", fake.api_base())];
-    if bot {
-        env.push(("DISCORD_TOKEN", "fake-token".to_string()));
-    }
+    let mut env = Vec::new();
     if alerts.contains("webhook_env") {
         env.push(("TEST_ALERT_WEBHOOK", webhook));
     }
-    let config = config::parse(&text, "alerts.toml", None, &Environment::from_pairs(env)).unwrap();
-    let running = app::start(config).await.unwrap();
-    if bot {
-        fake.wait_ready().await;
-    }
-    Patchbay {
-        running: Some(running),
-        fake,
-        dir,
-    }
+    start_text(fake, dir, &alerts_config(alerts, tables), bot, env).await
 }
 
 /// The messages in `channel` other than interaction responses (button replies are ephemeral
