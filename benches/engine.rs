@@ -88,9 +88,8 @@ use patchbay::config::Integration;
 use patchbay::config::{self, Environment};
 use patchbay::metrics::Metrics;
 use patchbay::model::{CheckResult, IntegrationState, LastCheck, State};
-use patchbay::monitor::http_check::HttpChecker;
-use patchbay::monitor::{Engine, Probe};
-use patchbay::store::{Batch, Store, writer};
+use patchbay::monitor::{Engine, EngineParts, Probe};
+use patchbay::store::{Batch, Store};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -667,13 +666,6 @@ async fn run_engine(name: &str, s: &EngineScenario, target: SocketAddr) -> Vec<(
     let store = Store::open(&format!("sqlite://{}/bench.db", dir.path().display()))
         .await
         .expect("open the store");
-    let metrics = Arc::new(Metrics::new());
-    let (writer, _writer_task) = writer::spawn(
-        store.clone(),
-        1000,
-        Duration::from_millis(500),
-        metrics.clone(),
-    );
     let config = {
         let text = config_text(s, target);
         config::parse(&text, "bench.toml", None, &Environment::default())
@@ -693,23 +685,17 @@ async fn run_engine(name: &str, s: &EngineScenario, target: SocketAddr) -> Vec<(
         s.window.as_secs()
     );
 
-    let probe: Arc<dyn Probe> = if std::env::var("BENCH_PROBE").is_ok_and(|p| p == "null") {
+    // The parts `patchbay run` uses: the writer is `[storage]`'s default (batches of 1,000,
+    // flushed every 500 ms) and the probe the real HTTP checker, unless asked otherwise.
+    let (mut parts, _writer_task) = EngineParts::from_config(store, &config);
+    if std::env::var("BENCH_PROBE").is_ok_and(|p| p == "null") {
         eprintln!("[bench:{name}] BENCH_PROBE=null: checks succeed at once, no HTTP is sent");
-        Arc::new(NullProbe)
-    } else {
-        Arc::new(HttpChecker::new())
-    };
+        parts.probe = Arc::new(NullProbe);
+    }
+    parts.integrations = config.integrations;
+    let metrics = parts.metrics.clone();
     let start = Instant::now();
-    let engine = Engine::start(
-        store,
-        writer,
-        metrics.clone(),
-        probe,
-        config.scheduler.concurrency,
-        config.integrations,
-    )
-    .await
-    .expect("start the engine");
+    let engine = Engine::start(parts).await.expect("start the engine");
     let start_s = start.elapsed().as_secs_f64();
     trim_if_asked();
     let rss_after_start = proc_status_kib("VmRSS");

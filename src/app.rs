@@ -20,10 +20,9 @@ use crate::config::{self, Config, Environment};
 use crate::discord::courier::DiscordCourier;
 use crate::http;
 use crate::metrics::Metrics;
-use crate::monitor::Engine;
-use crate::monitor::http_check::HttpChecker;
+use crate::monitor::{Engine, EngineParts};
 use crate::service::ControlPlane;
-use crate::store::{Store, writer};
+use crate::store::Store;
 
 /// How often old results and rollups are pruned.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
@@ -55,21 +54,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = Store::open(&config.storage.url)
         .await
         .with_context(|| format!("opening the database {}", config.storage.url))?;
-    let metrics = Arc::new(Metrics::new());
-    let (writer, writer_task) = writer::spawn(
-        store.clone(),
-        config.storage.batch_size,
-        config.storage.flush_interval,
-        metrics.clone(),
-    );
-    let engine = Engine::start(
-        store.clone(),
-        writer,
-        metrics.clone(),
-        Arc::new(HttpChecker::new()),
-        config.scheduler.concurrency,
-        config.integrations.clone(),
-    )
+    let (parts, writer_task) = EngineParts::from_config(store.clone(), &config);
+    let metrics = parts.metrics.clone();
+    let engine = Engine::start(EngineParts {
+        integrations: config.integrations.clone(),
+        ..parts
+    })
     .await
     .context("loading stored integration states")?;
 

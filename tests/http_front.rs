@@ -1,13 +1,11 @@
 //! The HTTP front over a real engine and store: `/readyz` says which part is not ready.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use patchbay::config::{self, Environment};
 use patchbay::http::{AppState, serve};
-use patchbay::metrics::Metrics;
-use patchbay::monitor::Engine;
-use patchbay::monitor::http_check::HttpChecker;
-use patchbay::store::{Store, writer};
+use patchbay::monitor::{Engine, EngineParts};
+use patchbay::store::Store;
 use tokio_util::sync::CancellationToken;
 
 async fn get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
@@ -23,23 +21,10 @@ async fn readyz_names_the_part_that_is_not_ready() {
     let store = Store::open(&format!("sqlite://{}", dir.path().join("db").display()))
         .await
         .unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let (writer, _task) = writer::spawn(
-        store.clone(),
-        10,
-        Duration::from_millis(10),
-        metrics.clone(),
-    );
-    let engine = Engine::start(
-        store.clone(),
-        writer,
-        metrics.clone(),
-        Arc::new(HttpChecker::new()),
-        4,
-        Vec::new(),
-    )
-    .await
-    .unwrap();
+    let config = config::parse("", "test.toml", None, &Environment::default()).unwrap();
+    let (parts, _writer) = EngineParts::from_config(store.clone(), &config);
+    let metrics = parts.metrics.clone();
+    let engine = Engine::start(parts).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let stop = CancellationToken::new();

@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use patchbay::config::{self, Environment, Integration};
-use patchbay::metrics::Metrics;
 use patchbay::model::{CheckResult, State};
-use patchbay::monitor::{Engine, Probe};
-use patchbay::store::{Store, offload, writer};
+use patchbay::monitor::{Engine, EngineParts, Probe};
+use patchbay::store::{Store, offload};
 use tokio::time::Instant;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -123,21 +122,16 @@ async fn start_on(
     let store = offload(async move { Store::open(&url).await })
         .await
         .unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let (writer, _task) = writer::spawn(
-        store.clone(),
-        100,
-        Duration::from_millis(50),
-        metrics.clone(),
-    );
-    let engine = Engine::start(
-        store.clone(),
-        writer,
-        metrics,
-        script.clone(),
+    // Small batches written every 50 ms: results reach the database soon after their check.
+    let storage = "[storage]\nbatch_size = 100\nflush_interval = \"50ms\"\n";
+    let config = config::parse(storage, "test.toml", None, &Environment::default()).unwrap();
+    let (parts, _writer) = EngineParts::from_config(store.clone(), &config);
+    let engine = Engine::start(EngineParts {
+        probe: script.clone(),
         concurrency,
-        list,
-    )
+        integrations: list,
+        ..parts
+    })
     .await
     .unwrap();
     Harness {

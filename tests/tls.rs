@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -19,11 +18,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use common::tls_upstream::{Leaf, TestCa, TlsUpstream};
 use common::upstream::Upstream;
 use patchbay::config::{self, CheckSpec, Environment, HttpCheck, Integration};
-use patchbay::metrics::Metrics;
 use patchbay::model::{CheckResult, State};
-use patchbay::monitor::Engine;
+use patchbay::monitor::{Engine, EngineParts};
 use patchbay::monitor::http_check::HttpChecker;
-use patchbay::store::{Store, writer};
+use patchbay::store::Store;
 
 /// What a check against a certificate from an unknown CA reports.
 const UNKNOWN_ISSUER: &str = "TLS certificate not trusted: unknown issuer (self-signed or from a \
@@ -343,23 +341,9 @@ async fn an_untrusted_certificate_takes_the_integration_down_through_the_engine(
     let store = Store::open(&format!("sqlite://{}", dir.path().join("db").display()))
         .await
         .unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let (writer, _task) = writer::spawn(
-        store.clone(),
-        10,
-        Duration::from_millis(10),
-        metrics.clone(),
-    );
-    let engine = Engine::start(
-        store,
-        writer,
-        metrics,
-        Arc::new(HttpChecker::new()),
-        4,
-        Vec::new(),
-    )
-    .await
-    .unwrap();
+    let config = config::parse("", "test.toml", None, &Environment::default()).unwrap();
+    let (parts, _writer) = EngineParts::from_config(store, &config);
+    let engine = Engine::start(parts).await.unwrap();
     // Subscribed before the integration exists, so even a scheduled check that beats the
     // re-check cannot publish its transition unseen.
     let mut events = engine.subscribe();

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{CheckSpec, Integration};
+use crate::config::{CheckSpec, Config, Integration};
 use crate::metrics::Metrics;
 use crate::model::{CheckResult, IntegrationState, State, Transition};
 use crate::store::Store;
@@ -49,6 +49,51 @@ impl Probe for http_check::HttpChecker {
                 }
             }
         })
+    }
+}
+
+/// What [`Engine::start`] builds an engine from. [`EngineParts::from_config`] gives the parts
+/// `patchbay run` uses; a caller names only what it changes and takes the rest from there, as
+/// the scheduler tests do with their scripted probe:
+/// `Engine::start(EngineParts { probe: script, concurrency, integrations, ..parts })`.
+pub struct EngineParts {
+    /// Where the stored states are loaded from.
+    pub store: Store,
+    /// The batching writer every result, state and transition goes through.
+    pub writer: WriterHandle,
+    /// Where checks, states and lateness are counted (shared with `/metrics`).
+    pub metrics: Arc<Metrics>,
+    /// What runs one check: the real HTTP checker, or a scripted one in tests.
+    pub probe: Arc<dyn Probe>,
+    /// The most checks in flight at once (`[scheduler] concurrency`).
+    pub concurrency: usize,
+    /// The integrations to check from the start.
+    pub integrations: Vec<Integration>,
+}
+
+impl EngineParts {
+    /// The parts `patchbay run` starts from `config`: fresh metrics, a writer with `[storage]`'s
+    /// batch size and flush interval, the real HTTP checker and `[scheduler] concurrency`. No
+    /// integrations: the caller hands them over (moved, so a large list is not held twice).
+    /// Also returns the writer's task, which ends after its final flush once the last engine
+    /// handle is dropped.
+    pub fn from_config(store: Store, config: &Config) -> (EngineParts, JoinHandle<()>) {
+        let metrics = Arc::new(Metrics::new());
+        let (writer, writer_task) = crate::store::writer::spawn(
+            store.clone(),
+            config.storage.batch_size,
+            config.storage.flush_interval,
+            metrics.clone(),
+        );
+        let parts = EngineParts {
+            store,
+            writer,
+            metrics,
+            probe: Arc::new(http_check::HttpChecker::new()),
+            concurrency: config.scheduler.concurrency,
+            integrations: Vec::new(),
+        };
+        (parts, writer_task)
     }
 }
 
@@ -101,15 +146,16 @@ pub enum RecheckError {
 const EVENT_BUFFER: usize = 4096;
 
 impl Engine {
-    /// Loads the stored states and starts checking `integrations`.
-    pub async fn start(
-        store: Store,
-        writer: WriterHandle,
-        metrics: Arc<Metrics>,
-        probe: Arc<dyn Probe>,
-        concurrency: usize,
-        integrations: Vec<Integration>,
-    ) -> Result<Engine, crate::store::StoreError> {
+    /// Loads the stored states and starts checking `parts.integrations`.
+    pub async fn start(parts: EngineParts) -> Result<Engine, crate::store::StoreError> {
+        let EngineParts {
+            store,
+            writer,
+            metrics,
+            probe,
+            concurrency,
+            integrations,
+        } = parts;
         let loading = store.clone();
         let states = crate::store::offload(async move { loading.load_states().await })
             .await?
