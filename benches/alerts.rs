@@ -331,7 +331,7 @@ async fn single_incidents(n: usize, stuck: bool) -> (Singles, Vec<String>) {
         ));
         tables.push_str(&integration(
             "stuck",
-            &stuck_upstream.url(),
+            &stuck_upstream.url("/health"),
             SINGLE_INTERVAL,
         ));
     }
@@ -339,7 +339,7 @@ async fn single_incidents(n: usize, stuck: bool) -> (Singles, Vec<String>) {
         let upstream = Upstream::start().await;
         tables.push_str(&integration(
             &format!("svc-{i:03}"),
-            &upstream.url(),
+            &upstream.url("/health"),
             SINGLE_INTERVAL,
         ));
         upstreams.push(upstream);
@@ -622,7 +622,7 @@ async fn burst(n: usize, group_wait: &str, limited: bool) -> Vec<Phase> {
     for i in 0..n {
         tables.push_str(&integration(
             &format!("burst-{i:04}"),
-            &upstream.url(),
+            &upstream.url("/health"),
             BURST_INTERVAL,
         ));
     }

@@ -589,7 +589,7 @@ async fn re_check_now_runs_a_live_check_for_those_allowed_and_defers_when_slow()
         ),
         &format!(
             "[[integration]]\nname = \"payments-api\"\nurl = \"{}\"\ninterval = \"1h\"\n",
-            upstream.url()
+            upstream.url("/health")
         ),
     )
     .await;
@@ -638,7 +638,11 @@ async fn re_check_now_runs_a_live_check_for_those_allowed_and_defers_when_slow()
     let title = update["data"]["embeds"][0]["title"].as_str().unwrap();
     assert!(title.ends_with("payments-api: UP"), "{title}");
     assert_eq!(
-        bot.engine().state("payments-api").unwrap().state.to_string(),
+        bot.engine()
+            .state("payments-api")
+            .unwrap()
+            .state
+            .to_string(),
         "UP"
     );
 

@@ -1,102 +1,30 @@
 //! End-to-end tests of the HTTP checker against real local HTTP servers.
 //!
 //! Every integration is built from TOML text through `patchbay::config::parse`, so the tests go
-//! through the same config path as the bot. Every test server records each request it receives
-//! (method, path, headers, body and the peer address) before its handler runs, so assertions are
-//! about what actually reached the wire, including requests whose handler never answers.
+//! through the same config path as the bot. Every test server is the common upstream serving a
+//! router of the test's own (`common::upstream::Upstream::serve`), which records each request it
+//! receives (method, path, headers, body and the peer address) before its handler runs, so
+//! assertions are about what actually reached the wire, including requests whose handler never
+//! answers.
+
+mod common;
 
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderMap, Method, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::any;
+use common::upstream::Upstream;
 use futures::StreamExt;
 use patchbay::config::{self, CheckSpec, Environment, HttpCheck, Integration};
 use patchbay::model::CheckResult;
 use patchbay::monitor::http_check::HttpChecker;
-
-/// One request as a test server saw it.
-#[derive(Clone, Debug)]
-struct Seen {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    body: Vec<u8>,
-    peer: SocketAddr,
-}
-
-/// Every request a test server received, in arrival order.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<Seen>>>);
-
-/// A running test server and what it has seen so far.
-struct Server {
-    addr: SocketAddr,
-    log: Log,
-}
-
-impl Server {
-    /// Serves `app` on an ephemeral loopback port, recording every request before routing it.
-    async fn start(app: Router) -> Server {
-        let log = Log::default();
-        let app = app.layer(middleware::from_fn_with_state(log.clone(), record));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-        });
-        Server { addr, log }
-    }
-
-    /// The absolute URL of `path` on this server.
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// A snapshot of the requests received so far.
-    fn requests(&self) -> Vec<Seen> {
-        self.log.0.lock().unwrap().clone()
-    }
-}
-
-/// Middleware that buffers the request body, logs the request and passes it on unchanged.
-async fn record(
-    State(log): State<Log>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .expect("the test client sends a readable body");
-    log.0.lock().unwrap().push(Seen {
-        method: parts.method.clone(),
-        path: parts.uri.path().to_string(),
-        headers: parts.headers.clone(),
-        body: bytes.to_vec(),
-        peer,
-    });
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
-}
 
 /// Parses a whole config file through the real loader, failing the test with the loader's own
 /// report when the text is rejected.
@@ -169,7 +97,7 @@ fn redirect(status: StatusCode, location: String) -> Response {
 
 #[tokio::test]
 async fn healthy_json_endpoint_is_up() {
-    let server = Server::start(json_reply(StatusCode::OK, r#"{"status":"ok"}"#)).await;
+    let server = Upstream::serve(json_reply(StatusCode::OK, r#"{"status":"ok"}"#)).await;
     let api = integration(
         &http(
             "api",
@@ -193,7 +121,7 @@ async fn healthy_json_endpoint_is_up() {
 
 #[tokio::test]
 async fn server_error_fails_the_status_condition() {
-    let server = Server::start(json_reply(
+    let server = Upstream::serve(json_reply(
         StatusCode::INTERNAL_SERVER_ERROR,
         r#"{"status":"down"}"#,
     ))
@@ -219,7 +147,7 @@ async fn server_error_fails_the_status_condition() {
 
 #[tokio::test]
 async fn every_failed_condition_is_reported_in_order() {
-    let server = Server::start(json_reply(
+    let server = Upstream::serve(json_reply(
         StatusCode::INTERNAL_SERVER_ERROR,
         r#"{"status":"down"}"#,
     ))
@@ -252,7 +180,7 @@ async fn without_conditions_a_success_status_is_up_and_an_error_status_is_down()
             "/unavailable",
             any(|| async { StatusCode::SERVICE_UNAVAILABLE }),
         );
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let toml = format!(
         "{}{}",
         http("empty", &server.url("/empty"), ""),
@@ -276,7 +204,7 @@ async fn without_conditions_a_success_status_is_up_and_an_error_status_is_down()
 #[tokio::test]
 async fn a_handler_that_never_answers_times_out_at_the_integration_timeout() {
     let app = Router::new().fallback(any(std::future::pending::<StatusCode>));
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let slow = integration(&http("slow", &server.url("/"), "timeout = \"200ms\""), &[]);
     assert_eq!(slow.timeout, Duration::from_millis(200));
 
@@ -302,7 +230,7 @@ async fn a_long_sleep_in_the_handler_is_cut_off_by_the_timeout() {
         tokio::time::sleep(Duration::from_secs(30)).await;
         StatusCode::OK
     }));
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let slow = integration(&http("slow", &server.url("/"), "timeout = \"200ms\""), &[]);
 
     let (result, elapsed) = check_once(&slow).await;
@@ -325,7 +253,7 @@ async fn a_body_that_stalls_after_the_headers_times_out() {
             .chain(futures::stream::pending());
         Body::from_stream(stream)
     }));
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let stalled = integration(
         &http(
             "stalled",
@@ -371,7 +299,7 @@ async fn a_json_condition_on_a_body_that_is_not_json_fails() {
     let app = Router::new().fallback(any(|| async {
         ([(CONTENT_TYPE, "text/plain")], "not json {")
     }));
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let api = integration(
         &http("api", &server.url("/"), "conditions = ['body.x == 1']"),
         &[],
@@ -390,7 +318,7 @@ async fn a_json_condition_on_a_body_that_is_not_json_fails() {
 #[tokio::test]
 async fn a_body_past_the_cap_with_content_length_is_refused() {
     let app = Router::new().fallback(any(|| async { vec![b'x'; 1001] }));
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let big = integration(&http("big", &server.url("/"), "max_body_bytes = 1000"), &[]);
     assert_eq!(spec(&big).max_body_bytes, 1000);
 
@@ -413,7 +341,7 @@ async fn an_endless_chunked_body_is_cut_off_at_the_cap() {
             futures::stream::repeat_with(|| Ok::<_, Infallible>(Bytes::from_static(&[b'x'; 1024])));
         Body::from_stream(chunks)
     }));
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let endless = integration(
         &http(
             "endless",
@@ -446,7 +374,7 @@ async fn a_body_of_exactly_the_cap_is_accepted() {
                 Body::from_stream(chunks)
             }),
         );
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let toml = format!(
         "{}{}",
         http("sized", &server.url("/sized"), "max_body_bytes = 1000"),
@@ -469,7 +397,7 @@ async fn a_head_check_is_not_refused_for_the_length_it_announces() {
     let app = Router::new().fallback(any(|| async {
         ([(CONTENT_LENGTH, "5000000")], Body::empty())
     }));
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let head = integration(
         &http(
             "head",
@@ -496,7 +424,7 @@ async fn a_redirect_loop_stops_at_max_redirects() {
             "/b",
             any(|| async { redirect(StatusCode::FOUND, "/a".into()) }),
         );
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let looping = integration(
         &http("looping", &server.url("/a"), "max_redirects = 3"),
         &[],
@@ -521,7 +449,7 @@ async fn a_single_redirect_to_a_healthy_page_succeeds() {
             "/healthy",
             any(|| async { ([(CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#) }),
         );
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let moved = integration(
         &http(
             "moved",
@@ -544,7 +472,7 @@ async fn a_303_after_post_becomes_a_get_without_body() {
     let app = Router::new()
         .route("/submit", any(|| async { Redirect::to("/done") }))
         .route("/done", any(|| async { StatusCode::OK }));
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let post = integration(
         &http(
             "post",
@@ -574,7 +502,7 @@ async fn a_307_after_post_repeats_the_post_with_its_body() {
     let app = Router::new()
         .route("/submit", any(|| async { Redirect::temporary("/done") }))
         .route("/done", any(|| async { StatusCode::OK }));
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let post = integration(
         &http(
             "post",
@@ -606,7 +534,7 @@ async fn a_head_check_stays_head_across_a_redirect() {
             any(|| async { redirect(StatusCode::MOVED_PERMANENTLY, "/new".into()) }),
         )
         .route("/new", any(|| async { StatusCode::OK }));
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let head = integration(&http("head", &server.url("/old"), "method = \"HEAD\""), &[]);
 
     let (result, _) = check_once(&head).await;
@@ -628,7 +556,7 @@ async fn a_head_check_stays_head_across_a_redirect() {
 
 #[tokio::test]
 async fn header_conditions_find_present_headers_and_report_missing_ones() {
-    let server = Server::start(json_reply(StatusCode::OK, r#"{"status":"ok"}"#)).await;
+    let server = Upstream::serve(json_reply(StatusCode::OK, r#"{"status":"ok"}"#)).await;
     let toml = format!(
         "{}{}",
         http(
@@ -666,7 +594,7 @@ async fn headers_from_the_environment_are_sent_but_never_printed() {
             _ => StatusCode::UNAUTHORIZED,
         }
     }));
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let api = integration(
         &http(
             "api",
@@ -695,7 +623,7 @@ async fn headers_from_the_environment_are_sent_but_never_printed() {
 async fn secret_headers_are_not_forwarded_to_another_origin() {
     // A redirect to another origin (here another port, as curl and reqwest define it) must not
     // carry credentials: otherwise any upstream can collect the token by redirecting the check.
-    let other = Server::start(Router::new().fallback(any(|| async { StatusCode::OK }))).await;
+    let other = Upstream::serve(Router::new().fallback(any(|| async { StatusCode::OK }))).await;
     let target = other.url("/landing");
     let app = Router::new().route(
         "/go",
@@ -704,7 +632,7 @@ async fn secret_headers_are_not_forwarded_to_another_origin() {
             async move { redirect(StatusCode::FOUND, target) }
         }),
     );
-    let server = Server::start(app).await;
+    let server = Upstream::serve(app).await;
     let api = integration(
         &http(
             "api",
@@ -743,7 +671,7 @@ fn metadata_redirect_app() -> Router {
 
 #[tokio::test]
 async fn a_redirect_to_the_metadata_address_is_refused() {
-    let server = Server::start(metadata_redirect_app()).await;
+    let server = Upstream::serve(metadata_redirect_app()).await;
     let api = integration(&http("api", &server.url("/go"), "timeout = \"300ms\""), &[]);
 
     let (result, _) = check_once(&api).await;
@@ -761,7 +689,7 @@ async fn a_redirect_to_the_metadata_address_is_refused() {
 
 #[tokio::test]
 async fn allow_private_lets_a_redirect_to_the_metadata_address_through() {
-    let server = Server::start(metadata_redirect_app()).await;
+    let server = Upstream::serve(metadata_redirect_app()).await;
     let api = integration(
         &http(
             "api",
@@ -790,7 +718,7 @@ async fn allow_private_lets_a_redirect_to_the_metadata_address_through() {
 
 #[tokio::test]
 async fn sequential_checks_reuse_one_keep_alive_connection() {
-    let server = Server::start(json_reply(StatusCode::OK, r#"{"status":"ok"}"#)).await;
+    let server = Upstream::serve(json_reply(StatusCode::OK, r#"{"status":"ok"}"#)).await;
     let api = integration(
         &http(
             "api",

@@ -4,61 +4,34 @@
 //! neither lose nor re-announce a transition, the CLI reads the database of a running bot, and
 //! SIGTERM exits 0.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::TcpListener as StdListener;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::http::StatusCode;
-use axum::routing::get;
+use common::process::{BIN, Process, WAIT};
+use common::upstream::{Reply, Upstream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_patchbay");
-/// Generous: CI machines are slow, and waits end as soon as the awaited line appears.
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A local upstream whose health the test flips.
-struct Upstream {
-    url: String,
-    healthy: Arc<AtomicBool>,
+/// What the payments upstream answers while healthy: the example config checks
+/// `body.status == "ok"` too.
+fn healthy() -> Reply {
+    Reply::status(200).body(r#"{"status":"ok"}"#)
 }
 
+/// What it answers while down.
+fn down() -> Reply {
+    Reply::status(503).body(r#"{"status":"down"}"#)
+}
+
+/// A local upstream whose health the test flips (served from its own runtime: these tests
+/// have none).
 fn start_upstream() -> Upstream {
-    let healthy = Arc::new(AtomicBool::new(true));
-    let flag = healthy.clone();
-    let listener = StdListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let address = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let app = Router::new().route(
-                "/healthz",
-                get(move || {
-                    let healthy = flag.load(Ordering::SeqCst);
-                    async move {
-                        if healthy {
-                            (StatusCode::OK, r#"{"status":"ok"}"#)
-                        } else {
-                            (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"down"}"#)
-                        }
-                    }
-                }),
-            );
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    Upstream {
-        url: format!("http://{address}/healthz"),
-        healthy,
-    }
+    let upstream = Upstream::start_sync();
+    upstream.set_reply(healthy());
+    upstream
 }
 
 fn free_port() -> u16 {
@@ -89,88 +62,42 @@ fn example_config(port: u16, upstream: &str) -> String {
     replaced
 }
 
-/// A running bot whose log lines are collected as they arrive.
+/// A running bot (see `common::process`) and the port of its HTTP server.
 struct Bot {
-    child: Child,
-    lines: Arc<(Mutex<Vec<String>>, Condvar)>,
+    process: Process,
     port: u16,
+}
+
+impl Deref for Bot {
+    type Target = Process;
+
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl DerefMut for Bot {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
 }
 
 impl Bot {
     fn start(dir: &Path, config: &Path, port: u16, format: &str) -> Bot {
-        let mut child = command(dir, config)
-            .env("PATCHBAY_LOG_FORMAT", format)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
-        let sink = lines.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let (lock, ready) = &*sink;
-                lock.lock().unwrap().push(line);
-                ready.notify_all();
-            }
-        });
-        let bot = Bot { child, lines, port };
+        let env = [
+            ("PATCHBAY_LOG_FORMAT", format.to_string()),
+            ("DATABASE_URL", database_url(dir)),
+        ];
+        let bot = Bot {
+            process: Process::start(dir, config, &env),
+            port,
+        };
         bot.wait_for("HTTP server listening");
         bot
     }
 
-    /// Waits until a log line containing every one of `parts` appears; returns it.
-    fn wait_for_all(&self, parts: &[&str]) -> String {
-        let (lock, ready) = &*self.lines;
-        let deadline = Instant::now() + WAIT;
-        let mut lines = lock.lock().unwrap();
-        loop {
-            if let Some(line) = lines.iter().find(|l| parts.iter().all(|p| l.contains(p))) {
-                return line.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "no log line with {parts:?}; log:\n{}",
-                lines.join("\n")
-            );
-            lines = ready.wait_timeout(lines, left).unwrap().0;
-        }
-    }
-
-    fn wait_for(&self, part: &str) -> String {
-        self.wait_for_all(&[part])
-    }
-
-    fn count(&self, parts: &[&str]) -> usize {
-        let lines = self.lines.0.lock().unwrap();
-        lines
-            .iter()
-            .filter(|l| parts.iter().all(|p| l.contains(p)))
-            .count()
-    }
-
     fn get(&self, path: &str) -> (u16, String) {
         http_get(self.port, path)
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
-        assert_eq!(rc, 0);
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the bot did not exit");
-            // Polling a child's exit has no event to await in std; 20 ms keeps it cheap.
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// Reads a counter from /metrics, waiting until it reaches `at_least`.
@@ -193,26 +120,14 @@ impl Bot {
     }
 }
 
-impl Drop for Bot {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn database_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("patchbay.db").display())
 }
 
+/// The binary with a subcommand's config, reading the bot's database.
 fn command(dir: &Path, config: &Path) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .current_dir(dir)
-        .arg("--config")
-        .arg(config)
-        .env_remove("DISCORD_TOKEN")
-        .env_remove("PATCHBAY_CONFIG")
-        .env_remove("PATCHBAY_HTTP_LISTEN")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.join("patchbay.db").display()),
-        );
+    let mut command = common::process::command(dir, config);
+    command.env("DATABASE_URL", database_url(dir));
     command
 }
 
@@ -241,7 +156,7 @@ fn setup() -> (tempfile::TempDir, PathBuf, u16, Upstream) {
     let upstream = start_upstream();
     let port = free_port();
     let config = dir.path().join("patchbay.toml");
-    std::fs::write(&config, example_config(port, &upstream.url)).unwrap();
+    std::fs::write(&config, example_config(port, &upstream.url("/healthz"))).unwrap();
     (dir, config, port, upstream)
 }
 
@@ -322,7 +237,7 @@ fn runs_headless_logs_transitions_and_shuts_down_cleanly() {
     assert_eq!(bot.get("/healthz").0, 200);
 
     // The upstream fails: three failures in a row make it DOWN, in the documented line shape.
-    upstream.healthy.store(false, Ordering::SeqCst);
+    upstream.set_reply(down());
     let down = bot.wait_for_all(&["integration=payments-api", "from=UP", "to=DOWN"]);
     assert!(
         down.contains("reason=\"3 failures in a row: status == 200 failed: got 503; body.status == \\\"ok\\\" failed: got \\\"down\\\"\""),
@@ -400,7 +315,7 @@ fn runs_headless_logs_transitions_and_shuts_down_cleanly() {
     assert!(std::fs::metadata(&backup).unwrap().len() > 0);
 
     // Recovery: two successes in a row.
-    upstream.healthy.store(true, Ordering::SeqCst);
+    upstream.set_reply(healthy());
     bot.wait_for_all(&[
         "integration=payments-api",
         "from=DOWN",
@@ -425,7 +340,7 @@ fn runs_headless_logs_transitions_and_shuts_down_cleanly() {
 #[test]
 fn kill_9_and_restart_neither_lose_nor_reannounce() {
     let (dir, config, port, upstream) = setup();
-    upstream.healthy.store(false, Ordering::SeqCst);
+    upstream.set_reply(down());
     let mut first = Bot::start(dir.path(), &config, port, "json");
     let down = first.wait_for_all(&["\"integration\":\"payments-api\"", "\"to\":\"DOWN\""]);
     // JSON lines carry the contract's fields as plain JSON strings.
@@ -457,7 +372,7 @@ fn kill_9_and_restart_neither_lose_nor_reannounce() {
         metrics
             .contains("patchbay_integration_state{integration=\"payments-api\",state=\"DOWN\"} 1")
     );
-    upstream.healthy.store(true, Ordering::SeqCst);
+    upstream.set_reply(healthy());
     let up = second.wait_for_all(&["\"integration\":\"payments-api\"", "\"to\":\"UP\""]);
     let line: serde_json::Value = serde_json::from_str(&up).unwrap();
     assert_eq!(line["from"], "DOWN", "the state before the kill was kept");
@@ -484,7 +399,7 @@ fn sighup_reloads_and_refuses_a_broken_config() {
     // A valid change adds an integration without touching the others.
     let added = format!(
         "{good}\n[[integration]]\nname = \"added-later\"\nurl = \"{}\"\ninterval = \"200ms\"\ntimeout = \"200ms\"\n",
-        upstream.url
+        upstream.url("/healthz")
     );
     std::fs::write(&config, added).unwrap();
     bot.signal(libc::SIGHUP);

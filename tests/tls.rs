@@ -19,8 +19,8 @@ use common::tls_upstream::{Leaf, TestCa, TlsUpstream};
 use common::upstream::Upstream;
 use patchbay::config::{self, CheckSpec, Environment, HttpCheck, Integration};
 use patchbay::model::{CheckResult, State};
-use patchbay::monitor::{Engine, EngineParts};
 use patchbay::monitor::http_check::HttpChecker;
+use patchbay::monitor::{Engine, EngineParts};
 use patchbay::store::Store;
 
 /// What a check against a certificate from an unknown CA reports.
@@ -260,7 +260,7 @@ async fn cert_expires_in_reads_the_certificate_without_verification_too() {
 async fn cert_expires_in_fails_when_a_redirect_leads_to_plain_http() {
     let dir = tempfile::tempdir().unwrap();
     let plain = Upstream::start().await;
-    let target = plain.url();
+    let target = plain.url("/health");
     let redirecting = TlsUpstream::serve(
         &Leaf::self_signed(TimeDelta::days(90)),
         Router::new().fallback(any(move || {
@@ -293,7 +293,7 @@ async fn cert_expires_in_fails_when_a_redirect_leads_to_plain_http() {
 async fn an_https_url_on_a_plain_http_port_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let plain = Upstream::start().await;
-    let url = plain.url().replacen("http://", "https://", 1);
+    let url = plain.url("/health").replacen("http://", "https://", 1);
     let api = integration(dir.path(), &url, "");
 
     assert_down(

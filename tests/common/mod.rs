@@ -1,6 +1,7 @@
 #![allow(dead_code)]
-pub mod stack;
 pub mod fake_discord;
+pub mod process;
+pub mod stack;
 pub mod tls_upstream;
 pub mod upstream;
 

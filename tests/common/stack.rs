@@ -137,7 +137,7 @@ pub fn integration(name: &str, upstream: &Upstream, extra: &str) -> String {
     format!(
         "[[integration]]\nname = \"{name}\"\nurl = \"{}\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\n\
          failure_threshold = 1\nsuccess_threshold = 1\n{extra}\n",
-        upstream.url()
+        upstream.url("/health")
     )
 }
 
