@@ -1,70 +1,36 @@
 //! End-to-end tests of the resilience layer against real local HTTP servers.
 //!
-//! Each test starts an axum server on 127.0.0.1:0 whose handler records every
-//! request it sees, so assertions are about what actually reached the wire.
+//! Each test starts the common upstream (`common::upstream`) on 127.0.0.1:0, with the replies
+//! it scripts or a router of its own, and counts the requests that reached it, with their
+//! arrival times, so assertions are about what actually reached the wire.
+
+mod common;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::any;
+use common::upstream::{Reply, Upstream as Server};
 use futures::StreamExt;
 use patchbay::resilience::{
     BreakerConfig, Call, CircuitState, Holding, Idempotency, RateLimit, RetryPolicy, Unanswered,
     Upstream, UpstreamConfig, UpstreamError,
 };
 
-/// What a test server saw: the arrival time of every request.
-#[derive(Clone, Default)]
-struct Seen {
-    arrivals: Arc<Mutex<Vec<Instant>>>,
+/// Starts a server that answers `first`, in order, then `then` to every request after them.
+async fn serve(first: impl IntoIterator<Item = Reply>, then: Reply) -> (SocketAddr, Server) {
+    let server = Server::start().await;
+    server.set_reply(then);
+    server.queue(first);
+    (server.addr(), server)
 }
 
-impl Seen {
-    /// Records a request and returns its 1-based number.
-    fn hit(&self) -> usize {
-        let mut arrivals = self.arrivals.lock().unwrap();
-        arrivals.push(Instant::now());
-        arrivals.len()
-    }
-
-    fn count(&self) -> usize {
-        self.arrivals.lock().unwrap().len()
-    }
-
-    fn arrivals(&self) -> Vec<Instant> {
-        self.arrivals.lock().unwrap().clone()
-    }
-}
-
-/// A handler's reply for the n-th request (1-based).
-type Reply = fn(usize) -> (StatusCode, HeaderMap, &'static str);
-
-/// Starts a server whose every route replies with `reply(n)` for request n.
-async fn serve(reply: Reply) -> (SocketAddr, Seen) {
-    let seen = Seen::default();
-    let app = Router::new()
-        .fallback(any(move |State(seen): State<Seen>| async move {
-            reply(seen.hit())
-        }))
-        .with_state(seen.clone());
-    spawn(app).await.map(|addr| (addr, seen)).unwrap()
-}
-
-async fn spawn(app: Router) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(addr)
-}
-
-fn plain(status: StatusCode) -> (StatusCode, HeaderMap, &'static str) {
-    (status, HeaderMap::new(), "body")
+fn plain(status: u16) -> Reply {
+    Reply::status(status).body("body")
 }
 
 /// A client that ignores proxy environment variables, so requests to
@@ -94,14 +60,7 @@ fn config() -> UpstreamConfig {
 
 #[tokio::test]
 async fn idempotent_send_retries_500s_and_succeeds_on_third_attempt() {
-    let (addr, seen) = serve(|n| {
-        plain(if n <= 2 {
-            StatusCode::INTERNAL_SERVER_ERROR
-        } else {
-            StatusCode::OK
-        })
-    })
-    .await;
+    let (addr, seen) = serve([plain(500), plain(500)], plain(200)).await;
     let upstream = Upstream::new("flaky", config());
     let client = client();
     let answer = upstream
@@ -112,13 +71,13 @@ async fn idempotent_send_retries_500s_and_succeeds_on_third_attempt() {
         .expect("third attempt succeeds");
     assert_eq!(answer.status, 200);
     assert_eq!(answer.text(), "body");
-    assert_eq!(seen.count(), 3);
+    assert_eq!(seen.hits(), 3);
     assert_eq!(upstream.circuit_state(), CircuitState::Closed);
 }
 
 #[tokio::test]
 async fn non_idempotent_post_to_500_is_sent_once() {
-    let (addr, seen) = serve(|_| plain(StatusCode::INTERNAL_SERVER_ERROR)).await;
+    let (addr, seen) = serve([], plain(500)).await;
     let upstream = Upstream::new("webhook", config());
     let client = client();
     let err = upstream
@@ -128,21 +87,15 @@ async fn non_idempotent_post_to_500_is_sent_once() {
         .await
         .unwrap_err();
     assert_eq!(err, UpstreamError::Server { status: 500 });
-    assert_eq!(seen.count(), 1);
+    assert_eq!(seen.hits(), 1);
 }
 
 #[tokio::test]
 async fn rate_limited_waits_for_retry_after() {
-    let (addr, seen) = serve(|n| {
-        if n == 1 {
-            let mut headers = HeaderMap::new();
-            headers.insert("retry-after", "1".parse().unwrap());
-            (StatusCode::TOO_MANY_REQUESTS, headers, "slow down")
-        } else {
-            plain(StatusCode::OK)
-        }
-    })
-    .await;
+    let limited = Reply::status(429)
+        .header("retry-after", "1")
+        .body("slow down");
+    let (addr, seen) = serve([limited], plain(200)).await;
     let upstream = Upstream::new("limited", config());
     let client = client();
     let answer = upstream
@@ -160,12 +113,8 @@ async fn rate_limited_waits_for_retry_after() {
 
 #[tokio::test]
 async fn retry_after_longer_than_max_delay_gives_up_at_once() {
-    let (addr, seen) = serve(|_| {
-        let mut headers = HeaderMap::new();
-        headers.insert("retry-after", "120".parse().unwrap());
-        (StatusCode::TOO_MANY_REQUESTS, headers, "")
-    })
-    .await;
+    let limited = Reply::status(429).header("retry-after", "120").body("");
+    let (addr, seen) = serve([], limited).await;
     let upstream = Upstream::new("limited", config());
     let client = client();
     let err = upstream
@@ -180,12 +129,12 @@ async fn retry_after_longer_than_max_delay_gives_up_at_once() {
             retry_after: Some(Duration::from_secs(120))
         }
     );
-    assert_eq!(seen.count(), 1);
+    assert_eq!(seen.hits(), 1);
 }
 
 #[tokio::test]
 async fn unauthorized_is_auth_after_one_request() {
-    let (addr, seen) = serve(|_| plain(StatusCode::UNAUTHORIZED)).await;
+    let (addr, seen) = serve([], plain(401)).await;
     let upstream = Upstream::new("notion", config());
     let client = client();
     let err = upstream
@@ -196,22 +145,17 @@ async fn unauthorized_is_auth_after_one_request() {
         .unwrap_err();
     assert_eq!(err, UpstreamError::Auth { status: 401 });
     assert_eq!(err.kind(), "auth");
-    assert_eq!(seen.count(), 1);
+    assert_eq!(seen.hits(), 1);
     assert_eq!(upstream.circuit_state(), CircuitState::Closed);
 }
 
 #[tokio::test]
 async fn slow_handler_times_out() {
-    let seen = Seen::default();
-    let app = Router::new()
-        .fallback(any(|State(seen): State<Seen>| async move {
-            seen.hit();
-            // Slower than the client's timeout; the test never waits for it.
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            "too late"
-        }))
-        .with_state(seen.clone());
-    let addr = spawn(app).await.unwrap();
+    // Slower than the client's timeout; the test never waits for it.
+    let slow = Reply::status(200)
+        .body("too late")
+        .delay(Duration::from_secs(5));
+    let (addr, seen) = serve([], slow).await;
     let upstream = Upstream::new(
         "slow",
         UpstreamConfig {
@@ -233,7 +177,7 @@ async fn slow_handler_times_out() {
         .unwrap_err();
     assert_eq!(err, UpstreamError::Timeout);
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert_eq!(seen.count(), 1);
+    assert_eq!(seen.hits(), 1);
 }
 
 #[tokio::test]
@@ -263,7 +207,7 @@ async fn closed_port_is_connect_and_never_leaks_the_query_string() {
 
 #[tokio::test]
 async fn breaker_opens_after_repeated_500s_then_fails_fast() {
-    let (addr, seen) = serve(|_| plain(StatusCode::BAD_GATEWAY)).await;
+    let (addr, seen) = serve([], plain(502)).await;
     let upstream = Upstream::new(
         "retool",
         UpstreamConfig {
@@ -290,7 +234,7 @@ async fn breaker_opens_after_repeated_500s_then_fails_fast() {
             UpstreamError::Server { status: 502 }
         );
     }
-    assert_eq!(seen.count(), 3);
+    assert_eq!(seen.hits(), 3);
     assert_eq!(upstream.circuit_state(), CircuitState::Open);
 
     for _ in 0..5 {
@@ -302,12 +246,12 @@ async fn breaker_opens_after_repeated_500s_then_fails_fast() {
             other => panic!("expected circuit_open, got {other:?}"),
         }
     }
-    assert_eq!(seen.count(), 3, "an open breaker must not reach the server");
+    assert_eq!(seen.hits(), 3, "an open breaker must not reach the server");
 }
 
 #[tokio::test]
 async fn rate_limiter_spaces_requests() {
-    let (addr, seen) = serve(|_| plain(StatusCode::OK)).await;
+    let (addr, seen) = serve([], plain(200)).await;
     let client = client();
     // Open the pooled connection first so that connection setup does not
     // skew the first measured arrival.
@@ -353,16 +297,10 @@ async fn rate_limiter_spaces_requests() {
 /// upstream says about the error (Notion's `code`, Discord's error code).
 #[tokio::test]
 async fn exchange_returns_a_refusal_with_its_body() {
-    let (addr, seen) = serve(|_| {
-        let mut headers = HeaderMap::new();
-        headers.insert("content-type", "application/json".parse().unwrap());
-        (
-            StatusCode::NOT_FOUND,
-            headers,
-            r#"{"object": "error", "code": "object_not_found"}"#,
-        )
-    })
-    .await;
+    let refusal = Reply::status(404)
+        .header("content-type", "application/json")
+        .body(r#"{"object": "error", "code": "object_not_found"}"#);
+    let (addr, seen) = serve([], refusal).await;
     let upstream = Upstream::new("notion", config());
     let client = client();
     let answer = upstream
@@ -379,7 +317,7 @@ async fn exchange_returns_a_refusal_with_its_body() {
     );
     assert_eq!(answer.error(), Some(UpstreamError::Client { status: 404 }));
     // A refusal is final: one request, and it proves the upstream is up.
-    assert_eq!(seen.count(), 1);
+    assert_eq!(seen.hits(), 1);
     assert_eq!(upstream.circuit_state(), CircuitState::Closed);
 }
 
@@ -387,14 +325,8 @@ async fn exchange_returns_a_refusal_with_its_body() {
 /// answer is returned, body and all.
 #[tokio::test]
 async fn exchange_retries_and_returns_the_last_answer() {
-    let (addr, seen) = serve(|n| {
-        if n < 3 {
-            (StatusCode::SERVICE_UNAVAILABLE, HeaderMap::new(), "early")
-        } else {
-            (StatusCode::BAD_GATEWAY, HeaderMap::new(), "last")
-        }
-    })
-    .await;
+    let early = Reply::status(503).body("early");
+    let (addr, seen) = serve([early.clone(), early], Reply::status(502).body("last")).await;
     let upstream = Upstream::new("flaky", config());
     let client = client();
     let answer = upstream
@@ -405,7 +337,7 @@ async fn exchange_retries_and_returns_the_last_answer() {
         (answer.status, answer.text()),
         (StatusCode::BAD_GATEWAY, "last".into())
     );
-    assert_eq!(seen.count(), 3);
+    assert_eq!(seen.hits(), 3);
 }
 
 /// A 429 holds the bucket its call named: the next call in that bucket fails fast without
@@ -413,16 +345,10 @@ async fn exchange_retries_and_returns_the_last_answer() {
 /// leaves the hold to the client.
 #[tokio::test]
 async fn a_429_holds_its_bucket_and_only_its_bucket() {
-    let (addr, seen) = serve(|n| {
-        if n == 1 {
-            let mut headers = HeaderMap::new();
-            headers.insert("retry-after", "30".parse().unwrap());
-            (StatusCode::TOO_MANY_REQUESTS, headers, "slow down")
-        } else {
-            plain(StatusCode::OK)
-        }
-    })
-    .await;
+    let limited = Reply::status(429)
+        .header("retry-after", "30")
+        .body("slow down");
+    let (addr, seen) = serve([limited], plain(200)).await;
     let upstream = Upstream::new("notion", config());
     let client = client();
     let get = |bucket: &'static str| {
@@ -451,19 +377,12 @@ async fn a_429_holds_its_bucket_and_only_its_bucket() {
         panic!("the bucket is held, nothing sent: {held:?}");
     };
     assert!(wait > Duration::from_secs(29) && wait <= Duration::from_secs(30));
-    assert_eq!(seen.count(), 1, "a held call reaches nobody");
+    assert_eq!(seen.hits(), 1, "a held call reaches nobody");
     assert_eq!(get("databases").await.unwrap().status, 200);
-    assert_eq!(seen.count(), 2);
+    assert_eq!(seen.hits(), 2);
 
     // The caller holds: the layer returns the 429 and keeps nothing back.
-    let (addr, seen) = serve(|n| {
-        if n == 1 {
-            plain(StatusCode::TOO_MANY_REQUESTS)
-        } else {
-            plain(StatusCode::OK)
-        }
-    })
-    .await;
+    let (addr, seen) = serve([plain(429)], plain(200)).await;
     let upstream = Upstream::new(
         "discord",
         UpstreamConfig {
@@ -484,7 +403,7 @@ async fn a_429_holds_its_bucket_and_only_its_bucket() {
             .unwrap();
         assert_eq!(answer.status, expected);
     }
-    assert_eq!(seen.count(), 2);
+    assert_eq!(seen.hits(), 2);
     upstream.hold(Some("messages"), Duration::from_secs(5));
     let held = upstream
         .exchange(Call::idempotent().in_bucket("messages"), || {
@@ -493,7 +412,7 @@ async fn a_429_holds_its_bucket_and_only_its_bucket() {
         .await
         .unwrap_err();
     assert_eq!(held.error.kind(), "rate_limited");
-    assert_eq!(seen.count(), 2);
+    assert_eq!(seen.hits(), 2);
 }
 
 /// Whether an unanswered request may have left: a refused connection provably did not, so
@@ -527,16 +446,13 @@ async fn unanswered_calls_say_whether_the_request_left() {
     assert!(refused.never_sent, "{refused:?}");
 
     // Headers and a first chunk, then nothing: the timeout covers the body too.
-    let seen = Seen::default();
-    let app = Router::new()
-        .fallback(any(|State(seen): State<Seen>| async move {
-            seen.hit();
-            let first = futures::stream::once(async { Ok::<_, std::io::Error>("{\"id\":") });
-            let body = axum::body::Body::from_stream(first.chain(futures::stream::pending()));
-            (StatusCode::OK, body)
-        }))
-        .with_state(seen.clone());
-    let addr = spawn(app).await.unwrap();
+    let app = Router::new().fallback(any(|| async {
+        let first = futures::stream::once(async { Ok::<_, std::io::Error>("{\"id\":") });
+        let body = axum::body::Body::from_stream(first.chain(futures::stream::pending()));
+        (StatusCode::OK, body)
+    }));
+    let seen = Server::serve(app).await;
+    let addr = seen.addr();
     let upstream = Upstream::new(
         "stalling",
         UpstreamConfig {
@@ -560,15 +476,14 @@ async fn unanswered_calls_say_whether_the_request_left() {
         }
     );
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert_eq!(seen.count(), 1);
+    assert_eq!(seen.hits(), 1);
 }
 
 /// A body longer than the limit is cut there and says so; parsing it is a bad response, not a
 /// confusing JSON error.
 #[tokio::test]
 async fn bodies_are_read_up_to_the_limit() {
-    let app = Router::new().fallback(any(|| async { "x".repeat(200 * 1024) }));
-    let addr = spawn(app).await.unwrap();
+    let (addr, _seen) = serve([], Reply::status(200).body("x".repeat(200 * 1024))).await;
     let upstream = Upstream::new("large", config());
     let client = client();
     let answer = upstream
