@@ -637,11 +637,11 @@ async fn burst(n: usize, group_wait: &str, limited: bool) -> Vec<Phase> {
         STARTUP.lock().unwrap().push(format!("({setting}) {line}"));
     }
     let down = phase(&bench, format!("down, {setting}"), n, State::Down, || {
-        upstream.break_it()
+        upstream.break_it();
     })
     .await;
     let up = phase(&bench, format!("recovery, {setting}"), n, State::Up, || {
-        upstream.heal()
+        upstream.heal();
     })
     .await;
     bench.running.shutdown().await;

@@ -158,41 +158,44 @@ const ALL_SCENARIOS: [&str; 4] = ["flat", "1k", "10k", "sqlite"];
 
 fn parent() {
     let started = Instant::now();
-    let (target, target_kind) = match std::env::var("BENCH_TARGET") {
-        Ok(text) => {
-            let addr: SocketAddr = text
-                .parse()
-                .unwrap_or_else(|_| panic!("BENCH_TARGET={text:?} is not an IP:PORT address"));
-            assert!(
-                addr.ip().is_loopback(),
-                "BENCH_TARGET must be a loopback address (127.0.0.1:PORT); got {addr}"
-            );
-            (
-                addr,
-                format!("external keep-alive target from BENCH_TARGET ({addr})"),
-            )
-        }
-        Err(_) => {
-            let addr = start_local_target();
-            (
-                addr,
-                format!(
-                    "in-process axum target on {addr} (parent process, one runtime thread; \
-                     set BENCH_TARGET=127.0.0.1:PORT to use e.g. nginx)"
-                ),
-            )
-        }
+    let (target, target_kind) = if let Ok(text) = std::env::var("BENCH_TARGET") {
+        let addr: SocketAddr = text
+            .parse()
+            .unwrap_or_else(|_| panic!("BENCH_TARGET={text:?} is not an IP:PORT address"));
+        assert!(
+            addr.ip().is_loopback(),
+            "BENCH_TARGET must be a loopback address (127.0.0.1:PORT); got {addr}"
+        );
+        (
+            addr,
+            format!("external keep-alive target from BENCH_TARGET ({addr})"),
+        )
+    } else {
+        let addr = start_local_target();
+        (
+            addr,
+            format!(
+                "in-process axum target on {addr} (parent process, one runtime thread; \
+                 set BENCH_TARGET=127.0.0.1:PORT to use e.g. nginx)"
+            ),
+        )
     };
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     println!("patchbay engine bench");
     println!("  target: {target_kind}");
     println!("  cores:  {cores}");
     println!("  load:   {} (1/5/15 min, at start)", loadavg());
     probe_target(target);
 
-    let only: Vec<String> = std::env::var("BENCH_ONLY")
-        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
-        .unwrap_or_else(|_| ALL_SCENARIOS.iter().map(|s| s.to_string()).collect());
+    let only: Vec<String> = std::env::var("BENCH_ONLY").map_or_else(
+        |_| {
+            ALL_SCENARIOS
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect()
+        },
+        |v| v.split(',').map(|s| s.trim().to_string()).collect(),
+    );
 
     let wrk = if only.iter().any(|s| s == "flat") {
         eprintln!("[bench] wrk -t1 -c64 -d5s against the target ...");
@@ -582,7 +585,7 @@ fn child(name: &str) {
     // (`BENCH_WORKERS` overrides the count, for experiments).
     let workers = env_number(
         "BENCH_WORKERS",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
     );
     // Tokio names worker and blocking-pool threads alike; the workers are the first threads it
     // starts, so number them apart for the per-thread CPU split (the blocking pool runs the
@@ -1044,7 +1047,7 @@ fn rusage_self() -> (f64, f64) {
     // SAFETY: getrusage only writes the struct it is given; all-zero is a valid `rusage`.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: RUSAGE_SELF and a valid pointer to a live struct.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut usage) };
     assert_eq!(rc, 0, "getrusage failed");
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     (seconds(usage.ru_utime), seconds(usage.ru_stime))

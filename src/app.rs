@@ -350,8 +350,8 @@ async fn prune_periodically(store: Store, storage: config::StorageConfig, stop: 
             tracing::warn!(error = %err, "audit retention pass failed");
         }
         tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(RETENTION_EVERY) => {}
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(RETENTION_EVERY) => {}
         }
     }
 }

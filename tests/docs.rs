@@ -9,7 +9,7 @@ use patchbay::cli::Cli;
 fn commands_md_documents_every_subcommand() {
     let commands = std::fs::read_to_string("commands.md").unwrap();
     let cli = Cli::command();
-    let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+    let names: Vec<&str> = cli.get_subcommands().map(clap::Command::get_name).collect();
     assert!(names.contains(&"status"), "{names:?}");
     for name in names {
         assert!(

@@ -256,7 +256,7 @@ impl Events {
                     None => self.held.push(seen),
                 },
                 Ok(None) => panic!("the client stopped while waiting for {what}"),
-                Err(_) => panic!(
+                Err(tokio::time::error::Elapsed { .. }) => panic!(
                     "timed out waiting for {what}; other events: {:?}",
                     self.held
                 ),
@@ -754,7 +754,7 @@ async fn payloads_deserialize_with_serenity_types() {
         &format!("/channels/{CHANNEL_ID}/messages"),
         Some(json!({
             "content": "alert",
-            "embeds": [{"title": "down", "color": 15158332, "fields": [{"name": "a", "value": "b", "inline": true}], "footer": {"text": "f"}}],
+            "embeds": [{"title": "down", "color": 15_158_332, "fields": [{"name": "a", "value": "b", "inline": true}], "footer": {"text": "f"}}],
             "components": [{"type": 1, "components": [
                 {"type": 2, "style": 4, "label": "Ack", "custom_id": "ack:1"},
                 {"type": 2, "style": 5, "label": "Open", "url": "https://example.invalid/"},
@@ -961,9 +961,9 @@ fn messages_path(channel: u64) -> String {
 
 #[tokio::test]
 async fn the_guild_has_three_text_channels_and_more_can_be_added() {
+    use reqwest::Method;
     let fake = FakeDiscord::start().await;
     let api = Api::new(&fake);
-    use reqwest::Method;
 
     let listed = api
         .bot(Method::GET, &format!("/guilds/{GUILD_ID}/channels"), None)
@@ -1220,9 +1220,9 @@ async fn message_views_follow_creation_edits_and_deletion() {
 
 #[tokio::test]
 async fn incoming_webhooks_execute_with_and_without_wait_and_edit_their_messages() {
+    use reqwest::Method;
     let fake = FakeDiscord::start().await;
     let api = Api::new(&fake);
-    use reqwest::Method;
     let url = fake.create_webhook(ALERT_CHANNEL_ID);
     let prefix = format!("{}/api/v10/webhooks/", fake.api_base());
     let webhook_id: u64 = url
@@ -1257,12 +1257,15 @@ async fn incoming_webhooks_execute_with_and_without_wait_and_edit_their_messages
         .webhook(
             Method::POST,
             &format!("{url}?wait=true"),
-            Some(json!({"content": "api is up", "embeds": [{"title": "api", "color": 3066993}]})),
+            Some(json!({"content": "api is up", "embeds": [{"title": "api", "color": 3_066_993}]})),
         )
         .await;
     assert_eq!(waited.status, 200, "{}", waited.body);
     let message: serenity::all::Message = serde_json::from_value(waited.body.clone()).unwrap();
-    assert_eq!(message.webhook_id.map(|w| w.get()), Some(webhook_id));
+    assert_eq!(
+        message.webhook_id.map(serenity::all::WebhookId::get),
+        Some(webhook_id)
+    );
     assert_eq!(message.author.name, "Captain Hook");
     let message_url = format!("{url}/messages/{}", message.id);
 

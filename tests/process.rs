@@ -174,9 +174,7 @@ fn assert_valid_exposition(body: &str) {
                 "{line}"
             );
             assert!(declared.insert(name.to_string()), "declared twice: {name}");
-        } else if line.starts_with("# HELP ") || line.is_empty() {
-            continue;
-        } else {
+        } else if !line.starts_with("# HELP ") && !line.is_empty() {
             let (series, value) = line.rsplit_once(' ').unwrap();
             value
                 .parse::<f64>()

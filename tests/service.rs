@@ -212,7 +212,7 @@ async fn every_kind_of_actor_is_admitted_by_its_own_rule_and_audited_as_itself()
             Caller::ApiKey { scopes },
         )
     };
-    let ok = |_: ()| Ok::<_, CommandError>(());
+    let ok = |(): ()| Ok::<_, CommandError>(());
     assert_eq!(
         plane
             .invoke(&key(vec![Permission::SyncRun]), || async { ok(()) })

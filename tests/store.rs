@@ -526,7 +526,7 @@ async fn alert_retention_keeps_what_is_open_or_undelivered() {
         .unwrap();
     tx.commit().await.unwrap();
     let rows = store
-        .due_deliveries(old, 10, &Default::default())
+        .due_deliveries(old, 10, &patchbay::store::alerts::DueFilter::default())
         .await
         .unwrap();
     let delivered = rows.iter().find(|r| r.notice == resolved).unwrap();

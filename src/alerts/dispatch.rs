@@ -175,8 +175,8 @@ impl Dispatcher {
                 Err(err) => {
                     tracing::error!(error = %err, "alert dispatcher: cannot read the installation token; retrying");
                     tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
                 }
             }
@@ -191,7 +191,7 @@ impl Dispatcher {
                 }
             };
             tokio::select! {
-                _ = stop.cancelled() => {
+                () = stop.cancelled() => {
                     let finish = async { while flights.tasks.join_next().await.is_some() {} };
                     if tokio::time::timeout(STOP_GRACE, finish).await.is_err() {
                         tracing::warn!("alert dispatcher: deliveries still in flight at shutdown are left to the next start");
@@ -214,8 +214,8 @@ impl Dispatcher {
                         }
                     }
                 }
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
@@ -315,21 +315,18 @@ impl Dispatcher {
 
     /// One attempt at `row`, and its outcome recorded.
     async fn deliver(&self, row: &OutboxRow) -> Result<(), StoreError> {
-        let (target, snapshot) = match (
+        let (Some(target), Some(snapshot)) = (
             self.store.notice_target(row.notice).await?,
             self.store.delivery_snapshot(row.notice).await?,
-        ) {
-            (Some(target), Some(snapshot)) => (target, snapshot),
-            _ => {
-                tracing::error!(
-                    notice = row.notice,
-                    "alert outbox row for a missing notice; dropped"
-                );
-                return self
-                    .store
-                    .delivery_done(row, None, Utc::now(), row.id, false)
-                    .await;
-            }
+        ) else {
+            tracing::error!(
+                notice = row.notice,
+                "alert outbox row for a missing notice; dropped"
+            );
+            return self
+                .store
+                .delivery_done(row, None, Utc::now(), row.id, false)
+                .await;
         };
         // `shown`: the newest outbox row this view includes; edits up to it are delivered with it.
         let (view, shown) = snapshot;

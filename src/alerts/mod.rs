@@ -130,7 +130,7 @@ impl Alerts {
             };
             let timer = self.run_due_timers().await;
             tokio::select! {
-                _ = stop.cancelled() => return,
+                () = stop.cancelled() => return,
                 () = tokio::time::sleep(retry.unwrap_or(Duration::MAX)), if retry.is_some() => {}
                 // A lagged receiver loses nothing: the transitions are read from the database.
                 _ = transitions.recv() => {}
@@ -359,18 +359,15 @@ impl Alerts {
         } else {
             tx.joinable_notice(channel, now - group_wait).await?
         };
-        match joined {
-            Some(notice) => {
-                tx.insert_incident(&new, Some(notice), None, None).await?;
-                tx.enqueue(notice, DeliveryKind::Edit, None, &[], now)
-                    .await?;
-            }
-            None => {
-                let notice = tx.insert_notice(channel, &mention, now, false).await?;
-                tx.insert_incident(&new, Some(notice), None, None).await?;
-                tx.enqueue(notice, DeliveryKind::Post, None, &mention, now)
-                    .await?;
-            }
+        if let Some(notice) = joined {
+            tx.insert_incident(&new, Some(notice), None, None).await?;
+            tx.enqueue(notice, DeliveryKind::Edit, None, &[], now)
+                .await?;
+        } else {
+            let notice = tx.insert_notice(channel, &mention, now, false).await?;
+            tx.insert_incident(&new, Some(notice), None, None).await?;
+            tx.enqueue(notice, DeliveryKind::Post, None, &mention, now)
+                .await?;
         }
         Ok(())
     }

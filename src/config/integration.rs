@@ -584,12 +584,13 @@ fn read_headers(
             continue;
         }
         let value = match value.strip_prefix("env:") {
-            Some(variable) => match env.get(variable) {
-                Some(secret) => HeaderValue::Env {
-                    variable: variable.to_string(),
-                    value: Secret::new(secret),
-                },
-                None => {
+            Some(variable) => {
+                if let Some(secret) = env.get(variable) {
+                    HeaderValue::Env {
+                        variable: variable.to_string(),
+                        value: Secret::new(secret),
+                    }
+                } else {
                     d.error(
                         Some(at),
                         format!("{}.headers.{header}", table.path),
@@ -598,7 +599,7 @@ fn read_headers(
                     );
                     continue;
                 }
-            },
+            }
             None => HeaderValue::Plain(value),
         };
         if reqwest::header::HeaderValue::from_str(value.expose()).is_err() {

@@ -399,28 +399,25 @@ fn read_grants(root: &Table<'_, '_>, d: &mut Diagnostics) -> Vec<crate::access::
             "add permissions = [\"status.view\", ...] to this [[grant]]",
         );
         for (index, (name, at)) in permissions.into_iter().enumerate() {
-            match name.parse::<Permission>() {
-                Ok(permission) => {
-                    if let Some(role) = role {
-                        grants.push(Grant {
-                            role,
-                            permission,
-                            source: GrantSource::Config,
-                        });
-                    }
+            if let Ok(permission) = name.parse::<Permission>() {
+                if let Some(role) = role {
+                    grants.push(Grant {
+                        role,
+                        permission,
+                        source: GrantSource::Config,
+                    });
                 }
-                Err(_) => {
-                    let fix = match suggest::closest(&name, &names) {
-                        Some(close) => format!("did you mean \"{close}\"?"),
-                        None => format!("use one of {}", names.join(", ")),
-                    };
-                    d.error(
-                        Some(at),
-                        format!("{}.permissions[{index}]", table.path),
-                        format!("unknown permission {name:?}"),
-                        Some(fix),
-                    );
-                }
+            } else {
+                let fix = match suggest::closest(&name, &names) {
+                    Some(close) => format!("did you mean \"{close}\"?"),
+                    None => format!("use one of {}", names.join(", ")),
+                };
+                d.error(
+                    Some(at),
+                    format!("{}.permissions[{index}]", table.path),
+                    format!("unknown permission {name:?}"),
+                    Some(fix),
+                );
             }
         }
     }

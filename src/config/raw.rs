@@ -61,7 +61,7 @@ impl<'a, 'i> Table<'a, 'i> {
 
     /// Reports every key that is not in `known`, with a "did you mean" when one is close.
     pub(crate) fn check_keys(&self, d: &mut Diagnostics, known: &[&str]) {
-        for (key, _) in self.inner.iter() {
+        for (key, _) in self.inner {
             let name: &str = key.get_ref();
             if known.contains(&name) {
                 continue;
@@ -102,23 +102,21 @@ impl<'a, 'i> Table<'a, 'i> {
 
     pub(crate) fn string(&self, d: &mut Diagnostics, key: &str) -> Option<(String, usize)> {
         let value = self.get(key)?;
-        match value.get_ref() {
-            DeValue::String(text) => Some((text.to_string(), value.span().start)),
-            _ => {
-                self.wrong_type(d, key, value, "a string");
-                None
-            }
+        if let DeValue::String(text) = value.get_ref() {
+            Some((text.to_string(), value.span().start))
+        } else {
+            self.wrong_type(d, key, value, "a string");
+            None
         }
     }
 
     pub(crate) fn integer(&self, d: &mut Diagnostics, key: &str) -> Option<(i64, usize)> {
         let value = self.get(key)?;
-        match integer_of(value.get_ref()) {
-            Some(int) => Some((int, value.span().start)),
-            None => {
-                self.wrong_type(d, key, value, "an integer");
-                None
-            }
+        if let Some(int) = integer_of(value.get_ref()) {
+            Some((int, value.span().start))
+        } else {
+            self.wrong_type(d, key, value, "an integer");
+            None
         }
     }
 
@@ -167,23 +165,21 @@ impl<'a, 'i> Table<'a, 'i> {
             DeValue::Float(float) => float.as_str().replace('_', "").parse().ok(),
             other => integer_of(other).map(|int| int as f64),
         };
-        match number {
-            Some(number) => Some((number, value.span().start)),
-            None => {
-                self.wrong_type(d, key, value, "a number");
-                None
-            }
+        if let Some(number) = number {
+            Some((number, value.span().start))
+        } else {
+            self.wrong_type(d, key, value, "a number");
+            None
         }
     }
 
     pub(crate) fn boolean(&self, d: &mut Diagnostics, key: &str) -> Option<bool> {
         let value = self.get(key)?;
-        match value.get_ref() {
-            DeValue::Boolean(flag) => Some(*flag),
-            _ => {
-                self.wrong_type(d, key, value, "true or false");
-                None
-            }
+        if let DeValue::Boolean(flag) = value.get_ref() {
+            Some(*flag)
+        } else {
+            self.wrong_type(d, key, value, "true or false");
+            None
         }
     }
 
@@ -313,15 +309,14 @@ impl<'a, 'i> Table<'a, 'i> {
 
     pub(crate) fn table(&self, d: &mut Diagnostics, key: &str) -> Option<Table<'a, 'i>> {
         let value = self.get(key)?;
-        match value.get_ref() {
-            DeValue::Table(inner) => Some(Table {
+        if let DeValue::Table(inner) = value.get_ref() {
+            Some(Table {
                 path: self.key(key),
                 inner,
-            }),
-            _ => {
-                self.wrong_type(d, key, value, "a table");
-                None
-            }
+            })
+        } else {
+            self.wrong_type(d, key, value, "a table");
+            None
         }
     }
 
@@ -369,11 +364,11 @@ impl<'a, 'i> Table<'a, 'i> {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (name, value) in table.inner.iter() {
+        for (name, value) in table.inner {
             let name: &Cow<'_, str> = name.get_ref();
             match value.get_ref() {
                 DeValue::String(text) => {
-                    out.push((name.to_string(), text.to_string(), value.span().start))
+                    out.push((name.to_string(), text.to_string(), value.span().start));
                 }
                 other => d.error(
                     Some(value.span().start),

@@ -152,7 +152,7 @@ async fn handle(ctx: &serenity::Context, press: &serenity::ComponentInteraction,
         Press::AlertAck(notice) => {
             let answer = plane.invoke(&invocation, || async {
                 Ok(render::acked(
-                    &plane.acknowledge(notice, &invocation.actor).await?,
+                    plane.acknowledge(notice, &invocation.actor).await?,
                 ))
             });
             reply_in_time(ctx, press, answer).await;

@@ -569,7 +569,7 @@ pub fn sparkline(values: &[Option<f64>]) -> String {
 }
 
 /// `/alerts ack` and the Acknowledge button.
-pub fn acked(acked: &IncidentAcked) -> Reply {
+pub fn acked(acked: IncidentAcked) -> Reply {
     Reply::text(format!(
         "✅ Incident #{} acknowledged: reminders stop, and its message says you have it.",
         acked.notice
@@ -602,7 +602,7 @@ pub fn notice_silenced(silenced: &NoticeSilenced) -> Reply {
 }
 
 /// `/alerts unsilence`.
-pub fn unsilenced(unsilenced: &Unsilenced) -> Reply {
+pub fn unsilenced(unsilenced: Unsilenced) -> Reply {
     Reply::text(format!("🔔 Silence #{} ended.", unsilenced.silence))
 }
 

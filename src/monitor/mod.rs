@@ -439,7 +439,7 @@ impl Inner {
         match transition {
             Some(transition) => {
                 self.commit_and_announce(Some(result), state, transition)
-                    .await
+                    .await;
             }
             None => {
                 if self.writer.record(result, state).await.is_err() {
@@ -502,9 +502,9 @@ async fn run(
     loop {
         let asked = tokio::select! {
             biased;
-            _ = cancel.cancelled() => return,
-            _ = wake.notified() => true,
-            _ = tokio::time::sleep_until(due) => false,
+            () = cancel.cancelled() => return,
+            () = wake.notified() => true,
+            () = tokio::time::sleep_until(due) => false,
         };
         // The callers this check answers: those who asked before it started.
         let waiters = if asked {
@@ -519,7 +519,7 @@ async fn run(
         };
         let permit = tokio::select! {
             biased;
-            _ = cancel.cancelled() => return,
+            () = cancel.cancelled() => return,
             permit = inner.permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
         };
         let started = Instant::now();
@@ -568,7 +568,7 @@ async fn seed_window(inner: &Inner, integration: &Integration, machine: &mut Mac
     match crate::store::offload(async move { store.recent_results(&name, since).await }).await {
         Ok(results) => machine.seed(&results),
         Err(err) => {
-            tracing::warn!(integration = %integration.name, error = %err, "could not load recent results; the degraded window starts empty")
+            tracing::warn!(integration = %integration.name, error = %err, "could not load recent results; the degraded window starts empty");
         }
     }
 }

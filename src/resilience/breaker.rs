@@ -89,7 +89,9 @@ impl CircuitBreaker {
     /// Locks the state, recovering from poisoning: the state is a plain enum
     /// that is valid whatever a panicking thread was doing.
     fn lock(&self) -> MutexGuard<'_, BreakerInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The current state; cheap enough for a metrics endpoint (one brief,

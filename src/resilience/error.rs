@@ -27,7 +27,7 @@ pub enum UpstreamError {
     },
     /// The upstream asked us to slow down (HTTP 429, or 503 with `Retry-After`), or a hold
     /// it announced earlier kept the request back.
-    #[error("rate limited{}", fmt_retry_after(.retry_after))]
+    #[error("rate limited{}", fmt_retry_after(.retry_after.as_ref()))]
     RateLimited {
         /// How long the upstream asked us to wait, capped at
         /// [`MAX_RETRY_AFTER`](super::MAX_RETRY_AFTER).
@@ -116,7 +116,7 @@ impl UpstreamError {
 }
 
 /// Renders the optional suffix of the rate-limited message.
-fn fmt_retry_after(retry_after: &Option<Duration>) -> String {
+fn fmt_retry_after(retry_after: Option<&Duration>) -> String {
     match retry_after {
         Some(d) => format!(", retry after {}", fmt_duration(d)),
         None => String::new(),

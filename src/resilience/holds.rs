@@ -47,7 +47,10 @@ impl Holds {
     /// [`MAX_RETRY_AFTER`]. A shorter hold never shortens a longer one already in force.
     pub fn hold(&self, bucket: Option<&str>, wait: Duration) {
         let until = Instant::now() + wait.min(MAX_RETRY_AFTER);
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match bucket {
             None => {
                 if inner.global.is_none_or(|current| current < until) {
@@ -66,7 +69,10 @@ impl Holds {
     /// they may go now. Forgets holds that have ended.
     pub fn remaining(&self, bucket: Option<&str>) -> Option<Duration> {
         let now = Instant::now();
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         inner.buckets.retain(|_, until| *until > now);
         if inner.global.is_some_and(|until| until <= now) {
             inner.global = None;

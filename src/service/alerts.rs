@@ -144,9 +144,8 @@ impl ControlPlane {
                 None => unknown_integration(&config, target),
             });
         }
-        let length = crate::duration::parse(length).map_err(|err| Invalid::Duration {
-            error: err.to_string(),
-        })?;
+        let length = crate::duration::parse(length)
+            .map_err(|err| Invalid::Duration { error: err.clone() })?;
         if length.is_zero() || length > MAX_SILENCE {
             return Err(Invalid::SilenceLength.into());
         }

@@ -157,8 +157,12 @@ fn status_row(
         last_error: state
             .and_then(|s| s.last_check.as_ref())
             .and_then(|l| l.message.clone()),
-        latency_p95_ms: day.and_then(|d| d.latency_p95_ms()).map(round1),
-        uptime_24h: day.and_then(|d| d.uptime_pct()).map(round1),
+        latency_p95_ms: day
+            .and_then(super::super::store::WindowStats::latency_p95_ms)
+            .map(round1),
+        uptime_24h: day
+            .and_then(super::super::store::WindowStats::uptime_pct)
+            .map(round1),
         tags: integration.tags.clone(),
     }
 }

@@ -99,7 +99,11 @@ impl Store {
         .bind(name)
         .bind(&entry.command)
         .bind(entry.options.to_string())
-        .bind(entry.permission.map(|p| p.as_str()))
+        .bind(
+            entry
+                .permission
+                .map(super::super::access::Permission::as_str),
+        )
         .bind(entry.allowed.as_ref().map(Allowed::code))
         .bind(entry.outcome.as_str())
         .bind(entry.latency_ms)

@@ -183,7 +183,7 @@ async fn run(
         let op = match deadline {
             Some(at) => tokio::select! {
                 op = rx.recv() => op,
-                _ = tokio::time::sleep_until(at) => {
+                () = tokio::time::sleep_until(at) => {
                     write(&store, &mut pending, &metrics).await;
                     deadline = None;
                     continue;
@@ -236,7 +236,12 @@ async fn write(store: &Store, pending: &mut Pending, metrics: &Metrics) {
         }
     }
     for ack in taken.acks {
-        let _ = ack.send(outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        let _ = ack.send(
+            outcome
+                .as_ref()
+                .copied()
+                .map_err(std::string::ToString::to_string),
+        );
     }
 }
 

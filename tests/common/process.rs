@@ -87,7 +87,7 @@ impl Process {
     /// [`Process::wait_for_all`] for async code: waits on a blocking thread.
     pub async fn logged(&self, parts: &[&str]) -> String {
         let lines = self.lines.clone();
-        let parts: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+        let parts: Vec<String> = parts.iter().map(std::string::ToString::to_string).collect();
         tokio::task::spawn_blocking(move || {
             let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
             wait_line(&lines, &parts)

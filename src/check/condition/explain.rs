@@ -41,9 +41,10 @@ impl Condition {
                 tls::format_date(not_after)
             ),
             Failure::NotFound { step, missing } => {
-                let path = match &self.subject {
-                    Subject::Value(Target::Json(path)) | Subject::Len(Target::Json(path)) => path,
-                    _ => return format!("{target} not found"),
+                let (Subject::Value(Target::Json(path)) | Subject::Len(Target::Json(path))) =
+                    &self.subject
+                else {
+                    return format!("{target} not found");
                 };
                 let start = self.span.0 as usize;
                 let upto = &self.source[start..path[step].end as usize];

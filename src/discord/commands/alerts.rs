@@ -43,7 +43,7 @@ pub async fn ack(
     let plane = &ctx.data().plane;
     let answer = plane.invoke(&invocation, || async {
         let acked = plane.acknowledge(incident, &invocation.actor).await?;
-        Ok(render::acked(&acked).ephemeral(true))
+        Ok(render::acked(acked).ephemeral(true))
     });
     respond_in_time(ctx, true, answer).await
 }
@@ -85,7 +85,7 @@ pub async fn unsilence(
     let invocation = invocation(ctx);
     let plane = &ctx.data().plane;
     let answer = plane.invoke(&invocation, || async {
-        Ok(render::unsilenced(&plane.unsilence(silence).await?))
+        Ok(render::unsilenced(plane.unsilence(silence).await?))
     });
     respond_in_time(ctx, false, answer).await
 }

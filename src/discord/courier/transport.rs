@@ -120,13 +120,19 @@ impl DiscordCourier {
     /// its `X-RateLimit-Bucket` answers; the route itself until then) and the route's major
     /// parameter, since Discord limits each channel's (or webhook's) bucket on its own.
     pub(super) fn bucket_of(&self, route: Route) -> String {
-        let learned = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let learned = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let bucket = learned.get(route.name).map_or(route.name, String::as_str);
         format!("{bucket}:{}", route.major)
     }
 
     pub(super) fn learn_bucket(&self, route: Route, bucket: &str) {
-        let mut learned = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut learned = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if learned.get(route.name).is_none_or(|known| known != bucket) {
             learned.insert(route.name, bucket.to_string());
         }
@@ -236,7 +242,7 @@ impl DiscordCourier {
                 // The token is the URL's last path segment.
                 if let Some(token) = url
                     .as_ref()
-                    .and_then(|u| u.path_segments())
+                    .and_then(reqwest::Url::path_segments)
                     .and_then(|mut segments| segments.rfind(|s| !s.is_empty()))
                 {
                     secrets.push(token);

@@ -185,7 +185,7 @@ fn check_allowed_mentions(allowed: &Value, problems: &mut Vec<String>) {
             for item in items {
                 match item.as_str() {
                     Some(t @ ("users" | "roles" | "everyone")) if parse.contains(&t) => {
-                        problems.push(format!("allowed_mentions.parse lists {t:?} twice"))
+                        problems.push(format!("allowed_mentions.parse lists {t:?} twice"));
                     }
                     Some(t @ ("users" | "roles" | "everyone")) => parse.push(t),
                     _ => problems.push(format!(
@@ -220,7 +220,7 @@ fn check_allowed_mentions(allowed: &Value, problems: &mut Vec<String>) {
         for id in ids {
             match id.as_str().filter(|s| is_snowflake(s)) {
                 Some(s) if seen.contains(&s) => {
-                    problems.push(format!("allowed_mentions.{key} lists {s} twice"))
+                    problems.push(format!("allowed_mentions.{key} lists {s} twice"));
                 }
                 Some(s) => seen.push(s),
                 None => problems.push(format!(
@@ -500,7 +500,7 @@ fn check_components(components: &Value, problems: &mut Vec<String>) {
                     let style = c["style"].as_u64().unwrap_or(0);
                     match style {
                         1..=4 if custom_id.is_none() => {
-                            problems.push(format!("{at}: button style {style} needs a custom_id"))
+                            problems.push(format!("{at}: button style {style} needs a custom_id"));
                         }
                         5 if c["url"].as_str().is_none() || custom_id.is_some() => problems
                             .push(format!("{at}: a link button needs a url and no custom_id")),
@@ -548,7 +548,7 @@ pub(super) fn check_choices(data: &Value, problems: &mut Vec<String>) {
         }
         match &c["value"] {
             Value::String(s) if s.chars().count() > 100 => {
-                problems.push(format!("choice {i}: string value over 100 characters"))
+                problems.push(format!("choice {i}: string value over 100 characters"));
             }
             Value::String(_) | Value::Number(_) => {}
             other => problems.push(format!(

@@ -49,7 +49,7 @@ impl FakeDiscord {
 
     /// Awaits a gateway state matching `pred`.
     pub async fn wait_gateway(&self, what: &str, pred: impl Fn(&GatewayStatus) -> bool) {
-        self.wait(what, |st| pred(&status(st)).then_some(())).await
+        self.wait(what, |st| pred(&status(st)).then_some(())).await;
     }
 
     /// Until a session is identified and READY + GUILD_CREATE were written to the socket.
@@ -57,7 +57,7 @@ impl FakeDiscord {
         self.wait_gateway("the gateway session to be READY", |s| {
             s.identify_count >= 1 && s.ready_written && s.connected
         })
-        .await
+        .await;
     }
 
     /// Until `n` IDENTIFYs happened and the last one's READY + GUILD_CREATE were written.
@@ -65,7 +65,7 @@ impl FakeDiscord {
         self.wait_gateway(&format!("IDENTIFY #{n} and its READY"), |s| {
             s.identify_count >= n && s.ready_written && s.connected
         })
-        .await
+        .await;
     }
 
     /// Until `n` RESUMEs happened and their RESUMED dispatches were written.
@@ -73,7 +73,7 @@ impl FakeDiscord {
         self.wait_gateway(&format!("RESUME #{n} and its RESUMED"), |s| {
             s.resume_count >= n && s.resumed_written >= n && s.connected
         })
-        .await
+        .await;
     }
 
     /// Closes the gateway websocket abruptly (no close frame, like a network drop) and waits until
@@ -90,7 +90,7 @@ impl FakeDiscord {
         self.wait(&format!("gateway connection {conn_id} to close"), |st| {
             (st.conn.as_ref().map(|c| c.id) != Some(conn_id)).then_some(())
         })
-        .await
+        .await;
     }
 }
 

@@ -235,7 +235,7 @@ pub(super) fn callback(st: &mut St, path: &str, id: &str, token: &str, body: Val
     }
     match ty {
         Some(1 | 6) if !data.is_null() => {
-            problems.push(format!("callback type {} takes no data", ty.unwrap_or(0)))
+            problems.push(format!("callback type {} takes no data", ty.unwrap_or(0)));
         }
         Some(4) => problems.extend(check_message(data, true, true)),
         Some(7) => problems.extend(check_message(data, true, false)),

@@ -362,7 +362,9 @@ struct Interaction {
 
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, St> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn bump(&self) {
@@ -464,7 +466,12 @@ impl FakeDiscord {
                     .iter()
                     .map(|r| {
                         let status = r.status.map_or("-".into(), |s| s.to_string());
-                        format!("  {status} {} {} {}", r.method, r.path, brief(&r.body))
+                        format!(
+                            "  {status} {} {} {}",
+                            r.method,
+                            r.path,
+                            brief(r.body.as_ref())
+                        )
                     })
                     .collect();
                 panic!(
@@ -490,8 +497,8 @@ impl St {
     }
 }
 
-fn brief(body: &Option<Value>) -> String {
-    let text = body.as_ref().map(Value::to_string).unwrap_or_default();
+fn brief(body: Option<&Value>) -> String {
+    let text = body.map(Value::to_string).unwrap_or_default();
     if text.chars().count() > 300 {
         format!("{}...", text.chars().take(300).collect::<String>())
     } else {

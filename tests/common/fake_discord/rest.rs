@@ -223,7 +223,7 @@ fn route(
     let body = body.unwrap_or(Value::Null);
 
     // Interaction callbacks and webhook routes need no bot token; everything else does.
-    let tokenless = matches!(segments.first(), Some(&"interactions") | Some(&"webhooks"));
+    let tokenless = matches!(segments.first(), Some(&"interactions" | &"webhooks"));
     if !tokenless && !segments.is_empty() {
         let auth = headers
             .get("authorization")
@@ -264,7 +264,7 @@ fn route(
             let channel = st.dm_channel(user);
             ok(payload::dm_channel(channel, user))
         }
-        ("GET", ["oauth2", "applications", "@me"]) | ("GET", ["applications", "@me"]) => {
+        ("GET", ["oauth2", "applications", "@me"] | ["applications", "@me"]) => {
             ok(payload::application_info())
         }
         (_, ["applications", app, "commands", rest @ ..]) => {
