@@ -387,6 +387,46 @@ async fn audit_entries_are_mirrored_into_the_audit_channel() {
     bot.stop().await;
 }
 
+/// A public answer that names a role (`/perms grant`) must not ping it: everyone holding the
+/// role would be notified of someone else's command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_name_roles_without_pinging_them() {
+    let bot = start_bot().await;
+    let fake = &bot.fake;
+    let id = fake
+        .command(
+            "perms",
+            json!([{
+                "name": "grant",
+                "type": 1,
+                "options": [
+                    { "name": "role", "type": 8, "value": fake_discord::OPS_ROLE.to_string() },
+                    { "name": "permission", "type": 4, "value": 2 },
+                ],
+            }]),
+            FakeMember::OWNER,
+        )
+        .await;
+    let callback = fake.callback_for(id).await;
+    assert_eq!(
+        callback["data"]["content"],
+        format!("<@&{}> now holds `sync.run`.", fake_discord::OPS_ROLE),
+        "{callback}"
+    );
+    assert_eq!(
+        callback["data"]["allowed_mentions"]["parse"],
+        json!([]),
+        "{callback}"
+    );
+    assert!(
+        callback["data"]["allowed_mentions"]["roles"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{callback}"
+    );
+    bot.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_registers_and_lists_commands_over_rest() {
     let fake = FakeDiscord::start().await;

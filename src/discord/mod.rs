@@ -354,9 +354,8 @@ async fn mirror_audit(
                 .map(|kind| format!(", {kind}"))
                 .unwrap_or_default()
         );
-        let message = Reply::text(line)
-            .into_channel_message()
-            .allowed_mentions(serenity::CreateAllowedMentions::new());
+        // Like every answer, it names people without pinging them.
+        let message = Reply::text(line).into_channel_message();
         if let Err(err) = channel.send_message(&http, message).await {
             tracing::warn!(error = %err, "could not mirror an audit entry into the audit channel");
         }

@@ -352,7 +352,9 @@ impl Reply {
             components,
             ephemeral,
         } = self.fit();
-        let mut reply = poise::CreateReply::default().ephemeral(ephemeral);
+        let mut reply = poise::CreateReply::default()
+            .ephemeral(ephemeral)
+            .allowed_mentions(no_pings());
         for embed in Reply::built_embeds(embeds) {
             reply = reply.embed(embed);
         }
@@ -373,7 +375,9 @@ impl Reply {
             components,
             ephemeral,
         } = self.fit();
-        let mut message = serenity::CreateInteractionResponseMessage::new().ephemeral(ephemeral);
+        let mut message = serenity::CreateInteractionResponseMessage::new()
+            .ephemeral(ephemeral)
+            .allowed_mentions(no_pings());
         if !embeds.is_empty() {
             message = message.embeds(Reply::built_embeds(embeds));
         }
@@ -394,7 +398,7 @@ impl Reply {
             components,
             ..
         } = self.fit();
-        let mut edit = serenity::EditInteractionResponse::new();
+        let mut edit = serenity::EditInteractionResponse::new().allowed_mentions(no_pings());
         if !embeds.is_empty() {
             edit = edit.embeds(Reply::built_embeds(embeds));
         }
@@ -415,7 +419,9 @@ impl Reply {
             components,
             ephemeral,
         } = self.fit();
-        let mut followup = serenity::CreateInteractionResponseFollowup::new().ephemeral(ephemeral);
+        let mut followup = serenity::CreateInteractionResponseFollowup::new()
+            .ephemeral(ephemeral)
+            .allowed_mentions(no_pings());
         if !embeds.is_empty() {
             followup = followup.embeds(Reply::built_embeds(embeds));
         }
@@ -436,7 +442,7 @@ impl Reply {
             components,
             ..
         } = self.fit();
-        let mut message = serenity::CreateMessage::new();
+        let mut message = serenity::CreateMessage::new().allowed_mentions(no_pings());
         if !embeds.is_empty() {
             message = message.embeds(Reply::built_embeds(embeds));
         }
@@ -448,6 +454,13 @@ impl Reply {
         }
         message
     }
+}
+
+/// Answers name people and roles (`<@&ops> now holds sync.run`) without pinging them: a
+/// command's answer is for whoever asked, and only alert messages mention on purpose (the
+/// courier sets their `allowed_mentions` itself).
+fn no_pings() -> serenity::CreateAllowedMentions {
+    serenity::CreateAllowedMentions::new()
 }
 
 /// Autocomplete suggestions as Discord takes them: at most 25, each at most 100 characters. A
