@@ -171,6 +171,10 @@ pub struct OpenNotice {
 const QUEUE_EDIT: &str = "INSERT INTO outbox (notice_id, kind, reply, mention, created_at_ms, \
      not_before_ms, attempts) VALUES ($1, 'edit', NULL, '[]', $2, 0, 0)";
 
+/// How many transitions integration `$1` had at or after `$2` (flapping and its settling).
+const TRANSITIONS_SINCE: &str =
+    "SELECT COUNT(*) FROM transitions WHERE integration = $1 AND at_ms >= $2";
+
 /// The silences in force at `$1`.
 const ACTIVE_SILENCES: &str = "SELECT id, target, until_ms, reason, created_kind, created_id, created_name \
      FROM silences WHERE removed_at_ms IS NULL AND until_ms > $1 ORDER BY id";

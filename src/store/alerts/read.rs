@@ -53,13 +53,11 @@ impl Store {
         integration: &str,
         since: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM transitions WHERE integration = $1 AND at_ms >= $2",
-        )
-        .bind(integration)
-        .bind(millis(since))
-        .fetch_one(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(TRANSITIONS_SINCE)
+            .bind(integration)
+            .bind(millis(since))
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Open incidents recorded without a notice because of a silence or a maintenance window

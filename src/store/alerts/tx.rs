@@ -432,13 +432,11 @@ impl AlertTx {
         integration: &str,
         since: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM transitions WHERE integration = $1 AND at_ms >= $2",
-        )
-        .bind(integration)
-        .bind(millis(since))
-        .fetch_one(&mut *self.tx)
-        .await?)
+        Ok(sqlx::query_scalar(TRANSITIONS_SINCE)
+            .bind(integration)
+            .bind(millis(since))
+            .fetch_one(&mut *self.tx)
+            .await?)
     }
 
     /// The open flapping notice that already covers `integration`, if any.
