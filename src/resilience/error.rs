@@ -133,9 +133,9 @@ fn fmt_duration(d: &Duration) -> String {
 ///
 /// Statuses below 400 (2xx, and 3xx that reached us unfollowed) are not
 /// errors. 401/403 are [`UpstreamError::Auth`], 429 is
-/// [`UpstreamError::RateLimited`], and 503 with a valid `Retry-After` is
-/// treated as a rate limit too, because that is how several upstreams signal
-/// planned back-pressure. Other 5xx are [`UpstreamError::Server`] and other
+/// [`UpstreamError::RateLimited`], and so are 529 (overloaded, Notion's
+/// `service_overload`) and 503 with a valid `Retry-After`, because that is how
+/// several upstreams signal back-pressure. Other 5xx are [`UpstreamError::Server`] and other
 /// 4xx are [`UpstreamError::Client`].
 pub fn classify_status(status: StatusCode, headers: &HeaderMap) -> Option<UpstreamError> {
     let code = status.as_u16();
@@ -151,6 +151,11 @@ pub fn classify_status(status: StatusCode, headers: &HeaderMap) -> Option<Upstre
     Some(match code {
         401 | 403 => UpstreamError::Auth { status: code },
         429 => UpstreamError::RateLimited {
+            retry_after: retry_after(),
+        },
+        // 529 is not in the HTTP registry; Notion (and others) answer it when overloaded, with
+        // the same meaning as a 429: slow down, nothing was done.
+        529 => UpstreamError::RateLimited {
             retry_after: retry_after(),
         },
         503 => match retry_after() {

@@ -39,9 +39,12 @@
 //!   connector (DNS lookup, TCP connect, TLS handshake, or a connect timeout), as reported by
 //!   `reqwest::Error::is_connect`. Those failures happen before any byte of the request is
 //!   written, so the upstream provably never saw the request. Any other failure of a
-//!   non-idempotent call (a timeout after connecting, a reset, any HTTP status) is returned at
-//!   once, because the side effect may have happened; [`Unanswered::never_sent`] tells the
-//!   caller which it was.
+//!   non-idempotent call (a timeout after connecting, a reset, any other HTTP status) is
+//!   returned at once, because the side effect may have happened; [`Unanswered::never_sent`]
+//!   tells the caller which it was. The exceptions are answers of 429 and 529: the upstream
+//!   refused the request without acting on it, so any call may be sent again after the wait.
+//! * A [`Call::probe`] (a health check through an API client) makes one attempt and leaves
+//!   the breaker out, as health checks always do; holds and the rate limit still apply.
 //! * The wait before retry number `n` (0-based) is drawn uniformly from
 //!   `[0, min(max_delay, base_delay * 2^n)]` ("full jitter").
 //! * When the answer carries a `Retry-After` wait, the delay is the larger of that wait and
@@ -82,5 +85,6 @@ pub use holds::{DEFAULT_HOLD, Holding, Holds};
 pub use retry::{Idempotency, RetryPolicy};
 pub use retry_after::{MAX_RETRY_AFTER, parse_retry_after};
 pub use upstream::{
-    Call, DEFAULT_BODY_LIMIT, Exchange, RateLimit, Unanswered, Upstream, UpstreamConfig,
+    AttemptObserver, Call, DEFAULT_BODY_LIMIT, Exchange, RateLimit, Unanswered, Upstream,
+    UpstreamConfig,
 };

@@ -83,6 +83,10 @@ pub struct Call<'a> {
     /// global ones), and with [`Holding::RetryAfter`] a 429 holds it. `None`: only global
     /// holds apply, and a 429 holds every bucket.
     pub bucket: Option<&'a str>,
+    /// A health probe: one attempt, and the circuit breaker neither consulted nor told, so a
+    /// probe measures the upstream as it is and its failures are the state machine's to count
+    /// (holds and the rate limit still apply: a probe spends the same quota).
+    pub probe: bool,
 }
 
 impl<'a> Call<'a> {
@@ -91,6 +95,16 @@ impl<'a> Call<'a> {
         Call {
             idempotency: Idempotency::Idempotent,
             bucket: None,
+            probe: false,
+        }
+    }
+
+    /// A health probe (see [`Call::probe`]).
+    pub fn probe() -> Self {
+        Call {
+            idempotency: Idempotency::Idempotent,
+            bucket: None,
+            probe: true,
         }
     }
 
@@ -99,6 +113,7 @@ impl<'a> Call<'a> {
         Call {
             idempotency: Idempotency::NonIdempotent,
             bucket: None,
+            probe: false,
         }
     }
 
@@ -190,6 +205,11 @@ impl From<Unanswered> for UpstreamError {
     }
 }
 
+/// Told the outcome of every attempt an [`Upstream`] makes: `Ok(status)` for an answer below
+/// 400, else the error (an answer's or a transport's). Clients count requests and rate
+/// pressure with it.
+pub type AttemptObserver = Arc<dyn Fn(Result<StatusCode, &UpstreamError>) + Send + Sync>;
+
 /// Shared state behind an [`Upstream`] handle.
 struct UpstreamInner {
     name: String,
@@ -197,6 +217,7 @@ struct UpstreamInner {
     breaker: CircuitBreaker,
     limiter: Option<DefaultDirectRateLimiter>,
     holds: Holds,
+    observer: Option<AttemptObserver>,
 }
 
 /// One named upstream with its retry policy, circuit breaker, rate limit and holds.
@@ -221,13 +242,27 @@ impl fmt::Debug for Upstream {
 impl Upstream {
     /// Creates an upstream named `name` (used in errors, logs and metrics).
     pub fn new(name: impl Into<String>, config: UpstreamConfig) -> Self {
+        Upstream::build(name.into(), config, None)
+    }
+
+    /// An upstream whose every attempt is reported to `observer`.
+    pub fn observed(
+        name: impl Into<String>,
+        config: UpstreamConfig,
+        observer: AttemptObserver,
+    ) -> Self {
+        Upstream::build(name.into(), config, Some(observer))
+    }
+
+    fn build(name: String, config: UpstreamConfig, observer: Option<AttemptObserver>) -> Self {
         Upstream {
             inner: Arc::new(UpstreamInner {
-                name: name.into(),
+                name,
                 config,
                 breaker: CircuitBreaker::new(config.breaker),
                 limiter: config.rate_limit.map(|rl| RateLimiter::direct(rl.quota())),
                 holds: Holds::default(),
+                observer,
             }),
         }
     }
@@ -276,7 +311,11 @@ impl Upstream {
     ) -> Result<Exchange, Unanswered> {
         let inner = &*self.inner;
         let policy = inner.config.retry;
-        let max_attempts = policy.max_attempts.max(1);
+        let max_attempts = if call.probe {
+            1
+        } else {
+            policy.max_attempts.max(1)
+        };
         // The previous attempt's outcome, returned when a retry cannot be made.
         let mut previous: Option<Result<Exchange, Unanswered>> = None;
 
@@ -290,7 +329,9 @@ impl Upstream {
                     }))
                 });
             }
-            if let Some(retry_in) = inner.breaker.open_for() {
+            if !call.probe
+                && let Some(retry_in) = inner.breaker.open_for()
+            {
                 return previous.unwrap_or_else(|| Err(self.circuit_open(retry_in)));
             }
             if let Some(limiter) = &inner.limiter {
@@ -298,19 +339,34 @@ impl Upstream {
             }
             // The permit is taken after the rate-limit wait so that a probe slot is never
             // held by a caller that is merely queueing.
-            let permit = match inner.breaker.try_acquire() {
-                Ok(permit) => permit,
-                Err(retry_in) => {
-                    return previous.unwrap_or_else(|| Err(self.circuit_open(retry_in)));
+            let permit = if call.probe {
+                None
+            } else {
+                match inner.breaker.try_acquire() {
+                    Ok(permit) => Some(permit),
+                    Err(retry_in) => {
+                        return previous.unwrap_or_else(|| Err(self.circuit_open(retry_in)));
+                    }
                 }
             };
 
             let outcome = self.attempt(&build).await;
             let (error, never_sent) = match &outcome {
-                Ok(answer) => (answer.error(), false),
+                // An upstream that answers 429 (or 529, overloaded) refused the request before
+                // acting on it, so even a call that must not be repeated may be sent again.
+                Ok(answer) => (answer.error(), refused_unprocessed(answer.status)),
                 Err(unanswered) => (Some(unanswered.error.clone()), unanswered.never_sent),
             };
-            permit.record(error.as_ref().map_or(Ok(()), Err));
+            if let Some(permit) = permit {
+                permit.record(error.as_ref().map_or(Ok(()), Err));
+            }
+            if let Some(observer) = &inner.observer {
+                match (&outcome, &error) {
+                    (_, Some(error)) => observer(Err(error)),
+                    (Ok(answer), None) => observer(Ok(answer.status)),
+                    (Err(_), None) => {}
+                }
+            }
             let Some(error) = error else {
                 if attempt > 1 {
                     debug!(upstream = %inner.name, attempt, "upstream call succeeded after retry");
@@ -338,7 +394,13 @@ impl Upstream {
                 }
                 return outcome;
             }
-            let Some(delay) = policy.delay_for(attempt - 1, error.retry_after()) else {
+            // A 429 without `Retry-After` holds its bucket for the default hold: wait at least
+            // that long, or the retry would only meet its own hold.
+            let wait = match (&outcome, inner.config.holding) {
+                (Ok(_), Holding::RetryAfter) => rate_limit_wait(&error).or(error.retry_after()),
+                _ => error.retry_after(),
+            };
+            let Some(delay) = policy.delay_for(attempt - 1, wait) else {
                 warn!(
                     upstream = %inner.name,
                     attempt,
@@ -377,6 +439,7 @@ impl Upstream {
         let call = Call {
             idempotency,
             bucket: None,
+            probe: false,
         };
         self.exchange(call, build).await?.error_for_status()
     }
@@ -424,6 +487,12 @@ impl Upstream {
             retry_in,
         })
     }
+}
+
+/// Whether an answer with `status` says the upstream refused the request without acting on it:
+/// 429 Too Many Requests, and 529, which Notion (and others) answer when overloaded.
+fn refused_unprocessed(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 529)
 }
 
 /// How long a rate-limited answer holds its bucket, or `None` for any other error.

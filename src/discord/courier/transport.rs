@@ -81,6 +81,7 @@ impl DiscordCourier {
         let call = Call {
             idempotency,
             bucket: Some(&bucket),
+            probe: false,
         };
         let build = || {
             let mut request = self.client.request(method.clone(), url.clone());
