@@ -23,6 +23,8 @@ use crate::metrics::Metrics;
 use crate::monitor::{Engine, EngineParts};
 use crate::service::ControlPlane;
 use crate::store::Store;
+use crate::sync::Syncs;
+use crate::sync::incident_log::IncidentLog;
 
 /// How often old results and rollups are pruned.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
@@ -35,6 +37,7 @@ pub struct Running {
     engine: Engine,
     plane: Arc<ControlPlane>,
     alerts: Arc<Alerts>,
+    incident_log: Arc<IncidentLog>,
     address: std::net::SocketAddr,
     stops: Vec<CancellationToken>,
     /// Stopped in this order: the Discord front, the alert pipeline, then the engine, the HTTP
@@ -56,6 +59,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("opening the database {}", config.storage.url))?;
     let (parts, writer_task) = EngineParts::from_config(store.clone(), &config);
     let metrics = parts.metrics.clone();
+    let notion = parts.notion.clone();
+    let notion_for_log = notion.clone();
     let engine = Engine::start(EngineParts {
         integrations: config.integrations.clone(),
         ..parts
@@ -104,8 +109,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         ControlPlane::new(&config, store.clone(), Some(engine.clone()))
             .await
             .context("loading the stored permission grants")?
-            .with_alerts(alerts.clone()),
+            .with_alerts(alerts.clone())
+            .with_syncs(Arc::new(Syncs::new(
+                store.clone(),
+                notion,
+                Some(metrics.clone()),
+            ))),
     );
+    // Sync jobs with a schedule run on their own, as the scheduler, through the control plane;
+    // incident logs follow the incidents' timelines as the alert pipeline commits them.
+    let sync_stop = CancellationToken::new();
+    tokio::spawn(plane.clone().run_schedules(sync_stop.clone()));
+    let incident_log = Arc::new(IncidentLog::new(
+        store.clone(),
+        notion_for_log,
+        &config,
+        alerts.changes(),
+    ));
+    tokio::spawn(incident_log.clone().run(sync_stop.clone()));
     let discord_stop = CancellationToken::new();
     let discord = if config.bot.token.is_none() {
         tracing::info!(
@@ -144,8 +165,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         engine,
         plane,
         alerts,
+        incident_log,
         address,
-        stops: vec![retention_stop, http_shutdown],
+        stops: vec![retention_stop, http_shutdown, sync_stop],
         discord,
         discord_stop,
         alert_tasks: vec![alerts_task, dispatcher_task],
@@ -207,6 +229,7 @@ impl Running {
         };
         self.plane.reload(&self.config);
         self.alerts.reload(&self.config);
+        self.incident_log.reload(&self.config);
         tracing::info!(integrations = count, "config reloaded");
     }
 

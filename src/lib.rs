@@ -34,6 +34,8 @@ pub mod metrics;
 pub mod model;
 /// The monitoring engine: scheduler, HTTP checks, state machine.
 pub mod monitor;
+/// The Notion client (API 2025-09-03), on the resilience layer.
+pub mod notion;
 /// The resilience layer every outbound API client goes through.
 pub mod resilience;
 /// Values that must never be printed.
@@ -44,3 +46,5 @@ pub mod service;
 pub mod store;
 /// "Did you mean": the closest known name to one a user mistyped.
 pub mod suggest;
+/// Sync jobs: the Notion status board (and the incident log, fed by the alert pipeline).
+pub mod sync;

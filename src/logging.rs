@@ -9,7 +9,17 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber; call once, early in `main`.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    install(format, "info");
+}
+
+/// The same for a command that prints its own progress: only warnings and errors unless
+/// `RUST_LOG` says otherwise.
+pub fn init_quiet(format: LogFormat) {
+    install(format, "warn");
+}
+
+fn install(format: LogFormat, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -46,6 +46,12 @@ pub struct Metrics {
     pub alert_deliveries: IntCounterVec,
     /// `patchbay_alert_outbox_pending`: alert deliveries not yet confirmed by Discord.
     pub alert_outbox_pending: IntGauge,
+    /// `patchbay_notion_requests_total{token,outcome}`: requests sent to Notion (retries
+    /// included), by token variable and outcome (`ok`, `rate_limited`, `server`, ...).
+    pub notion_requests: IntCounterVec,
+    /// `patchbay_sync_runs_total{job,outcome}`: sync runs finished, by outcome (`ok`,
+    /// `failed`).
+    pub sync_runs: IntCounterVec,
     /// API upstreams whose circuit breaker state is read at every scrape.
     upstreams: Mutex<Vec<Upstream>>,
 }
@@ -130,6 +136,23 @@ impl Metrics {
                 "Alert deliveries written to the outbox and not yet confirmed by Discord.",
             )
             .expect("valid metric"),
+            notion_requests: IntCounterVec::new(
+                Opts::new(
+                    "patchbay_notion_requests_total",
+                    "Requests sent to Notion, retries included, by token variable and outcome \
+                     (ok, rate_limited, server, timeout, ...).",
+                ),
+                &["token", "outcome"],
+            )
+            .expect("valid metric"),
+            sync_runs: IntCounterVec::new(
+                Opts::new(
+                    "patchbay_sync_runs_total",
+                    "Sync runs finished, by job and outcome (ok, failed).",
+                ),
+                &["job", "outcome"],
+            )
+            .expect("valid metric"),
             upstreams: Mutex::new(Vec::new()),
             registry,
         };
@@ -156,6 +179,8 @@ impl Metrics {
             Box::new(metrics.storage_errors.clone()),
             Box::new(metrics.alert_deliveries.clone()),
             Box::new(metrics.alert_outbox_pending.clone()),
+            Box::new(metrics.notion_requests.clone()),
+            Box::new(metrics.sync_runs.clone()),
             Box::new(build_info),
         ];
         for collector in collectors {
@@ -165,6 +190,13 @@ impl Metrics {
                 .expect("metric names are unique");
         }
         metrics
+    }
+
+    /// Counts one request sent to Notion with the token in `variable`.
+    pub fn notion_request(&self, variable: &str, outcome: &str) {
+        self.notion_requests
+            .with_label_values(&[variable, outcome])
+            .inc();
     }
 
     /// Counts one check of `integration`.

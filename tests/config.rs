@@ -121,7 +121,20 @@ fn bad_configs_give_exact_errors() {
         (
             &format!("{BASE}kind = \"notion\"\n"),
             &[
-                "test.toml:4: integration.api.kind: kind \"notion\" is not supported by this release (fix: use kind = \"http\")",
+                "test.toml:1: integration.api.token: environment variable NOTION_TOKEN is not set; integration \"api\" needs a Notion token (fix: create an internal integration at notion.so/my-integrations and set NOTION_TOKEN to its secret (in the environment or .env))",
+                "test.toml:3: integration.api.url: url does not apply to kind = \"notion\" (fix: remove it: a notion check asks Notion's API who the token belongs to)",
+            ],
+        ),
+        (
+            &format!("{BASE}kind = \"retool\"\n"),
+            &[
+                "test.toml:4: integration.api.kind: kind \"retool\" is not supported by this release (fix: use kind = \"http\" or kind = \"notion\")",
+            ],
+        ),
+        (
+            &format!("{BASE}token = \"env:NOTION_TOKEN\"\n"),
+            &[
+                "test.toml:4: integration.api.token: token applies only to kind = \"notion\" (fix: send a credential with headers = { Authorization = \"env:NAME\" })",
             ],
         ),
         (
@@ -376,6 +389,95 @@ fn bad_configs_give_exact_errors() {
     }
 }
 
+/// A `[[sync]]` job with `body` appended, validated with `NOTION_TOKEN` set.
+fn sync_errors(body: &str) -> Vec<String> {
+    let text = format!("[[sync]]\nname = \"board\"\nkind = \"notion-status-board\"\n{body}");
+    errors(&text, &[("NOTION_TOKEN", "secret_x")])
+}
+
+#[test]
+fn sync_jobs_are_validated_like_everything_else() {
+    let id = "database_id = \"1a2b3c4d5e6f4a8b9c0d112233445566\"\n";
+    assert_eq!(sync_errors(id), Vec::<String>::new());
+    assert_eq!(
+        sync_errors("database_id = \"https://notion.so/x\"\n"),
+        [
+            "test.toml:4: sync.board.database_id: the link \"https://notion.so/x\" holds no Notion id (32 hexadecimal digits) (fix: paste the database's link (••• → Copy link) or its 32-character id)"
+        ]
+    );
+    assert_eq!(
+        sync_errors(""),
+        [
+            "test.toml:1: sync.board.database_id: is missing (fix: add database_id = \"<the database's link or id>\" to this [[sync]])"
+        ]
+    );
+    assert_eq!(
+        sync_errors(&format!("{id}every = \"10s\"\n")),
+        [
+            "test.toml:5: sync.board.every: every 10s is too often: Notion's quota is shared by every job (fix: sync at most once a minute, e.g. every = \"15m\")"
+        ]
+    );
+    assert_eq!(
+        sync_errors(&format!("{id}every = \"soon\"\n")).len(),
+        1,
+        "a duration that does not parse is one error"
+    );
+    assert_eq!(
+        sync_errors(&format!("{id}token = \"secret_abc\"\n")),
+        [
+            "test.toml:5: sync.board.token: a token is never written in the config file (fix: name the environment variable that holds it: token = \"env:NOTION_TOKEN\")"
+        ]
+    );
+    assert_eq!(
+        sync_errors(&format!("{id}token = \"env:OTHER_TOKEN\"\n")),
+        [
+            "test.toml:5: sync.board.token: environment variable OTHER_TOKEN is not set; sync job \"board\" needs a Notion token (fix: create an internal integration at notion.so/my-integrations and set OTHER_TOKEN to its secret (in the environment or .env))"
+        ]
+    );
+    // Kinds get a "did you mean"; names must be unique.
+    let text = format!(
+        "[[sync]]\nname = \"board\"\nkind = \"notion-status-bord\"\n{id}[[sync]]\nname = \"board\"\nkind = \"notion-incident-log\"\n{id}every = \"1h\"\n"
+    );
+    assert_eq!(
+        errors(&text, &[("NOTION_TOKEN", "secret_x")]),
+        [
+            "test.toml:3: sync.board.kind: unknown sync kind \"notion-status-bord\" (fix: did you mean \"notion-status-board\"?)",
+            "test.toml:6: sync[1].name: duplicate sync job name \"board\" (fix: give each [[sync]] a unique name)",
+            "test.toml:9: sync.board.every: an incident log is written as incidents change, not on a schedule (fix: remove every from this job)",
+        ]
+    );
+    // Without NOTION_TOKEN the job is an error naming the variable.
+    let text = format!("[[sync]]\nname = \"board\"\nkind = \"notion-status-board\"\n{id}");
+    assert_eq!(
+        errors(&text, &[]),
+        [
+            "test.toml:1: sync.board.token: environment variable NOTION_TOKEN is not set; sync job \"board\" needs a Notion token (fix: create an internal integration at notion.so/my-integrations and set NOTION_TOKEN to its secret (in the environment or .env))"
+        ]
+    );
+    // A valid job, read into typed settings, and a notion integration sharing the token.
+    let text = "[[integration]]\nname = \"notion\"\nkind = \"notion\"\n\n[[sync]]\nname = \"board\"\nkind = \"notion-status-board\"\ndatabase_id = \"https://www.notion.so/acme/Board-1A2B3C4D5E6F4A8B9C0D112233445566?v=0\"\ndata_source = \"Integrations\"\nevery = \"15m\"\n";
+    let config = config::parse(
+        text,
+        "test.toml",
+        None,
+        &Environment::from_pairs([("NOTION_TOKEN", "secret_x")]),
+    )
+    .unwrap();
+    let job = config.sync_job("board").unwrap();
+    assert_eq!(
+        job.database_id.as_str(),
+        "1a2b3c4d-5e6f-4a8b-9c0d-112233445566"
+    );
+    assert_eq!(job.data_source.as_deref(), Some("Integrations"));
+    assert_eq!(job.every, Some(Duration::from_secs(900)));
+    assert_eq!(job.token.variable, "NOTION_TOKEN");
+    assert!(!format!("{job:?}").contains("secret_x"), "{job:?}");
+    let CheckSpec::Notion(check) = &config.integrations[0].check else {
+        panic!("a notion check");
+    };
+    assert_eq!(check.token.value.expose(), "secret_x");
+}
+
 #[test]
 fn every_problem_is_listed_in_file_order() {
     let text = "[defaults]\ninterval = \"soon\"\n[storage]\nretension = \"1d\"\n[[integration]]\nname = \"a\"\nurl = \"nope\"\nconditions = [\"stauts == 200\"]\n";
@@ -460,7 +562,9 @@ fn env_header_values_are_secrets() {
     );
     let env = Environment::from_pairs([("PAYMENTS_TOKEN", "Bearer s3cr3t")]);
     let config = config::parse(&text, "test.toml", None, &env).unwrap();
-    let CheckSpec::Http(http) = &config.integrations[0].check;
+    let CheckSpec::Http(http) = &config.integrations[0].check else {
+        panic!("an http check")
+    };
     let auth = http
         .headers
         .iter()

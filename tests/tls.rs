@@ -55,7 +55,9 @@ async fn check(checker: &HttpChecker, integration: &Integration) -> CheckResult 
 
 /// The HTTP part of an integration.
 fn spec(integration: &Integration) -> &HttpCheck {
-    let CheckSpec::Http(spec) = &integration.check;
+    let CheckSpec::Http(spec) = &integration.check else {
+        panic!("an http check")
+    };
     spec
 }
 

@@ -50,6 +50,9 @@ pub struct Alerts {
     delivery: Arc<Notify>,
     /// Counts deliveries done (the dispatcher bumps it), for whoever waits on delivery.
     delivered: tokio::sync::watch::Sender<u64>,
+    /// Bumped after every committed change of incidents (their timeline included), for the
+    /// Notion incident log.
+    changes: tokio::sync::watch::Sender<u64>,
     /// Serialises the pipeline's own transactions (transitions, ticks, buttons).
     busy: tokio::sync::Mutex<()>,
     /// Wakes the pipeline's timers when something moves them (an acknowledgement, a silence,
@@ -78,6 +81,7 @@ impl Alerts {
             config: std::sync::RwLock::new(Arc::new(config.clone())),
             delivery: Arc::new(Notify::new()),
             delivered: tokio::sync::watch::channel(0).0,
+            changes: tokio::sync::watch::channel(0).0,
             busy: tokio::sync::Mutex::new(()),
             timers: Notify::new(),
         }
@@ -97,6 +101,18 @@ impl Alerts {
     /// What the dispatcher waits on.
     pub fn delivery_signal(&self) -> Arc<Notify> {
         self.delivery.clone()
+    }
+
+    /// A receiver that changes after every committed change of incidents.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Commits `tx` and tells the followers of [`Alerts::changes`].
+    async fn committed(&self, tx: crate::store::alerts::AlertTx) -> Result<(), StoreError> {
+        tx.commit().await?;
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
     }
 
     /// What the dispatcher bumps after each delivery.
@@ -245,7 +261,7 @@ impl Alerts {
                 self.handle(&mut tx, &transition, crate::model::now())
                     .await?;
                 tx.set_cursor(id).await?;
-                tx.commit().await?;
+                self.committed(tx).await?;
                 handled += 1;
                 // Wake the dispatcher per transition, not per batch: during a burst the
                 // first alert must not wait for the last transition (measured 0.4 s).
@@ -470,7 +486,7 @@ impl Alerts {
             )
             .await?;
             tx.reminded(notice.id, now).await?;
-            tx.commit().await?;
+            self.committed(tx).await?;
             wrote = true;
         }
         if wrote {
@@ -514,7 +530,7 @@ impl Alerts {
             .await?;
             tx.enqueue(notice, DeliveryKind::Post, None, &mention, now)
                 .await?;
-            tx.commit().await?;
+            self.committed(tx).await?;
             wrote = true;
         }
         Ok(wrote)
@@ -552,7 +568,7 @@ impl Alerts {
             )
             .await?;
         }
-        tx.commit().await?;
+        self.committed(tx).await?;
         Ok(true)
     }
 
@@ -590,7 +606,7 @@ impl Alerts {
         }
         tx.enqueue(notice, DeliveryKind::Edit, None, &[], now)
             .await?;
-        tx.commit().await?;
+        self.committed(tx).await?;
         self.delivery.notify_one();
         self.timers.notify_one();
         Ok(Acked::Now)
@@ -624,7 +640,7 @@ impl Alerts {
             tx.enqueue(notice, DeliveryKind::Edit, None, &[], now)
                 .await?;
         }
-        tx.commit().await?;
+        self.committed(tx).await?;
         self.delivery.notify_one();
         self.timers.notify_one();
         Ok(id)
@@ -649,7 +665,7 @@ impl Alerts {
         let _busy = self.busy.lock().await;
         let mut tx = self.store.alert_tx().await?;
         let removed = tx.remove_silence(id, now).await?;
-        tx.commit().await?;
+        self.committed(tx).await?;
         // What the silence held back and is still open goes out now, not at the next tick.
         if removed && self.release(&self.config(), now).await? {
             self.delivery.notify_one();

@@ -2,6 +2,8 @@
 //! goes before or after the subcommand. `status`, `migrate` and `backup` work on the database
 //! directly, with or without a running bot; `healthcheck` asks the running bot.
 
+mod sync;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -53,6 +55,27 @@ pub enum Command {
         #[command(subcommand)]
         action: CommandsAction,
     },
+    /// Run or list the Notion sync jobs ([[sync]] in the config).
+    Sync {
+        /// What to do.
+        #[command(subcommand)]
+        action: SyncAction,
+    },
+}
+
+/// `patchbay sync ...`.
+#[derive(Debug, Subcommand)]
+pub enum SyncAction {
+    /// List the sync jobs with their schedule and last run.
+    List,
+    /// Run a sync job now, with a progress line; exit 0 on success, 1 on failure.
+    Run {
+        /// The job's name.
+        job: String,
+        /// Show what would change without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `patchbay commands ...`.
@@ -92,6 +115,11 @@ pub fn main() -> ExitCode {
     if matches!(command, Command::Run) {
         crate::logging::init(config.log.format);
     }
+    if matches!(command, Command::Sync { .. }) {
+        // Warnings (Notion's refusals with their request ids) on standard error; the progress
+        // line and the summary say the rest.
+        crate::logging::init_quiet(config.log.format);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -104,6 +132,12 @@ pub fn main() -> ExitCode {
             Command::Backup { file } => backup(&config, &file).await,
             Command::Healthcheck => return healthcheck(&config).await,
             Command::Commands { action } => slash_commands(&config, action).await,
+            Command::Sync { action } => {
+                return match action {
+                    SyncAction::List => sync::list(&config).await,
+                    SyncAction::Run { job, dry_run } => sync::run(&config, &job, dry_run).await,
+                };
+            }
             Command::Check => unreachable!("handled above"),
         }
         .map(|()| ExitCode::SUCCESS)

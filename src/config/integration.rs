@@ -19,6 +19,7 @@ use reqwest::Url;
 
 use super::error::Diagnostics;
 use super::raw::Table;
+use super::sync::NotionToken;
 use super::{Environment, alerts};
 use crate::check::condition::Condition;
 use crate::check::{ssrf, tls};
@@ -65,6 +66,8 @@ pub struct Integration {
 pub enum CheckSpec {
     /// An HTTP request.
     Http(HttpCheck),
+    /// Notion's API, through patchbay's Notion client (`GET /v1/users/me` with the token).
+    Notion(NotionCheck),
 }
 
 impl CheckSpec {
@@ -72,9 +75,32 @@ impl CheckSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             CheckSpec::Http(_) => "http",
+            CheckSpec::Notion(_) => "notion",
         }
     }
 }
+
+/// A check of Notion's API with a token: is the token accepted, and how fast does Notion
+/// answer. It spends the token's quota like the sync jobs that share it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotionCheck {
+    /// The token checked.
+    pub token: NotionToken,
+}
+
+/// The keys that only an `http` integration takes.
+const HTTP_ONLY_KEYS: &[&str] = &[
+    "url",
+    "method",
+    "headers",
+    "body",
+    "conditions",
+    "tls_verify",
+    "ca_file",
+    "max_redirects",
+    "max_body_bytes",
+    "allow_private",
+];
 
 /// An HTTP check.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,6 +216,7 @@ pub(super) const INTEGRATION_KEYS: &[&str] = &[
     "allow_private",
     "severity",
     "channel",
+    "token",
 ];
 pub(super) const DEGRADED_KEYS: &[&str] = &["latency_p95", "error_rate", "window"];
 /// The most redirects a check may follow.
@@ -241,7 +268,7 @@ pub(super) fn read_defaults(root: &Table<'_, '_>, d: &mut Diagnostics) -> Defaul
 }
 
 /// Whether `name` may name an integration: it appears in commands, logs and metric labels.
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -361,7 +388,18 @@ fn read_integration(
     base: &Path,
 ) -> Option<Integration> {
     let errors_before = d.errors.len();
-    check_kind(table, d, start);
+    let notion = check_kind(table, d, start);
+    if notion {
+        return read_notion_integration(table, name, start, defaults, d, env);
+    }
+    if let Some(token) = table.get("token") {
+        d.error(
+            Some(token.span().start),
+            table.key("token"),
+            "token applies only to kind = \"notion\"",
+            Some("send a credential with headers = { Authorization = \"env:NAME\" }".into()),
+        );
+    }
     let schedule = read_schedule(table, d, defaults);
     let endpoint = read_endpoint(table, d, env, start);
     let conditions = read_conditions(table, d, endpoint.url.as_ref());
@@ -403,19 +441,77 @@ fn read_integration(
     })
 }
 
-/// Reports a `kind` other than `http`, the only kind of check this release runs.
-fn check_kind(table: &Table<'_, '_>, d: &mut Diagnostics, start: usize) {
+/// Reads `kind` (`http` when absent): true for `notion`; any other kind is reported.
+fn check_kind(table: &Table<'_, '_>, d: &mut Diagnostics, start: usize) -> bool {
     let kind = table
         .string(d, "kind")
         .unwrap_or_else(|| ("http".into(), start));
-    if kind.0 != "http" {
-        d.error(
-            Some(kind.1),
-            table.key("kind"),
-            format!("kind {:?} is not supported by this release", kind.0),
-            Some("use kind = \"http\"".into()),
-        );
+    match kind.0.as_str() {
+        "http" => false,
+        "notion" => true,
+        other => {
+            let fix = match suggest::closest(other, &["http", "notion"]) {
+                Some(close) => format!("did you mean kind = \"{close}\"?"),
+                None => "use kind = \"http\" or kind = \"notion\"".into(),
+            };
+            d.error(
+                Some(kind.1),
+                table.key("kind"),
+                format!("kind {other:?} is not supported by this release"),
+                Some(fix),
+            );
+            false
+        }
     }
+}
+
+/// Reads an integration of kind `notion`: the schedule, the token and the alerting keys; the
+/// keys of HTTP checks are reported, since patchbay knows what to ask Notion.
+fn read_notion_integration(
+    table: &Table<'_, '_>,
+    name: String,
+    start: usize,
+    defaults: &Defaults,
+    d: &mut Diagnostics,
+    env: &Environment,
+) -> Option<Integration> {
+    let errors_before = d.errors.len();
+    for key in HTTP_ONLY_KEYS {
+        if let Some(value) = table.get(key) {
+            d.error(
+                Some(value.span().start),
+                table.key(key),
+                format!("{key} does not apply to kind = \"notion\""),
+                Some("remove it: a notion check asks Notion's API who the token belongs to".into()),
+            );
+        }
+    }
+    let schedule = read_schedule(table, d, defaults);
+    let token = super::sync::read_token(table, d, env, start, &format!("integration {name:?}"));
+    let degraded = read_degraded(table, d);
+    let tags = plain_strings(table, d, "tags");
+    let depends_on = plain_strings(table, d, "depends_on");
+    let enabled = table.boolean(d, "enabled").unwrap_or(true);
+    let severity = alerts::read_severity(table, d, "severity");
+    let channel = table.snowflake(d, "channel");
+    if d.errors.len() > errors_before {
+        return None;
+    }
+    Some(Integration {
+        name,
+        check: CheckSpec::Notion(NotionCheck { token: token? }),
+        interval: schedule.interval,
+        timeout: schedule.timeout,
+        failure_threshold: schedule.failure_threshold,
+        success_threshold: schedule.success_threshold,
+        conditions: Vec::new(),
+        degraded,
+        tags,
+        depends_on,
+        enabled,
+        severity,
+        channel,
+    })
 }
 
 /// When an integration is checked, and how many results in a row change its state.

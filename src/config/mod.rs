@@ -14,6 +14,7 @@ mod alerts;
 mod error;
 mod integration;
 mod raw;
+mod sync;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,8 +32,11 @@ pub use alerts::{
 };
 use error::Diagnostics;
 pub use error::{ConfigError, ConfigErrors};
-pub use integration::{CaFile, CheckSpec, DegradedLimits, HeaderValue, HttpCheck, Integration};
+pub use integration::{
+    CaFile, CheckSpec, DegradedLimits, HeaderValue, HttpCheck, Integration, NotionCheck,
+};
 use raw::Table;
+pub use sync::{DEFAULT_NOTION_API, DEFAULT_NOTION_TOKEN, NotionToken, SyncJob, SyncKind};
 
 /// The default config path, used when neither `--config` nor `PATCHBAY_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "patchbay.toml";
@@ -60,6 +64,17 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// `[[maintenance]]` windows, in file order.
     pub maintenance: Vec<MaintenanceWindow>,
+    /// `[[sync]]` jobs, in file order.
+    pub sync: Vec<SyncJob>,
+    /// `NOTION_API_BASE`: where Notion calls go (Notion itself unless set).
+    pub notion_api_base: Url,
+}
+
+impl Config {
+    /// The sync job named `name`.
+    pub fn sync_job(&self, name: &str) -> Option<&SyncJob> {
+        self.sync.iter().find(|job| job.name == name)
+    }
 }
 
 /// `[bot]`: the Discord front.
@@ -251,6 +266,7 @@ const TOP_KEYS: &[&str] = &[
     "integration",
     "alerts",
     "maintenance",
+    "sync",
 ];
 const BOT_KEYS: &[&str] = &["guilds", "audit_channel", "public_status", "command_rate"];
 const GRANT_KEYS: &[&str] = &["role", "permissions"];
@@ -280,6 +296,7 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ("alerts.route", alerts::ROUTE_KEYS),
     ("alerts.route.match", alerts::MATCH_KEYS),
     ("maintenance", alerts::MAINTENANCE_KEYS),
+    ("sync", sync::SYNC_KEYS),
 ];
 
 /// Parses and validates config text. `file` names it in errors.
@@ -318,6 +335,7 @@ pub fn parse(
     let known = alerts::KnownTargets::of(&root);
     let alerts = alerts::read_alerts(&root, &mut d, env, &known);
     let maintenance = alerts::read_maintenance(&root, &mut d, &known);
+    let sync = sync::read_jobs(&root, &mut d, env);
 
     let mut config = Config {
         source: source.map(Path::to_path_buf),
@@ -332,6 +350,8 @@ pub fn parse(
         grants,
         alerts,
         maintenance,
+        sync,
+        notion_api_base: Url::parse(sync::DEFAULT_NOTION_API).expect("static URL"),
     };
     apply_environment(&mut config, env, &mut d.errors);
     // File order reads best; environment problems (no line) come last.
@@ -553,14 +573,15 @@ fn apply_environment(config: &mut Config, env: &Environment, errors: &mut Vec<Co
             ),
         }
     }
-    if let Some(base) = env.get("NOTION_API_BASE")
-        && Url::parse(base).is_err()
-    {
-        env_error(
-            "NOTION_API_BASE",
-            format!("{base:?} is not a URL"),
-            "write it like https://api.notion.com",
-        );
+    if let Some(base) = env.get("NOTION_API_BASE") {
+        match Url::parse(base) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => config.notion_api_base = url,
+            _ => env_error(
+                "NOTION_API_BASE",
+                format!("{base:?} is not an http(s) URL"),
+                "write it like https://api.notion.com",
+            ),
+        }
     }
     match env.get("PATCHBAY_LOG_FORMAT") {
         None | Some("pretty") => config.log.format = LogFormat::Pretty,

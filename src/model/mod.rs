@@ -11,6 +11,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub mod notice;
+mod notion_id;
+
+pub use notion_id::NotionId;
 
 /// The current time at the precision the store keeps (milliseconds), so a value read back from
 /// the database equals the one that was written.

@@ -11,6 +11,7 @@
 //!   restart with their state, removed ones stop.
 
 pub mod http_check;
+pub mod notion_check;
 pub mod state;
 
 use std::collections::{HashMap, HashSet};
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{CheckSpec, Config, Integration};
 use crate::metrics::Metrics;
 use crate::model::{CheckResult, IntegrationState, State, Transition};
+use crate::notion::Notion;
 use crate::store::Store;
 use crate::store::writer::WriterHandle;
 use state::Machine;
@@ -40,12 +42,29 @@ pub trait Probe: Send + Sync + 'static {
     fn check<'a>(&'a self, integration: &'a Integration) -> BoxFuture<'a, CheckResult>;
 }
 
-impl Probe for http_check::HttpChecker {
+/// The real checks of every kind: HTTP requests, and Notion's API through the Notion client.
+pub struct Checkers {
+    http: http_check::HttpChecker,
+    notion: Arc<Notion>,
+}
+
+impl Checkers {
+    /// The checkers; Notion checks use `notion`'s clients (and their shared quotas).
+    pub fn new(notion: Arc<Notion>) -> Checkers {
+        Checkers {
+            http: http_check::HttpChecker::new(),
+            notion,
+        }
+    }
+}
+
+impl Probe for Checkers {
     fn check<'a>(&'a self, integration: &'a Integration) -> BoxFuture<'a, CheckResult> {
         Box::pin(async move {
             match &integration.check {
-                CheckSpec::Http(spec) => {
-                    http_check::HttpChecker::check(self, integration, spec).await
+                CheckSpec::Http(spec) => self.http.check(integration, spec).await,
+                CheckSpec::Notion(spec) => {
+                    notion_check::check(&self.notion, integration, spec).await
                 }
             }
         })
@@ -69,6 +88,8 @@ pub struct EngineParts {
     pub concurrency: usize,
     /// The integrations to check from the start.
     pub integrations: Vec<Integration>,
+    /// The Notion clients (one per token), shared by Notion checks and the sync jobs.
+    pub notion: Arc<Notion>,
 }
 
 impl EngineParts {
@@ -85,13 +106,18 @@ impl EngineParts {
             config.storage.flush_interval,
             metrics.clone(),
         );
+        let notion = Arc::new(Notion::new(
+            config.notion_api_base.clone(),
+            Some(metrics.clone()),
+        ));
         let parts = EngineParts {
             store,
             writer,
             metrics,
-            probe: Arc::new(http_check::HttpChecker::new()),
+            probe: Arc::new(Checkers::new(notion.clone())),
             concurrency: config.scheduler.concurrency,
             integrations: Vec::new(),
+            notion,
         };
         (parts, writer_task)
     }
@@ -155,6 +181,7 @@ impl Engine {
             probe,
             concurrency,
             integrations,
+            notion: _,
         } = parts;
         let loading = store.clone();
         let states = crate::store::offload(async move { loading.load_states().await })

@@ -24,6 +24,12 @@ pub enum CommandError {
     /// The input is wrong; the variant says how.
     #[error("{0}")]
     Invalid(Invalid),
+    /// Another run of the sync job holds its lease.
+    #[error("sync job {} is already running (run {}, started by {})", .0.job, .0.id, .0.actor.parts().2)]
+    Busy(Box<crate::store::sync::SyncRun>),
+    /// The sync ran and failed; the report says how far it got, why, and what to do.
+    #[error("sync job {} failed: {}", .0.job, .0.failure.as_ref().map_or("", |f| f.message.as_str()))]
+    SyncFailed(Box<crate::sync::SyncReport>),
     /// Something failed on our side; details are logged under the reference.
     #[error("something went wrong (ref {reference})")]
     Internal {
@@ -136,6 +142,19 @@ pub enum Invalid {
     /// The page asked for is gone (the entries were pruned).
     #[error("there are no older entries any more")]
     NoOlderEntries,
+    /// No sync job has this name.
+    #[error("there is no sync job named {}", echo(.name))]
+    UnknownJob {
+        /// The name asked for.
+        name: String,
+        /// The nearest configured name, if one is close.
+        suggestions: Vec<String>,
+        /// Every configured job.
+        known: Vec<String>,
+    },
+    /// Sync jobs need the Notion clients, which this front was built without.
+    #[error("sync jobs run in the patchbay process; this front has none")]
+    NoSyncs,
 }
 
 impl From<Invalid> for CommandError {
@@ -158,7 +177,9 @@ impl CommandError {
             CommandError::Denied(_) => Outcome::Denied,
             CommandError::RateLimited { .. } => Outcome::RateLimited,
             CommandError::Invalid(_) => Outcome::Invalid,
-            CommandError::Internal { .. } => Outcome::Failed,
+            CommandError::Internal { .. } | CommandError::Busy(_) | CommandError::SyncFailed(_) => {
+                Outcome::Failed
+            }
         }
     }
 
@@ -166,6 +187,11 @@ impl CommandError {
     pub(super) fn error_kind(&self) -> Option<String> {
         match self {
             CommandError::Internal { kind, .. } => Some((*kind).to_string()),
+            CommandError::Busy(_) => Some("busy".into()),
+            CommandError::SyncFailed(report) => report
+                .failure
+                .as_ref()
+                .map(|failure| format!("notion_{}", failure.kind)),
             _ => None,
         }
     }

@@ -14,6 +14,7 @@ mod alerts;
 mod error;
 mod perms;
 mod status;
+mod sync;
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -39,6 +40,7 @@ pub use status::{
     OverviewPage, StatusDetail, StatusRow, WindowFigures, overview_rows, status_detail,
     status_overview, suggest_integrations,
 };
+pub use sync::{HISTORY_PAGE, JobSummary, SyncHistory};
 
 /// One command, button press, API call or scheduled job, as a front received it.
 #[derive(Debug, Clone)]
@@ -71,6 +73,7 @@ pub struct ControlPlane {
     command_grants: std::sync::RwLock<Vec<Grant>>,
     limiter: std::sync::RwLock<Arc<MemberLimiter>>,
     alerts: Option<Arc<crate::alerts::Alerts>>,
+    syncs: Option<Arc<crate::sync::Syncs>>,
     audit_sink: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<AuditEntry>>,
 }
 
@@ -110,6 +113,7 @@ impl ControlPlane {
             command_grants: std::sync::RwLock::new(command_grants),
             limiter: std::sync::RwLock::new(Arc::new(MemberLimiter::new(config.bot.command_rate))),
             alerts: None,
+            syncs: None,
             audit_sink: std::sync::OnceLock::new(),
         })
     }

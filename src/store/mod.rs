@@ -11,6 +11,7 @@
 mod access;
 pub mod alerts;
 pub mod rollup;
+pub mod sync;
 pub mod writer;
 
 use std::collections::HashMap;

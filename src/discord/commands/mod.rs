@@ -8,6 +8,7 @@ mod audit;
 mod help;
 mod perms;
 mod status;
+mod sync;
 
 use std::sync::LazyLock;
 
@@ -112,6 +113,7 @@ pub fn all() -> Vec<poise::Command<Data, CommandError>> {
         alerts::alerts(),
         perms::perms(),
         audit::audit(),
+        sync::sync(),
         help::help(),
     ]
 }
@@ -233,7 +235,7 @@ mod tests {
         let leaves = leaves(&commands);
         assert_eq!(
             leaves.len(),
-            11,
+            14,
             "{:?}",
             leaves.iter().map(|(n, _)| n).collect::<Vec<_>>()
         );
@@ -250,6 +252,14 @@ mod tests {
         assert_eq!(
             Gate::named("alerts silence").permission,
             Some(Permission::AlertsManage)
+        );
+        assert_eq!(
+            Gate::named("sync run").permission,
+            Some(Permission::SyncRun)
+        );
+        assert_eq!(
+            Gate::named("sync history").permission,
+            Some(Permission::StatusView)
         );
         assert_eq!(Gate::named("help"), Gate::OPEN);
     }

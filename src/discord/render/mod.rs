@@ -22,6 +22,9 @@ use crate::service::{
 /// The one cutting helper, the domain's: answers everywhere cut text the same way.
 pub use crate::model::shorten;
 
+mod sync;
+pub use sync::{sync_history, sync_list, sync_progress, sync_report};
+
 /// Discord's limit on a message's content, in characters.
 const CONTENT_LIMIT: usize = 2000;
 /// Discord's limit on an embed title.
@@ -491,6 +494,8 @@ fn error_text(err: &CommandError) -> String {
             retry_in.as_secs().max(1)
         ),
         CommandError::Invalid(invalid) => format!("⚠️ {}", invalid_text(invalid)),
+        CommandError::Busy(run) => sync::busy_text(run),
+        CommandError::SyncFailed(report) => sync_report(report).content.unwrap_or_default(),
         CommandError::Internal { .. } => format!("💥 {err}"),
     }
 }
@@ -529,13 +534,21 @@ fn invalid_text(invalid: &Invalid) -> String {
             role.0
         ),
         Invalid::Option { problem } => format!("That option is not valid: {problem}"),
-        Invalid::NoOlderEntries => format!("{invalid}: run /audit again"),
+        Invalid::NoOlderEntries => format!("{invalid}: run the command again"),
+        Invalid::UnknownJob {
+            suggestions, known, ..
+        } => match (suggestions.first(), known.is_empty()) {
+            (Some(close), _) => format!("{invalid}; did you mean {close}? /sync list shows them"),
+            (None, true) => format!("{invalid}: no [[sync]] job is configured"),
+            (None, false) => format!("{invalid}; the jobs are {}", known.join(", ")),
+        },
         Invalid::AlreadyAcknowledged { .. }
         | Invalid::SilenceLength
         | Invalid::Paused { .. }
         | Invalid::Stopped { .. }
         | Invalid::NoEngine
-        | Invalid::NoAlerts => invalid.to_string(),
+        | Invalid::NoAlerts
+        | Invalid::NoSyncs => invalid.to_string(),
     }
 }
 

@@ -1,0 +1,264 @@
+//! `[[sync]]` jobs (what patchbay keeps up to date in Notion) and the Notion token an
+//! integration of kind `notion` or a job uses.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::Environment;
+use super::error::Diagnostics;
+use super::raw::Table;
+use crate::model::NotionId;
+use crate::secret::Secret;
+use crate::suggest;
+
+/// Notion's API, unless `NOTION_API_BASE` says otherwise.
+pub const DEFAULT_NOTION_API: &str = "https://api.notion.com";
+
+/// The variable a Notion token is read from unless `token = "env:NAME"` says otherwise.
+pub const DEFAULT_NOTION_TOKEN: &str = "NOTION_TOKEN";
+
+/// The shortest schedule a job may have: Notion's quota is shared by every job of a token.
+const MIN_EVERY: Duration = Duration::from_secs(60);
+
+pub(super) const SYNC_KEYS: &[&str] = &[
+    "name",
+    "kind",
+    "database_id",
+    "data_source",
+    "every",
+    "token",
+];
+
+/// A Notion integration token: the variable it is read from (named in messages) and its value
+/// (never printed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotionToken {
+    /// The environment variable, e.g. `NOTION_TOKEN`.
+    pub variable: String,
+    /// Its value.
+    pub value: Secret,
+}
+
+/// What a sync job keeps in Notion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncKind {
+    /// One row per integration, kept up to date (`notion-status-board`).
+    NotionStatusBoard,
+    /// One page per incident with its timeline (`notion-incident-log`).
+    NotionIncidentLog,
+}
+
+impl SyncKind {
+    /// Every kind, as written in the config.
+    pub const ALL: [SyncKind; 2] = [SyncKind::NotionStatusBoard, SyncKind::NotionIncidentLog];
+
+    /// The kind as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncKind::NotionStatusBoard => "notion-status-board",
+            SyncKind::NotionIncidentLog => "notion-incident-log",
+        }
+    }
+}
+
+/// One `[[sync]]` job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncJob {
+    /// Unique name, `[a-z0-9-_]`.
+    pub name: String,
+    /// What it keeps.
+    pub kind: SyncKind,
+    /// The database, as pasted (a link or an id), normalised.
+    pub database_id: NotionId,
+    /// Which of the database's data sources (by name or id), when it has several.
+    pub data_source: Option<String>,
+    /// How often it runs on its own; `None`: on demand only.
+    pub every: Option<Duration>,
+    /// The token it writes with.
+    pub token: NotionToken,
+}
+
+/// Reads `token = "env:NAME"` (default [`DEFAULT_NOTION_TOKEN`]) from the environment; a
+/// variable that is not set is an error naming it and what needs it.
+pub(super) fn read_token(
+    table: &Table<'_, '_>,
+    d: &mut Diagnostics,
+    env: &Environment,
+    start: usize,
+    what: &str,
+) -> Option<NotionToken> {
+    let (variable, at) = match table.string(d, "token") {
+        Some((text, at)) => match text.strip_prefix("env:") {
+            Some(variable) if !variable.is_empty() => (variable.to_string(), at),
+            _ => {
+                d.error(
+                    Some(at),
+                    table.key("token"),
+                    "a token is never written in the config file".to_string(),
+                    Some(
+                        "name the environment variable that holds it: token = \"env:NOTION_TOKEN\""
+                            .into(),
+                    ),
+                );
+                return None;
+            }
+        },
+        None => (DEFAULT_NOTION_TOKEN.to_string(), start),
+    };
+    if let Some(value) = env.get(&variable) {
+        Some(NotionToken {
+            variable,
+            value: Secret::new(value),
+        })
+    } else {
+        d.error(
+            Some(at),
+            table.key("token"),
+            format!("environment variable {variable} is not set; {what} needs a Notion token"),
+            Some(format!(
+                "create an internal integration at notion.so/my-integrations and set {variable} to its secret (in the environment or .env)"
+            )),
+        );
+        None
+    }
+}
+
+/// Reads every `[[sync]]` table.
+pub(super) fn read_jobs(
+    root: &Table<'_, '_>,
+    d: &mut Diagnostics,
+    env: &Environment,
+) -> Vec<SyncJob> {
+    let mut jobs = Vec::new();
+    let mut names = HashSet::new();
+    for (mut table, start) in root.tables(d, "sync") {
+        let name = match table.string(d, "name") {
+            Some((name, at)) if super::integration::valid_name(&name) => {
+                if !names.insert(name.clone()) {
+                    d.error(
+                        Some(at),
+                        table.key("name"),
+                        format!("duplicate sync job name {name:?}"),
+                        Some("give each [[sync]] a unique name".into()),
+                    );
+                }
+                name
+            }
+            Some((name, at)) => {
+                d.error(
+                    Some(at),
+                    table.key("name"),
+                    format!("{name:?} is not a valid name"),
+                    Some("use 1 to 64 characters from a-z, 0-9, - and _".into()),
+                );
+                table.check_keys(d, SYNC_KEYS);
+                continue;
+            }
+            None => {
+                table.require(d, "name", start, "add name = \"...\" to this [[sync]]");
+                table.check_keys(d, SYNC_KEYS);
+                continue;
+            }
+        };
+        table.path = format!("sync.{name}");
+        table.check_keys(d, SYNC_KEYS);
+        let errors_before = d.errors.len();
+        let kind = read_kind(&table, d, start);
+        let database_id = if let Some((text, at)) = table.string(d, "database_id") {
+            match NotionId::parse(&text) {
+                Ok(id) => Some(id),
+                Err(message) => {
+                    d.error(
+                        Some(at),
+                        table.key("database_id"),
+                        message,
+                        Some(
+                            "paste the database's link (••• → Copy link) or its 32-character id"
+                                .into(),
+                        ),
+                    );
+                    None
+                }
+            }
+        } else {
+            table.require(
+                d,
+                "database_id",
+                start,
+                "add database_id = \"<the database's link or id>\" to this [[sync]]",
+            );
+            None
+        };
+        let data_source = table
+            .string(d, "data_source")
+            .map(|(text, _)| text.trim().to_string());
+        let every = match table.duration(d, "every") {
+            Some((every, at)) if every < MIN_EVERY => {
+                d.error(
+                    Some(at),
+                    table.key("every"),
+                    format!(
+                        "every {} is too often: Notion's quota is shared by every job",
+                        crate::duration::compact(every)
+                    ),
+                    Some("sync at most once a minute, e.g. every = \"15m\"".into()),
+                );
+                None
+            }
+            Some((every, at)) if kind == Some(SyncKind::NotionIncidentLog) => {
+                let _ = every;
+                d.error(
+                    Some(at),
+                    table.key("every"),
+                    "an incident log is written as incidents change, not on a schedule",
+                    Some("remove every from this job".into()),
+                );
+                None
+            }
+            other => other.map(|(every, _)| every),
+        };
+        let token = read_token(&table, d, env, start, &format!("sync job {name:?}"));
+        if d.errors.len() > errors_before {
+            continue;
+        }
+        if let (Some(kind), Some(database_id), Some(token)) = (kind, database_id, token) {
+            jobs.push(SyncJob {
+                name,
+                kind,
+                database_id,
+                data_source,
+                every,
+                token,
+            });
+        }
+    }
+    jobs
+}
+
+fn read_kind(table: &Table<'_, '_>, d: &mut Diagnostics, start: usize) -> Option<SyncKind> {
+    let Some((kind, at)) = table.string(d, "kind") else {
+        table.require(
+            d,
+            "kind",
+            start,
+            "add kind = \"notion-status-board\" or kind = \"notion-incident-log\"",
+        );
+        return None;
+    };
+    if let Some(known) = SyncKind::ALL.into_iter().find(|k| k.as_str() == kind) {
+        return Some(known);
+    }
+    let names: Vec<&str> = SyncKind::ALL.iter().map(|k| k.as_str()).collect();
+    let fix = match suggest::closest(&kind, &names) {
+        Some(close) => format!("did you mean \"{close}\"?"),
+        None => format!("use one of {}", names.join(", ")),
+    };
+    d.error(
+        Some(at),
+        table.key("kind"),
+        format!("unknown sync kind {kind:?}"),
+        Some(fix),
+    );
+    None
+}
