@@ -55,6 +55,7 @@ fn config() -> UpstreamConfig {
         rate_limit: None,
         body_limit: 64 * 1024,
         holding: Holding::RetryAfter,
+        wait_out_holds: false,
     }
 }
 

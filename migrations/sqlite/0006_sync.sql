@@ -60,3 +60,17 @@ CREATE TABLE notion_log_cursors (
     after_event BIGINT NOT NULL,
     sending_through BIGINT
 );
+
+-- What a job learnt of its database the last time it checked: the data source it writes to,
+-- that source's title property, and the database's link. A run within the hour after a check
+-- skips resolving and reading the schema, so a steady status board costs only its query
+-- pages; a write Notion refuses forgets it, and the next run checks again.
+CREATE TABLE notion_targets (
+    job TEXT PRIMARY KEY,
+    database_id TEXT NOT NULL,
+    data_source_setting TEXT NOT NULL,
+    data_source_id TEXT NOT NULL,
+    title_property TEXT NOT NULL,
+    database_url TEXT,
+    checked_at_ms BIGINT NOT NULL
+);

@@ -20,6 +20,9 @@ use crate::store::Store;
 use crate::store::sync::{RunCounts, RunOutcome, SyncRun};
 use crate::sync::{Change, Phase, Progress, SyncReport, Syncs};
 
+/// The last progress line printed (when, in which phase), and the latest one not printed yet.
+type Printed = (Option<(Instant, Phase)>, Option<String>);
+
 /// How often a progress line is printed when standard error is not a terminal.
 const LOG_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -89,7 +92,7 @@ pub async fn run(config: &Config, job: &str, dry_run: bool) -> anyhow::Result<Ex
         ],
     );
     let terminal = std::io::stderr().is_terminal();
-    let last: Mutex<Option<(Instant, Phase)>> = Mutex::new(None);
+    let last: Mutex<Printed> = Mutex::new((None, None));
     let progress = |progress: &Progress| {
         let mut last = last.lock().expect("progress lock");
         let line = progress_line(job, dry_run, progress);
@@ -98,10 +101,13 @@ pub async fn run(config: &Config, job: &str, dry_run: bool) -> anyhow::Result<Ex
             let _ = write!(err, "\r\x1b[2K{line}");
             let _ = err.flush();
         } else if last
+            .0
             .is_none_or(|(at, phase)| phase != progress.phase || at.elapsed() >= LOG_PROGRESS_EVERY)
         {
             eprintln!("{line}");
-            *last = Some((Instant::now(), progress.phase));
+            *last = (Some((Instant::now(), progress.phase)), None);
+        } else {
+            last.1 = Some(line);
         }
     };
     let actor = invocation.actor.clone();
@@ -112,6 +118,9 @@ pub async fn run(config: &Config, job: &str, dry_run: bool) -> anyhow::Result<Ex
         .await;
     if terminal {
         eprintln!();
+    } else if let Some(line) = last.lock().expect("progress lock").1.take() {
+        // Where the run ended, even within the interval.
+        eprintln!("{line}");
     }
     store.close().await;
     match answer {

@@ -72,6 +72,9 @@ fn upstream_config() -> UpstreamConfig {
             per_second: NonZeroU32::new(REQUESTS_PER_SECOND).expect("not zero"),
             burst: NonZeroU32::new(1).expect("not zero"),
         }),
+        // Several writes are in flight: a 429 met by one holds the others until it ends,
+        // rather than failing them.
+        wait_out_holds: true,
         ..UpstreamConfig::default()
     }
 }

@@ -57,6 +57,11 @@ pub struct UpstreamConfig {
     pub body_limit: usize,
     /// Who turns a 429 into a hold: the layer from `Retry-After`, or the caller.
     pub holding: Holding,
+    /// What a call does while its bucket is held: false, fail fast with `rate_limited` (the
+    /// caller retries on its own schedule, as the alert outbox does); true, wait the hold out
+    /// when it ends within the retry policy's `max_delay` (a client whose callers wait for the
+    /// answer, as a Notion sync does with several calls in flight).
+    pub wait_out_holds: bool,
 }
 
 impl Default for UpstreamConfig {
@@ -70,6 +75,7 @@ impl Default for UpstreamConfig {
             rate_limit: None,
             body_limit: DEFAULT_BODY_LIMIT,
             holding: Holding::RetryAfter,
+            wait_out_holds: false,
         }
     }
 }
@@ -322,7 +328,11 @@ impl Upstream {
         for attempt in 1..=max_attempts {
             // A hold or an open breaker fails fast before the rate limiter, so neither burns
             // quota nor makes callers wait to fail.
-            if let Some(wait) = inner.holds.remaining(call.bucket) {
+            while let Some(wait) = inner.holds.remaining(call.bucket) {
+                if inner.config.wait_out_holds && wait <= policy.max_delay {
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
                 return previous.unwrap_or_else(|| {
                     Err(Unanswered::kept_back(UpstreamError::RateLimited {
                         retry_after: Some(wait),

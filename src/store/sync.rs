@@ -704,3 +704,79 @@ impl Store {
         .transpose()
     }
 }
+
+/// What a job learnt of its database at its last check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedTarget {
+    /// The database, as configured then.
+    pub database_id: String,
+    /// The job's `data_source` setting then (empty when unset).
+    pub data_source_setting: String,
+    /// The data source it writes to.
+    pub data_source_id: String,
+    /// The data source's title property.
+    pub title_property: String,
+    /// The database's link.
+    pub database_url: Option<String>,
+    /// When it was checked.
+    pub checked_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// What job `job` learnt of its database at its last check.
+    #[instrument(skip_all)]
+    pub async fn checked_target(&self, job: &str) -> Result<Option<CheckedTarget>, StoreError> {
+        let row = sqlx::query(
+            "SELECT database_id, data_source_setting, data_source_id, title_property, \
+             database_url, checked_at_ms FROM notion_targets WHERE job = $1",
+        )
+        .bind(job)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(CheckedTarget {
+                database_id: row.try_get("database_id")?,
+                data_source_setting: row.try_get("data_source_setting")?,
+                data_source_id: row.try_get("data_source_id")?,
+                title_property: row.try_get("title_property")?,
+                database_url: row.try_get("database_url")?,
+                checked_at: from_millis(row.try_get("checked_at_ms")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records what job `job` learnt of its database (`None`: forget it).
+    #[instrument(skip_all)]
+    pub async fn set_checked_target(
+        &self,
+        job: &str,
+        target: Option<&CheckedTarget>,
+    ) -> Result<(), StoreError> {
+        let Some(target) = target else {
+            sqlx::query("DELETE FROM notion_targets WHERE job = $1")
+                .bind(job)
+                .execute(&self.pool)
+                .await?;
+            return Ok(());
+        };
+        sqlx::query(
+            "INSERT INTO notion_targets (job, database_id, data_source_setting, data_source_id, \
+             title_property, database_url, checked_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (job) DO UPDATE SET database_id = excluded.database_id, \
+             data_source_setting = excluded.data_source_setting, \
+             data_source_id = excluded.data_source_id, title_property = excluded.title_property, \
+             database_url = excluded.database_url, checked_at_ms = excluded.checked_at_ms",
+        )
+        .bind(job)
+        .bind(&target.database_id)
+        .bind(&target.data_source_setting)
+        .bind(&target.data_source_id)
+        .bind(&target.title_property)
+        .bind(&target.database_url)
+        .bind(millis(target.checked_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

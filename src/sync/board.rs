@@ -151,8 +151,58 @@ enum Write {
     Remove { key: String, page: String },
 }
 
+/// How long a check of the database (its data source and schema) is trusted: runs within it
+/// go straight to the query, so a steady board costs only its query pages.
+const CHECK_TRUSTED_FOR: chrono::Duration = chrono::Duration::hours(1);
+
 pub(super) async fn run(work: &mut Work<'_>) -> Result<(), NotionError> {
     work.report(Phase::Resolving);
+    let setting = work.job.data_source.clone().unwrap_or_default();
+    let checked = work
+        .store
+        .checked_target(&work.job.name)
+        .await
+        .map_err(|err| Work::store_error(&err))?
+        .filter(|checked| {
+            checked.database_id == work.job.database_id.as_str()
+                && checked.data_source_setting == setting
+                && work.now - checked.checked_at < CHECK_TRUSTED_FOR
+                && !work.dry_run
+        });
+    let (data_source, title) = if let Some(checked) = checked {
+        work.database_url.clone_from(&checked.database_url);
+        (checked.data_source_id, checked.title_property)
+    } else {
+        let (data_source, title) = check_database(work).await?;
+        if !work.dry_run {
+            let checked = crate::store::sync::CheckedTarget {
+                database_id: work.job.database_id.as_str().to_string(),
+                data_source_setting: setting,
+                data_source_id: data_source.clone(),
+                title_property: title.clone(),
+                database_url: work.database_url.clone(),
+                checked_at: work.now,
+            };
+            work.store
+                .set_checked_target(&work.job.name, Some(&checked))
+                .await
+                .map_err(|err| Work::store_error(&err))?;
+        }
+        (data_source, title)
+    };
+    let outcome = sync_rows(work, &data_source, &title).await;
+    if let Err(error) = &outcome
+        && matches!(error.code(), Some("validation_error" | "object_not_found"))
+    {
+        // The database changed under the job (a property deleted, the database unshared):
+        // check it again next time.
+        let _ = work.store.set_checked_target(&work.job.name, None).await;
+    }
+    outcome
+}
+
+/// Resolves the job's data source and completes its schema: its id and title property.
+async fn check_database(work: &mut Work<'_>) -> Result<(String, String), NotionError> {
     let target = work
         .client
         .resolve(&work.job.database_id, work.job.data_source.as_deref())
@@ -172,17 +222,21 @@ pub(super) async fn run(work: &mut Work<'_>) -> Result<(), NotionError> {
                 .await?;
         }
     }
+    Ok((data_source, title))
+}
 
+/// Reads the rows in Notion and writes those that changed.
+async fn sync_rows(work: &mut Work<'_>, data_source: &str, title: &str) -> Result<(), NotionError> {
     let rows = desired_rows(work).await?;
     work.counts.total = rows.len() as u64;
     work.report(Phase::Reading);
-    let pages = work.client.query(&data_source, None, |_| {}).await?;
+    let pages = work.client.query(data_source, None, |_| {}).await?;
     let kept = work
         .store
-        .kept_pages(&data_source)
+        .kept_pages(data_source)
         .await
         .map_err(|err| Work::store_error(&err))?;
-    let writes = plan_writes(rows, &pages, &title, &kept, &mut work.counts);
+    let writes = plan_writes(rows, &pages, title, &kept, &mut work.counts);
     work.counts.total += writes
         .iter()
         .filter(|w| matches!(w, Write::Remove { .. }))
@@ -206,8 +260,6 @@ pub(super) async fn run(work: &mut Work<'_>) -> Result<(), NotionError> {
     let store = work.store;
     let now = work.now;
     let lost = work.lost;
-    let title = title.as_str();
-    let data_source = data_source.as_str();
     let mut results = futures::stream::iter(writes.into_iter().map(|write| async move {
         if lost.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(NotionError::Setup(

@@ -1,5 +1,6 @@
 #![allow(dead_code)]
 pub mod fake_discord;
+pub mod fake_notion;
 pub mod process;
 pub mod stack;
 pub mod tls_upstream;

@@ -134,6 +134,7 @@ pub fn upstream_config() -> UpstreamConfig {
         rate_limit: None,
         body_limit: BODY_LIMIT,
         holding: Holding::Caller,
+        wait_out_holds: false,
     }
 }
 

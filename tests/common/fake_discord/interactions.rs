@@ -92,6 +92,15 @@ impl FakeDiscord {
             .map(|i| i.token.clone())
     }
 
+    /// The first follow-up message of interaction `id` (waits for it).
+    pub async fn first_followup(&self, id: u64) -> Value {
+        self.wait(&format!("a follow-up of interaction {id}"), |st| {
+            let first = *st.interactions.get(&id)?.followups.first()?;
+            st.messages.get(&first).cloned()
+        })
+        .await
+    }
+
     /// The follow-up messages of interaction `id`, in order.
     pub fn followups(&self, id: u64) -> Vec<Value> {
         let st = self.inner.lock();

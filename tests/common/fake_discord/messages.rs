@@ -107,6 +107,21 @@ impl FakeDiscord {
         .await
     }
 
+    /// Awaits a version of message `id` that `pred` accepts (see
+    /// [`FakeDiscord::message_history`]) and returns the history up to now.
+    pub async fn wait_for_version(
+        &self,
+        id: u64,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        self.wait(what, |st| {
+            let history = st.history.get(&id)?;
+            history.iter().any(&pred).then(|| history.clone())
+        })
+        .await
+    }
+
     /// Awaits at least `edits` edits of message `id` and returns its history (the created
     /// version, then one per edit; see [`FakeDiscord::message_history`]).
     pub async fn wait_for_edits(&self, id: u64, edits: usize) -> Vec<Value> {
