@@ -464,3 +464,82 @@ async fn three_hundred_rows_keep_to_notions_rate_through_429s_and_529s() {
     assert!(rate <= 3.05, "{rate:.2} requests/s on average");
     assert!(h.fake.violations().is_empty(), "{:#?}", h.fake.violations());
 }
+
+#[tokio::test]
+async fn reads_are_retried_after_5xx_and_writes_are_not_but_say_so() {
+    let h = harness().await;
+    let config = config_of(&h.fake, &names(2), &h.database, "");
+    // A 503 and a 504 on the query: retried, the run succeeds.
+    h.fake.inject(
+        &format!("/v1/data_sources/{}/query", h.data_source),
+        Fault::Status(503),
+        1,
+    );
+    h.fake.inject(
+        &format!("/v1/data_sources/{}/query", h.data_source),
+        Fault::Status(504),
+        1,
+    );
+    h.fake.inject("/v1/pages", Fault::Status(500), 1);
+    let (outcome, _) = run(&h.syncs, &config, false).await;
+    // The create that met the 500 is not repeated: it may have happened.
+    let failure = failure_of(outcome);
+    assert_eq!(failure.kind, "server");
+    assert!(
+        failure.what_to_do.contains("Notion is having trouble"),
+        "{}",
+        failure.what_to_do
+    );
+    let creates = h.fake.count("POST", "/v1/pages");
+    assert_eq!(
+        h.fake
+            .count("POST", &format!("/v1/data_sources/{}/query", h.data_source)),
+        3
+    );
+    // The next run finishes the board without duplicates.
+    run(&h.syncs, &config, false).await.0.unwrap();
+    assert_eq!(h.fake.pages(&h.data_source).len(), 2);
+    assert!(h.fake.count("POST", "/v1/pages") <= creates + 2);
+}
+
+#[tokio::test]
+async fn a_missing_capability_and_refused_values_name_what_to_change() {
+    let h = harness().await;
+    let config = config_of(&h.fake, &names(1), &h.database, "");
+    h.fake.set_insert_capability(false);
+    let failure = failure_of(run(&h.syncs, &config, false).await.0);
+    assert_eq!(failure.code.as_deref(), Some("restricted_resource"));
+    assert!(
+        failure.what_to_do.contains("Insert content"),
+        "{}",
+        failure.what_to_do
+    );
+    h.fake.set_insert_capability(true);
+    run(&h.syncs, &config, false).await.0.unwrap();
+    // A value Notion refuses (a property re-typed by a person since the check): the
+    // property and the reason are named, and the next run checks the database again.
+    h.fake.set_property(
+        &h.data_source,
+        "Uptime 24h %",
+        serde_json::json!({ "rich_text": {} }),
+    );
+    set_state(&h.store, "svc-000", State::Down).await;
+    let failure = failure_of(run(&h.syncs, &config, false).await.0);
+    assert_eq!(failure.code.as_deref(), Some("validation_error"));
+    assert!(
+        failure
+            .what_to_do
+            .contains("Uptime 24h % is expected to be rich_text"),
+        "{}",
+        failure.what_to_do
+    );
+    let failure = failure_of(run(&h.syncs, &config, false).await.0);
+    assert_eq!(failure.kind, "setup", "checked again: {}", failure.message);
+    assert!(
+        failure
+            .message
+            .contains("\"Uptime 24h %\" is a rich text property"),
+        "{}",
+        failure.message
+    );
+}

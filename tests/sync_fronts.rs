@@ -490,3 +490,165 @@ fn timeline(notion: &FakeNotion, page: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// Awaits `name` in state `to` (already, or by a transition on `events`, subscribed before
+/// looking) and returns its state.
+async fn state_of(
+    bot: &Patchbay,
+    events: &mut tokio::sync::broadcast::Receiver<patchbay::model::Transition>,
+    name: &str,
+    to: patchbay::model::State,
+) -> patchbay::model::IntegrationState {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(state) = bot.engine().state(name)
+                && state.state == to
+            {
+                return state;
+            }
+            events.recv().await.unwrap();
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{name} never became {to:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notion_integration_checks_the_token_and_shows_what_it_spent_in_metrics() {
+    use patchbay::model::State;
+    let notion = FakeNotion::start(TOKEN).await;
+    let text = "[[integration]]\nname = \"notion\"\nkind = \"notion\"\ninterval = \"200ms\"\n\
+                timeout = \"200ms\"\nfailure_threshold = 1\nsuccess_threshold = 1\n\
+                [[integration]]\nname = \"notion-other\"\nkind = \"notion\"\ntoken = \"env:OTHER_NOTION_TOKEN\"\n\
+                interval = \"200ms\"\ntimeout = \"200ms\"\nfailure_threshold = 1\nsuccess_threshold = 1\n";
+    let mut env = notion_env(&notion);
+    env.push(("OTHER_NOTION_TOKEN", "secret_revoked".to_string()));
+    let dir = tempfile::tempdir().unwrap();
+    let bot = stack::start_text(FakeDiscord::start().await, dir, text, false, env).await;
+    let mut events = bot.engine().subscribe();
+    state_of(&bot, &mut events, "notion", State::Up).await;
+    let down = state_of(&bot, &mut events, "notion-other", State::Down).await;
+    let message = down.last_check.unwrap().message.unwrap_or_default();
+    assert!(message.contains("check OTHER_NOTION_TOKEN"), "{message}");
+    assert!(!message.contains("secret_revoked"), "{message}");
+    // A rate-limited check counts in the metrics like any request.
+    notion.inject(
+        "/v1/users/me",
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    notion
+        .wait_request("a 429 answered", |r| r.status == 429)
+        .await;
+    let metrics = reqwest::get(format!("http://{}/metrics", bot.running().address()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        count("patchbay_notion_requests_total{outcome=\"ok\",token=\"NOTION_TOKEN\"}") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        count("patchbay_notion_requests_total{outcome=\"auth\",token=\"OTHER_NOTION_TOKEN\"}")
+            >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        count("patchbay_notion_requests_total{outcome=\"rate_limited\",token=\"NOTION_TOKEN\"}")
+            >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("patchbay_circuit_state{state=\"closed\",upstream=\"notion\"} 1"),
+        "{metrics}"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_job_runs_on_its_own_as_the_scheduler_and_is_audited() {
+    let notion = FakeNotion::start(TOKEN).await;
+    let (database, data_source) = notion.add_database_with_title_property("Board", "Name");
+    let text = format!(
+        "{}[[sync]]\nname = \"board\"\nkind = \"notion-status-board\"\ndatabase_id = \"{database}\"\nevery = \"1h\"\n",
+        integrations(2)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bot = stack::start_text(
+        FakeDiscord::start().await,
+        dir,
+        &text,
+        false,
+        notion_env(&notion),
+    )
+    .await;
+    // It never ran, so it is due at start; its audit entry comes when it ends.
+    let (sink, mut audited) = tokio::sync::mpsc::unbounded_channel();
+    bot.plane().mirror_audit(sink);
+    let entry = tokio::time::timeout(Duration::from_secs(20), audited.recv())
+        .await
+        .expect("the scheduled run is audited")
+        .unwrap();
+    assert_eq!(entry.command, "sync run");
+    assert_eq!(entry.outcome, Outcome::Ok);
+    assert_eq!(
+        entry.actor,
+        patchbay::model::Actor::Scheduler {
+            job: "board".into()
+        }
+    );
+    assert_eq!(notion.pages(&data_source).len(), 2);
+    let (runs, total) = bot.store().sync_runs("board", 0, 10).await.unwrap();
+    assert_eq!(total, 1, "one run, not one per wake-up: {runs:?}");
+    assert_eq!(runs[0].actor, entry.actor);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grouped_alert_is_still_one_page_per_incident() {
+    let notion = FakeNotion::start(TOKEN).await;
+    let (database, data_source) = notion.add_database_with_title_property("Incidents", "Title");
+    let shared = Upstream::start().await;
+    let text = format!(
+        "[alerts]\nchannel = \"{channel}\"\ngroup_wait = \"5s\"\n{}{}\
+         [[sync]]\nname = \"incidents\"\nkind = \"notion-incident-log\"\ndatabase_id = \"{database}\"\n",
+        stack::integration("db-primary", &shared, ""),
+        stack::integration("db-replica", &shared, ""),
+        channel = stack::ALERTS,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bot = stack::start_text(
+        FakeDiscord::start().await,
+        dir,
+        &text,
+        false,
+        notion_env(&notion),
+    )
+    .await;
+    shared.break_it();
+    let pages = notion.wait_pages(&data_source, 2).await;
+    let mut titles: Vec<String> = pages
+        .iter()
+        .map(common::fake_notion::FakePage::title)
+        .collect();
+    titles.sort();
+    assert!(titles[0].starts_with("[DOWN] db-primary — "), "{titles:?}");
+    assert!(titles[1].starts_with("[DOWN] db-replica — "), "{titles:?}");
+    // Both incidents are on one notice (one Discord message).
+    let open = bot.store().open_incidents().await.unwrap();
+    assert_eq!(open.len(), 2);
+    assert!(open[0].notice.is_some());
+    assert_eq!(open[0].notice, open[1].notice, "grouped into one alert");
+    bot.stop().await;
+}
