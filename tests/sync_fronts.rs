@@ -402,9 +402,10 @@ async fn the_incident_log_follows_incidents_through_an_outage_and_a_restart() {
     let api = Upstream::start().await;
     let other = Upstream::start().await;
     let text = format!(
-        "{}{}[[sync]]\nname = \"incidents\"\nkind = \"notion-incident-log\"\ndatabase_id = \"{database}\"\n",
+        "[alerts]\nchannel = \"{channel}\"\n{}{}[[sync]]\nname = \"incidents\"\nkind = \"notion-incident-log\"\ndatabase_id = \"{database}\"\n",
         stack::integration("api", &api, ""),
         stack::integration("other", &other, ""),
+        channel = stack::ALERTS,
     );
     let dir = tempfile::tempdir().unwrap();
     let bot = stack::start_text(
@@ -433,6 +434,25 @@ async fn the_incident_log_follows_incidents_through_an_outage_and_a_restart() {
     assert_eq!(opened.len(), 1);
     assert!(opened[0].contains("Opened: DOWN"), "{opened:?}");
 
+    // Acknowledged: an entry, and the status follows.
+    let notice = bot.store().open_incidents().await.unwrap()[0]
+        .notice
+        .unwrap();
+    bot.plane()
+        .acknowledge(
+            notice,
+            &patchbay::model::Actor::Cli {
+                user: "alice".into(),
+            },
+        )
+        .await
+        .unwrap();
+    notion
+        .wait_page(&page.id, "the page acknowledged", |p| {
+            p.prop_text("Status").as_deref() == Some("Acknowledged")
+        })
+        .await;
+
     // Notion goes down; the incident resolves meanwhile; nothing is lost.
     notion.set_outage(true);
     api.heal();
@@ -444,10 +464,11 @@ async fn the_incident_log_follows_incidents_through_an_outage_and_a_restart() {
         .wait_request("an append refused by the outage", |r| r.status == 503)
         .await;
     notion.set_outage(false);
-    notion.wait_children(&page.id, 4).await; // callout, heading, opened, resolved
+    notion.wait_children(&page.id, 5).await; // callout, heading, opened, acknowledged, resolved
     let entries = timeline(&notion, &page.id);
-    assert_eq!(entries.len(), 2, "{entries:?}");
-    assert!(entries[1].contains("Resolved after"), "{entries:?}");
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert!(entries[1].contains("Acknowledged by alice"), "{entries:?}");
+    assert!(entries[2].contains("Resolved after"), "{entries:?}");
     let page = notion
         .wait_page(&page.id, "the page marked resolved", |p| {
             p.prop_text("Status").as_deref() == Some("Resolved")

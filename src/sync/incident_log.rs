@@ -628,7 +628,10 @@ fn summary(record: &IncidentRecord) -> String {
 pub(super) fn entry(record: &IncidentRecord, event: &LogEvent) -> String {
     let what = match event.kind.as_str() {
         "opened" => format!("Opened: {}", event.detail),
-        "changed" => format!("Changed: {}", event.detail),
+        "changed" if event.detail.starts_with("DOWN") => {
+            format!("Escalated to {}", event.detail)
+        }
+        "changed" => format!("Now {}", event.detail),
         "acknowledged" => format!("Acknowledged {}", event.detail),
         "silenced" => format!("Silenced: {}", event.detail),
         "notified" => format!("Notified: {}", event.detail),
@@ -650,4 +653,70 @@ fn block_text(block: &Value) -> String {
     let kind = block["type"].as_str().unwrap_or_default();
     let rich = &block[kind]["rich_text"];
     plain_text(&json!({ "type": "rich_text", "rich_text": rich }))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn record(resolved: bool) -> IncidentRecord {
+        let opened = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 22, 10, 3, 0)
+            .unwrap();
+        IncidentRecord {
+            id: 7,
+            notice: Some(12),
+            integration: "payments-api".into(),
+            severity: "critical".into(),
+            state: if resolved { "UP".into() } else { "DOWN".into() },
+            reason: "connection refused".into(),
+            opened_at: opened,
+            resolved_at: resolved.then(|| opened + chrono::Duration::minutes(27)),
+            acked_by: None,
+        }
+    }
+
+    fn event(kind: &str, detail: &str, minutes: i64) -> LogEvent {
+        LogEvent {
+            id: 1,
+            incident: 7,
+            at: record(false).opened_at + chrono::Duration::minutes(minutes),
+            kind: kind.into(),
+            detail: detail.into(),
+        }
+    }
+
+    #[test]
+    fn titles_and_entries_read_as_the_issue_shows_them() {
+        assert_eq!(
+            page_title(&record(false)),
+            "[DOWN] payments-api — 2026-11-22 10:03 UTC"
+        );
+        // A page made after the resolution still names what the incident was.
+        assert_eq!(
+            page_title(&record(true)),
+            "[DOWN] payments-api — 2026-11-22 10:03 UTC"
+        );
+        let r = record(true);
+        assert_eq!(
+            entry(&r, &event("opened", "DOWN: connection refused", 0)),
+            "2026-11-22 10:03:00 UTC · Opened: DOWN: connection refused"
+        );
+        assert_eq!(
+            entry(&r, &event("changed", "DOWN: timeout", 2)),
+            "2026-11-22 10:05:00 UTC · Escalated to DOWN: timeout"
+        );
+        assert_eq!(
+            entry(&r, &event("acknowledged", "by alice (cli alice)", 3)),
+            "2026-11-22 10:06:00 UTC · Acknowledged by alice (cli alice)"
+        );
+        assert_eq!(
+            entry(&r, &event("resolved", "UP: checks pass", 27)),
+            "2026-11-22 10:30:00 UTC · Resolved after 27m: UP: checks pass"
+        );
+        let long = "x".repeat(3000);
+        assert!(entry(&r, &event("opened", &long, 0)).encode_utf16().count() <= 2000);
+    }
 }

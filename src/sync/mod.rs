@@ -227,7 +227,9 @@ impl Syncs {
             dry_run = request.dry_run, "sync run started");
 
         let lost = Arc::new(AtomicBool::new(false));
-        let renewer = self.renew_while_running(&job.name, run, lost.clone());
+        // Dropped with this future, so a caller that gives up on the run stops the renewals
+        // and the lease lapses.
+        let renewer = AbortOnDrop(self.renew_while_running(&job.name, run, lost.clone()));
         let client = self.notion.client(&job.token);
         let mut work = Work {
             run,
@@ -248,7 +250,7 @@ impl Syncs {
             SyncKind::NotionStatusBoard => board::run(&mut work).await,
             SyncKind::NotionIncidentLog => incident_log::run(&mut work).await,
         };
-        renewer.abort();
+        drop(renewer);
         work.counts.requests = client.requests_used();
         let failure = outcome.err().map(|error| SyncFailure {
             kind: error.kind().to_string(),
@@ -348,6 +350,15 @@ impl Syncs {
                 }
             }
         })
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -1,83 +1,133 @@
-//! A fake Notion for end-to-end tests: the REST API of version `2025-09-03` (databases that hold
-//! data sources, pages created under a data source) on one 127.0.0.1 port, faithful to what
-//! patchbay's client meets in the real one:
+//! A fake Notion for end-to-end tests: the REST API of version `2025-09-03` (a database holds
+//! one or more *data sources*; pages are rows of a data source) on one 127.0.0.1 port, written
+//! to Notion's wire format as `@notionhq/client`'s types for that version
+//! (`src/api-endpoints.ts` of makenotion/notion-sdk-js at the commit that made `2025-09-03` its
+//! default) and Notion's reference pages (status codes, request limits, data source properties)
+//! describe it.
 //!
-//! - **Auth and version**: every request needs `Authorization: Bearer <token>` (else 401
-//!   `unauthorized`) and `Notion-Version: 2025-09-03` (missing: 400 `missing_version`; another:
-//!   400 `validation_error`). Errors are Notion's error object: `object`, `status`, `code`,
-//!   `message`, `request_id`.
-//! - **Objects**: `GET /v1/users/me`; `GET /v1/databases/{id}` (its `data_sources`; a database
-//!   not shared with the integration is 404 `object_not_found` with Notion's message);
-//!   `GET|PATCH /v1/data_sources/{id}` (the schema; a PATCH adds properties, creates select
-//!   options, and a property re-typed or deleted is listed by [`FakeNotion::violations`]);
-//!   `POST /v1/data_sources/{id}/query` (filters `equals` on title and rich text, `and`, `or`;
-//!   `page_size` at most 100; `start_cursor`, `has_more`, `next_cursor`); `POST /v1/pages`,
-//!   `GET|PATCH /v1/pages/{id}`; `GET|PATCH /v1/blocks/{id}/children`.
-//! - **Validation** as Notion does it: a property that does not exist, a value of another type
-//!   than the property's, text over 2,000 characters (counted in UTF-16 units), a select option
-//!   with a comma, more than 100 blocks in one request: 400 `validation_error` naming the
-//!   property and why. A select or multi-select option not yet in the schema is created, as
-//!   Notion does. Every refusal of something patchbay sent is also a violation.
-//! - **Rate limit** ([`FakeNotion::set_rate_limit`]): a token bucket (Notion's average of 3
-//!   requests per second with some burst); past it, 429 `rate_limited` with `Retry-After` in
-//!   whole seconds.
-//! - **Faults** ([`FakeNotion::inject`]) per path prefix and count: 429 with `Retry-After`, 529
-//!   `service_overload`, 409 `conflict_error`, 5xx, a delay before the answer, an answer that
-//!   never comes; an outage ([`FakeNotion::set_outage`]: 503 for everything); a missing
-//!   capability ([`FakeNotion::set_insert_capability`]: 403 `restricted_resource` for page
-//!   creation and appends).
+//! - **Auth and version**: every request needs `Authorization: Bearer <token>` with the one
+//!   token the fake was started with (else 401 `unauthorized`, "API token is invalid.") and
+//!   `Notion-Version: 2025-09-03` (missing: 400 `missing_version`; another value: 400
+//!   `validation_error` naming the header). Every answer carries Notion's `x-notion-request-id`
+//!   header and the same id as `request_id` in its body; an error body is Notion's error object
+//!   (`object`, `status`, `code`, `message`, `request_id`).
+//! - **Routes**: `GET /v1/users/me`; `GET /v1/databases/{id}`; `GET|PATCH /v1/data_sources/{id}`;
+//!   `POST /v1/data_sources/{id}/query`; `POST /v1/pages`, `GET|PATCH /v1/pages/{id}`;
+//!   `GET|PATCH /v1/blocks/{id}/children`. Ids are taken dashed or as 32 hex digits. A database
+//!   not shared with the integration (and all it holds) is 404 `object_not_found`.
+//! - **Validation** as Notion does it: unknown body fields, a property that does not exist, a
+//!   value of another type than the property's, text over 2,000 characters (counted in UTF-16
+//!   units, as Notion's JavaScript does), more than 100 items in an array, more than 100 blocks
+//!   in one request, `page_size` over 100, a comma in a select option: 400 `validation_error`
+//!   with Notion's message. A select or multi-select option not yet in the schema is created;
+//!   a status option is not (Notion's API cannot create them).
+//! - **Rate limit** ([`FakeNotion::set_rate_limit`]): a token bucket, Notion's average of 3
+//!   requests per second with a burst; past it, 429 `rate_limited` with `Retry-After` in whole
+//!   seconds. Notion's limit is per integration, so a 429 (or 529) holds *every* route until its
+//!   `Retry-After` has passed: a request sent inside that window is answered 429 again and is a
+//!   violation.
+//! - **Faults** ([`FakeNotion::inject`]) per route prefix and count: 429, 409, 500, 502, 503,
+//!   504, 529 with Notion's codes, a delay, an answer that never comes, a dropped connection;
+//!   an outage ([`FakeNotion::set_outage`]: 503 for everything); missing capabilities
+//!   ([`FakeNotion::set_insert_capability`], [`FakeNotion::set_update_capability`]: 403
+//!   `restricted_resource`).
 //!
 //! Everything received is recorded ([`FakeNotion::requests`]) with the status answered and when
-//! it arrived. Waiting is done on a `watch` channel bumped on every change, with a 20 s
-//! deadline; nothing polls or sleeps.
+//! it arrived, so a test can check the client's pace ([`FakeNotion::max_in_window`],
+//! [`FakeNotion::requests_per_second_average`]). Whatever real Notion would have refused, and
+//! schema changes a sync must never make (re-typing, renaming or deleting a property, dropping
+//! select options), is listed by [`FakeNotion::violations`]; so is whatever the fake cannot
+//! serve. Waiting is done on a `watch` channel bumped on every change, with a 20 s deadline;
+//! nothing polls or sleeps.
 //!
-//! The files: `mod.rs` the public API, the state and waiting; `rest.rs` the routes and the
-//! objects as Notion writes them; `values.rs` the validation of property values and blocks.
+//! The files, each owning one part (the state they share is defined here, so that each of them
+//! reads and writes it under the one lock):
+//!
+//! - `mod.rs`: the public types ([`FakeNotion`], [`Recorded`], [`Fault`], [`RateLimit`],
+//!   [`FakePage`]), the state, starting the fake, the request log and its pace, violations,
+//!   waiting.
+//! - `setup.rs`: what a test arranges and inspects directly: databases, data sources,
+//!   properties, pages, blocks.
+//! - `rest.rs`: the handler (record, outage, faults, auth, version, rate limit, capability) and
+//!   the routes.
+//! - `faults.rs`: injected faults, the outage, capabilities, the token bucket and the
+//!   `Retry-After` windows.
+//! - `objects.rs`: the JSON objects as Notion writes them (user, database, data source,
+//!   property, page, block, rich text, list).
+//! - `values.rs`: page property values and schema changes: validation, conversion, select
+//!   options.
+//! - `blocks.rs`: block children: validation, appending, listing.
+//! - `query.rs`: data source queries: filters, sorts, pagination.
 
+mod blocks;
+mod faults;
+mod objects;
+mod query;
 mod rest;
+mod setup;
 mod values;
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::watch;
 
 /// The API version the fake speaks.
 pub const VERSION: &str = "2025-09-03";
+/// The bot user's name (`GET /v1/users/me`).
+pub const BOT_NAME: &str = "Fake integration";
+/// The workspace the bot belongs to.
+pub const WORKSPACE_NAME: &str = "Fake workspace";
+/// The largest page of results Notion returns, and the most items of any array it takes.
+pub const MAX_PAGE_SIZE: usize = 100;
+/// The most UTF-16 code units Notion takes in one rich text `content` (and in a link's URL).
+pub const MAX_TEXT: usize = 2000;
 
-/// One request as the fake received it.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// One request as the fake received it, and how it answered.
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub method: String,
-    /// The path without the query string.
+    /// The URL path (`/v1/...`), without the query string.
     pub path: String,
-    /// The query string, if any.
+    /// The query string without its `?`, when the URL had one.
     pub query: Option<String>,
-    /// The status answered (0 while the answer is pending, e.g. a hang).
+    /// The status answered; 0 while no answer went out (a delayed request not answered yet, a
+    /// [`Fault::Hang`] or a [`Fault::Drop`]).
     pub status: u16,
     /// When it arrived.
     pub at: Instant,
+    /// The JSON body, when there was one and it parsed.
     pub body: Option<Value>,
+    /// The `request_id` (and `x-notion-request-id`) of the answer.
+    pub request_id: String,
 }
 
-/// A fault to answer with instead of the real answer.
+/// A failure [`FakeNotion::inject`] answers with instead of serving a request. None of them is
+/// a violation: they are Notion's doing.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
-    /// 429 `rate_limited` with `Retry-After`.
+    /// 429 `rate_limited` with `Retry-After: retry_after_secs`; every request until then is
+    /// answered 429 again and is a violation.
     RateLimited { retry_after_secs: u64 },
-    /// 529 `service_overload` with `Retry-After: 1`.
+    /// 529 `service_overload` with `Retry-After: 1`, held like a 429.
     Overloaded,
-    /// 409 `conflict_error`.
+    /// 409 `conflict_error`: the transaction was not committed (nothing is changed).
     Conflict,
-    /// This 5xx status with Notion's code for it.
+    /// That 5xx status with Notion's code for it: 500 `internal_server_error`, 502
+    /// `bad_gateway`, 503 `service_unavailable`, 504 `gateway_timeout`, 529 `service_overload`.
+    /// Nothing is changed.
     Status(u16),
-    /// The real answer, after this long.
+    /// The request is served as usual, after this long.
     Delay(Duration),
-    /// No answer at all (the client's timeout decides).
+    /// No answer at all, until the client gives up or the fake is dropped. Nothing is changed.
     Hang,
+    /// The connection is closed without an answer. Nothing is changed.
+    Drop,
 }
 
 /// A token bucket: `per_second` on average, `burst` at once.
@@ -88,7 +138,8 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// Notion's: an average of 3 requests per second, with some burst.
+    /// Notion's: "an average of three requests per second", with "some bursts beyond the
+    /// average rate" (how many is not published; 10 here).
     pub fn notion() -> RateLimit {
         RateLimit {
             per_second: 3.0,
@@ -97,58 +148,110 @@ impl RateLimit {
     }
 }
 
-/// A page as the fake keeps it.
+/// A page (a row of a data source) as the fake holds it.
 #[derive(Debug, Clone)]
 pub struct FakePage {
+    /// Dashed, as Notion writes ids.
     pub id: String,
+    /// The data source it is a row of (dashed).
     pub data_source: String,
-    /// Property name → value, as Notion returns them.
-    pub properties: serde_json::Map<String, Value>,
+    /// Its place among every page the fake holds, in creation order (0 first).
+    pub index: usize,
+    /// Property name → value, as `GET /v1/pages/{id}` returns them (every property of the
+    /// schema, empty ones included).
+    pub properties: Value,
     pub in_trash: bool,
+    pub url: String,
 }
 
 impl FakePage {
     /// The plain text of the title property.
     pub fn title(&self) -> String {
         self.properties
-            .values()
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
             .find(|v| v["type"] == "title")
-            .map(values::plain_text)
+            .map(objects::value_text)
             .unwrap_or_default()
     }
 
-    /// The plain text of property `name`: text, a select's name, multi-select names joined by
-    /// `, `, a number, a date's start; `None` when absent or empty.
+    /// Property `name` as plain text: the text of a title or rich text, a select's or status's
+    /// name, multi-select names joined by `, `, a number, a date's start, a checkbox's `true` or
+    /// `false`, a URL, email or phone number; `None` when the property is absent or empty.
     pub fn prop_text(&self, name: &str) -> Option<String> {
         self.properties
             .get(name)
-            .map(values::plain_text)
+            .map(objects::value_text)
             .filter(|t| !t.is_empty())
+    }
+
+    /// Property `name` as Notion returns it (`Value::Null` when there is none).
+    pub fn prop(&self, name: &str) -> &Value {
+        &self.properties[name]
     }
 }
 
-pub(crate) struct Database {
-    pub id: String,
-    pub title: String,
-    pub data_sources: Vec<String>,
-    pub shared: bool,
+struct Database {
+    id: String,
+    title: String,
+    /// Whether the integration was given access.
+    shared: bool,
+    /// Its data sources (dashed ids), in the order added.
+    sources: Vec<String>,
+    /// The page it lives in (Notion puts an API-made database under a page).
+    parent_page: String,
+    created: DateTime<Utc>,
 }
 
-pub(crate) struct DataSource {
-    pub id: String,
-    pub name: String,
-    pub database: String,
-    /// Name → property object (`id`, `name`, `type`, `<type>`), in the order added.
-    pub properties: BTreeMap<String, Value>,
+struct DataSource {
+    id: String,
+    name: String,
+    /// Its database (dashed id).
+    database: String,
+    /// In the order added.
+    properties: Vec<Property>,
+    created: DateTime<Utc>,
+    edited: DateTime<Utc>,
 }
 
-pub(crate) struct Page {
-    pub id: String,
-    pub data_source: String,
-    pub properties: serde_json::Map<String, Value>,
-    pub children: Vec<Value>,
-    pub in_trash: bool,
-    pub created: String,
+/// One property of a data source's schema.
+#[derive(Clone)]
+struct Property {
+    /// Notion's short property id (`title` for the title property).
+    id: String,
+    name: String,
+    kind: String,
+    /// The configuration under the type's key (`{"options": [...]}`, `{"format": "number"}`).
+    config: Value,
+}
+
+struct Page {
+    id: String,
+    data_source: String,
+    /// Property id → (the property's type when written, the value under the type's key as
+    /// Notion returns it).
+    values: HashMap<String, (String, Value)>,
+    created: DateTime<Utc>,
+    edited: DateTime<Utc>,
+    in_trash: bool,
+}
+
+/// A block as appended: its object as Notion returns it, without `has_children` (worked out
+/// when it is written).
+struct Block {
+    /// Compact id of the page or block it belongs to.
+    parent: String,
+    object: Value,
+}
+
+/// An injected fault not used up yet.
+struct Injected {
+    /// Only requests with this method (any when `None`).
+    method: Option<String>,
+    prefix: String,
+    fault: Fault,
+    remaining: usize,
 }
 
 struct Bucket {
@@ -157,297 +260,250 @@ struct Bucket {
     at: Instant,
 }
 
-#[derive(Default)]
-pub(crate) struct St {
-    pub databases: HashMap<String, Database>,
-    pub sources: HashMap<String, DataSource>,
+/// The `Retry-After` of the last 429 or 529: no request should arrive before `until`.
+struct Hold {
+    answered: Instant,
+    until: Instant,
+    retry_after: u64,
+}
+
+struct St {
+    bot_id: String,
+    databases: Vec<Database>,
+    sources: Vec<DataSource>,
     /// In creation order.
-    pub pages: Vec<Page>,
-    pub requests: Vec<Recorded>,
-    pub faults: Vec<(String, Fault, usize)>,
-    pub outage: bool,
+    pages: Vec<Page>,
+    /// Compact id → block.
+    blocks: HashMap<String, Block>,
+    /// Compact id of a page or block → compact ids of its child blocks, in order.
+    children: HashMap<String, Vec<String>>,
+    requests: Vec<Recorded>,
+    violations: Vec<String>,
+    faults: Vec<Injected>,
+    outage: bool,
     bucket: Option<Bucket>,
-    pub no_insert: bool,
-    pub violations: Vec<String>,
-    pub next_id: u64,
+    hold: Option<Hold>,
+    insert_capability: bool,
+    update_capability: bool,
 }
 
 impl St {
-    /// A fresh id in Notion's dashed form.
-    pub fn new_id(&mut self) -> String {
-        self.next_id += 1;
-        let random: u32 = rand::random();
-        format!(
-            "{random:08x}-{:04x}-4{:03x}-8000-{:012x}",
-            self.next_id & 0xffff,
-            (self.next_id >> 16) & 0xfff,
-            self.next_id
-        )
+    fn violation(&mut self, text: String) {
+        self.violations.push(text);
     }
 
-    /// Takes a token of the rate limit; the wait before one is free when none is.
-    fn take_token(&mut self) -> Option<Duration> {
-        let bucket = self.bucket.as_mut()?;
-        let now = Instant::now();
-        let elapsed = now.duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * bucket.limit.per_second).min(bucket.limit.burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            None
-        } else {
-            Some(Duration::from_secs_f64(
-                (1.0 - bucket.tokens) / bucket.limit.per_second,
-            ))
+    fn database(&self, key: &str) -> Option<&Database> {
+        self.databases.iter().find(|d| compact(&d.id) == key)
+    }
+
+    fn source_index(&self, key: &str) -> Option<usize> {
+        self.sources.iter().position(|s| compact(&s.id) == key)
+    }
+
+    fn page_index(&self, key: &str) -> Option<usize> {
+        self.pages.iter().position(|p| compact(&p.id) == key)
+    }
+
+    /// Whether the integration can see the data source (its database is shared with it).
+    fn source_shared(&self, index: usize) -> bool {
+        self.database(&compact(&self.sources[index].database))
+            .is_some_and(|d| d.shared)
+    }
+
+    /// Whether the integration can see the page, or the block's page.
+    fn container_shared(&self, key: &str) -> bool {
+        let mut key = key.to_string();
+        // A block's chain of parents ends at a page.
+        while let Some(block) = self.blocks.get(&key) {
+            key.clone_from(&block.parent);
         }
-    }
-
-    /// The fault for `path`, used up once.
-    fn fault_for(&mut self, path: &str) -> Option<Fault> {
-        let slot = self
-            .faults
-            .iter_mut()
-            .find(|(prefix, _, left)| *left > 0 && path.starts_with(prefix.as_str()))?;
-        slot.2 -= 1;
-        Some(slot.1.clone())
+        self.page_index(&key).is_some_and(|i| {
+            let source = compact(&self.pages[i].data_source);
+            self.source_index(&source)
+                .is_some_and(|s| self.source_shared(s))
+        })
     }
 }
 
-pub(crate) struct Inner {
-    st: Mutex<St>,
-    changed: watch::Sender<u64>,
+struct Inner {
+    port: u16,
     token: String,
+    state: Mutex<St>,
+    changed: watch::Sender<u64>,
+    /// Set when the [`FakeNotion`] is dropped: requests held by [`Fault::Hang`] end then.
+    closed: watch::Sender<bool>,
 }
 
 impl Inner {
-    pub fn lock(&self) -> MutexGuard<'_, St> {
-        self.st.lock().unwrap()
+    fn lock(&self) -> MutexGuard<'_, St> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn bump(&self) {
-        self.changed.send_modify(|n| *n += 1);
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v += 1);
     }
 }
 
+/// The fake Notion: one 127.0.0.1 port, one integration token, state under one lock.
 pub struct FakeNotion {
     inner: Arc<Inner>,
-    addr: SocketAddr,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for FakeNotion {
     fn drop(&mut self) {
         self.server.abort();
+        self.inner.closed.send_replace(true);
     }
-}
-
-/// Compact (32 hex, lowercase) form of an id as a client may write it; `None` when it is not
-/// one.
-pub(crate) fn compact(id: &str) -> Option<String> {
-    let bare: String = id.chars().filter(|c| *c != '-').collect();
-    (bare.len() == 32 && bare.chars().all(|c| c.is_ascii_hexdigit()))
-        .then(|| bare.to_ascii_lowercase())
 }
 
 impl FakeNotion {
-    /// Starts the fake on 127.0.0.1; `token` is the only integration token it accepts.
+    /// Binds 127.0.0.1:0 and serves the API there; `token` is the only integration token it
+    /// accepts. No rate limit until [`FakeNotion::set_rate_limit`]; every capability granted.
     pub async fn start(token: &str) -> FakeNotion {
-        let inner = Arc::new(Inner {
-            st: Mutex::new(St::default()),
-            changed: watch::channel(0).0,
-            token: token.to_string(),
-        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = rest::router(inner.clone());
+        let port = listener.local_addr().unwrap().port();
+        let inner = Arc::new(Inner {
+            port,
+            token: token.to_string(),
+            state: Mutex::new(St {
+                bot_id: new_id(),
+                databases: Vec::new(),
+                sources: Vec::new(),
+                pages: Vec::new(),
+                blocks: HashMap::new(),
+                children: HashMap::new(),
+                requests: Vec::new(),
+                violations: Vec::new(),
+                faults: Vec::new(),
+                outage: false,
+                bucket: None,
+                hold: None,
+                insert_capability: true,
+                update_capability: true,
+            }),
+            changed: watch::channel(0).0,
+            closed: watch::channel(false).0,
+        });
+        let app = rest::router(Arc::clone(&inner));
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        FakeNotion {
-            inner,
-            addr,
-            server,
-        }
+        FakeNotion { inner, server }
     }
 
-    /// What `NOTION_API_BASE` should be.
+    /// `http://127.0.0.1:PORT`: the client appends `/v1/...`.
     pub fn api_base(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://127.0.0.1:{}", self.inner.port)
     }
 
-    /// A shared database with one data source whose only property is its title, called
-    /// `title_property`. Returns (database id, data source id), dashed.
-    pub fn add_database_with_title_property(
-        &self,
-        title: &str,
-        title_property: &str,
-    ) -> (String, String) {
-        let database = {
-            let mut st = self.inner.lock();
-            let database = st.new_id();
-            st.databases.insert(
-                compact(&database).unwrap(),
-                Database {
-                    id: database.clone(),
-                    title: title.to_string(),
-                    data_sources: Vec::new(),
-                    shared: true,
-                },
-            );
-            database
-        };
-        let source = self.add_data_source(&database, title);
-        let mut st = self.inner.lock();
-        let ds = st.sources.get_mut(&compact(&source).unwrap()).unwrap();
-        ds.properties.clear();
-        ds.properties.insert(
-            title_property.to_string(),
-            serde_json::json!({ "id": "title", "name": title_property, "type": "title", "title": {} }),
-        );
-        drop(st);
-        self.inner.bump();
-        (database, source)
+    /// The bot user's id (dashed).
+    pub fn bot_id(&self) -> String {
+        self.inner.lock().bot_id.clone()
     }
 
-    /// A second (or further) data source in `database`, with only a title property `Name`.
-    pub fn add_data_source(&self, database: &str, name: &str) -> String {
-        let mut st = self.inner.lock();
-        let id = st.new_id();
-        let key = compact(database).expect("a database id");
-        st.databases
-            .get_mut(&key)
-            .expect("a database of this fake")
-            .data_sources
-            .push(compact(&id).unwrap());
-        let mut properties = BTreeMap::new();
-        properties.insert(
-            "Name".to_string(),
-            serde_json::json!({ "id": "title", "name": "Name", "type": "title", "title": {} }),
-        );
-        st.sources.insert(
-            compact(&id).unwrap(),
-            DataSource {
-                id: id.clone(),
-                name: name.to_string(),
-                database: key,
-                properties,
-            },
-        );
-        drop(st);
-        self.inner.bump();
-        id
-    }
-
-    /// A database that exists but is not shared with the integration.
-    pub fn add_unshared_database(&self) -> String {
-        let (database, _) = self.add_database_with_title_property("Private", "Name");
-        self.inner
-            .lock()
-            .databases
-            .get_mut(&compact(&database).unwrap())
-            .unwrap()
-            .shared = false;
-        database
-    }
-
-    /// Sets property `name` of `data_source` to `configuration` (`{"number": {}}`), as a person
-    /// editing the database in Notion would.
-    pub fn set_property(&self, data_source: &str, name: &str, configuration: Value) {
-        let mut st = self.inner.lock();
-        let id = st.new_id();
-        let ds = st
-            .sources
-            .get_mut(&compact(data_source).unwrap())
-            .expect("a data source of this fake");
-        let kind = configuration
-            .as_object()
-            .and_then(|o| o.keys().next().cloned())
-            .expect("{\"<type>\": {...}}");
-        let mut property = serde_json::json!({ "id": &id[..8], "name": name, "type": kind });
-        property[&kind] = configuration[&kind].clone();
-        ds.properties.insert(name.to_string(), property);
-        drop(st);
-        self.inner.bump();
-    }
-
-    /// The schema of `data_source` as `GET /v1/data_sources/{id}` returns it.
-    pub fn schema(&self, data_source: &str) -> Value {
-        let st = self.inner.lock();
-        rest::data_source_object(&st, &st.sources[&compact(data_source).unwrap()])
-    }
-
-    /// The pages of `data_source`, in creation order.
-    pub fn pages(&self, data_source: &str) -> Vec<FakePage> {
-        let key = compact(data_source).unwrap();
-        let st = self.inner.lock();
-        pages_of(&st, &key)
-    }
-
-    /// The blocks of `page`, in order.
-    pub fn children(&self, page: &str) -> Vec<Value> {
-        let key = compact(page).unwrap();
-        let st = self.inner.lock();
-        st.pages
-            .iter()
-            .find(|p| compact(&p.id).unwrap() == key)
-            .map(|p| p.children.clone())
-            .unwrap_or_default()
-    }
-
-    /// Every request so far, in arrival order.
+    /// Every request, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.inner.lock().requests.clone()
     }
 
-    /// How many requests with `method` had a path starting with `prefix`.
-    pub fn count(&self, method: &str, prefix: &str) -> usize {
+    /// The requests with `method` (any when empty) whose path starts with `prefix`.
+    pub fn requests_to(&self, method: &str, prefix: &str) -> Vec<Recorded> {
         self.inner
             .lock()
             .requests
             .iter()
-            .filter(|r| r.method == method && r.path.starts_with(prefix))
-            .count()
+            .filter(|r| {
+                (method.is_empty() || r.method.eq_ignore_ascii_case(method))
+                    && r.path.starts_with(prefix)
+            })
+            .cloned()
+            .collect()
     }
 
-    /// What patchbay sent that real Notion would refuse (or a schema it re-typed).
+    /// How many requests with `method` (any when empty) had a path starting with `prefix`.
+    pub fn count(&self, method: &str, prefix: &str) -> usize {
+        self.requests_to(method, prefix).len()
+    }
+
+    /// The average pace of the whole run: requests after the first, divided by the seconds
+    /// from the first to the last (0 with fewer than two requests).
+    pub fn requests_per_second_average(&self) -> f64 {
+        let st = self.inner.lock();
+        match (st.requests.first(), st.requests.last()) {
+            (Some(first), Some(last)) if st.requests.len() > 1 => {
+                let span = last.at.duration_since(first.at).as_secs_f64();
+                if span > 0.0 {
+                    (st.requests.len() - 1) as f64 / span
+                } else {
+                    f64::INFINITY
+                }
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// The most requests that arrived within any span of `window` (from one request's
+    /// arrival, `window` long, end excluded). With Notion's limit a client stays at or under
+    /// `3 × window + burst`.
+    pub fn max_in_window(&self, window: Duration) -> usize {
+        let st = self.inner.lock();
+        let times: Vec<Instant> = st.requests.iter().map(|r| r.at).collect();
+        let mut most = 0;
+        let mut end = 0;
+        for (start, at) in times.iter().enumerate() {
+            while end < times.len() && times[end].duration_since(*at) < window {
+                end += 1;
+            }
+            most = most.max(end - start);
+        }
+        most
+    }
+
+    /// [`FakeNotion::max_in_window`] as requests per second.
+    pub fn max_rate_over(&self, window: Duration) -> f64 {
+        self.max_in_window(window) as f64 / window.as_secs_f64()
+    }
+
+    /// What real Notion would have refused (each is also answered with Notion's refusal), what
+    /// a sync must never do to a schema, and what the fake cannot serve.
     pub fn violations(&self) -> Vec<String> {
         self.inner.lock().violations.clone()
     }
 
-    /// Answers the next `times` requests whose path starts with `prefix` with `fault`.
-    pub fn inject(&self, prefix: &str, fault: Fault, times: usize) {
-        self.inner
-            .lock()
-            .faults
-            .push((prefix.to_string(), fault, times));
-    }
-
-    /// Every request answered 503 while on.
-    pub fn set_outage(&self, outage: bool) {
-        self.inner.lock().outage = outage;
-        self.inner.bump();
-    }
-
-    /// The rate limit (`None`: none).
-    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
-        self.inner.lock().bucket = limit.map(|limit| Bucket {
-            limit,
-            tokens: limit.burst,
-            at: Instant::now(),
-        });
-    }
-
-    /// Whether the integration may insert content (create pages, append blocks).
-    pub fn set_insert_capability(&self, allowed: bool) {
-        self.inner.lock().no_insert = !allowed;
+    /// Awaits `f` returning `Some`, looked at after every change to the fake, for up to 20 s;
+    /// panics with the request log and the violations when it does not come.
+    pub async fn wait_for<T>(&self, what: &str, mut f: impl FnMut(&FakeNotion) -> Option<T>) -> T {
+        let mut changed = self.inner.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            changed.borrow_and_update();
+            if let Some(found) = f(self) {
+                return found;
+            }
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => self.give_up(what),
+            }
+        }
     }
 
     /// Awaits at least `n` pages in `data_source` and returns them all.
     pub async fn wait_pages(&self, data_source: &str, n: usize) -> Vec<FakePage> {
-        let key = compact(data_source).unwrap();
-        self.wait(&format!("{n} pages in {data_source}"), |st| {
-            let pages = pages_of(st, &key);
+        self.wait_for(&format!("{n} pages in data source {data_source}"), |fake| {
+            let pages = fake.pages(data_source);
             (pages.len() >= n).then_some(pages)
+        })
+        .await
+    }
+
+    /// Awaits at least `n` child blocks of `page` (a page or block id) and returns them all.
+    pub async fn wait_children(&self, page: &str, n: usize) -> Vec<Value> {
+        self.wait_for(&format!("{n} blocks in {page}"), |fake| {
+            let blocks = fake.children(page);
+            (blocks.len() >= n).then_some(blocks)
         })
         .await
     }
@@ -459,68 +515,92 @@ impl FakeNotion {
         what: &str,
         pred: impl Fn(&FakePage) -> bool,
     ) -> FakePage {
-        let key = compact(id).unwrap();
-        self.wait(what, |st| {
-            let page = st.pages.iter().find(|p| compact(&p.id).unwrap() == key)?;
-            let page = FakePage {
-                id: page.id.clone(),
-                data_source: page.data_source.clone(),
-                properties: page.properties.clone(),
-                in_trash: page.in_trash,
-            };
-            pred(&page).then_some(page)
-        })
-        .await
-    }
-
-    /// Awaits a request that `pred` accepts (its status is set once answered) and returns it.
-    pub async fn wait_request(&self, what: &str, pred: impl Fn(&Recorded) -> bool) -> Recorded {
-        self.wait(what, |st| st.requests.iter().find(|r| pred(r)).cloned())
+        self.wait_for(what, |fake| fake.page(id).filter(|p| pred(p)))
             .await
     }
 
-    /// Awaits at least `n` requests and returns them all.
+    /// Awaits a request `pred` accepts (its `status` is set once it is answered) and returns
+    /// the first.
+    pub async fn wait_request(&self, what: &str, pred: impl Fn(&Recorded) -> bool) -> Recorded {
+        self.wait_for(what, |fake| {
+            fake.inner.lock().requests.iter().find(|r| pred(r)).cloned()
+        })
+        .await
+    }
+
+    /// Awaits at least `n` requests (answered or not) and returns them all.
     pub async fn wait_requests(&self, n: usize) -> Vec<Recorded> {
-        self.wait(&format!("{n} requests"), |st| {
-            (st.requests.len() >= n).then(|| st.requests.clone())
+        self.wait_for(&format!("{n} requests"), |fake| {
+            let requests = fake.requests();
+            (requests.len() >= n).then_some(requests)
         })
         .await
     }
 
-    /// Awaits at least `n` blocks in `page` and returns them all.
-    pub async fn wait_children(&self, page: &str, n: usize) -> Vec<Value> {
-        let key = compact(page).unwrap();
-        self.wait(&format!("{n} blocks in page {page}"), |st| {
-            let page = st.pages.iter().find(|p| compact(&p.id).unwrap() == key)?;
-            (page.children.len() >= n).then(|| page.children.clone())
+    /// Awaits at least `n` answered requests as [`FakeNotion::requests_to`] selects them.
+    pub async fn wait_answered(&self, method: &str, prefix: &str, n: usize) -> Vec<Recorded> {
+        self.wait_for(&format!("{n} answered {method} {prefix}"), |fake| {
+            let found: Vec<Recorded> = fake
+                .requests_to(method, prefix)
+                .into_iter()
+                .filter(|r| r.status != 0)
+                .collect();
+            (found.len() >= n).then_some(found)
         })
         .await
     }
 
-    async fn wait<T>(&self, what: &str, mut f: impl FnMut(&St) -> Option<T>) -> T {
-        let mut changed = self.inner.changed.subscribe();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(found) = f(&self.inner.lock()) {
-                return found;
-            }
-            match tokio::time::timeout_at(deadline, changed.changed()).await {
-                Ok(Ok(())) => {}
-                _ => panic!("timed out after 20 s waiting for {what}"),
-            }
-        }
+    fn give_up(&self, what: &str) -> ! {
+        let st = self.inner.lock();
+        let log: Vec<String> = st
+            .requests
+            .iter()
+            .map(|r| {
+                let body = r.body.as_ref().map(Value::to_string).unwrap_or_default();
+                let body: String = body.chars().take(300).collect();
+                format!("  {} {} {} {body}", r.status, r.method, r.path)
+            })
+            .collect();
+        panic!(
+            "fake Notion: timed out after {DEADLINE:?} waiting for {what}\nviolations: {:#?}\n\
+             requests:\n{}",
+            st.violations,
+            log.join("\n")
+        );
     }
 }
 
-fn pages_of(st: &St, data_source: &str) -> Vec<FakePage> {
-    st.pages
-        .iter()
-        .filter(|p| p.data_source == data_source)
-        .map(|p| FakePage {
-            id: p.id.clone(),
-            data_source: p.data_source.clone(),
-            properties: p.properties.clone(),
-            in_trash: p.in_trash,
-        })
-        .collect()
+/// A new id: a random UUID (version 4), dashed, as Notion writes ids.
+fn new_id() -> String {
+    let n = (rand::random::<u128>() & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+    let hex = format!("{n:032x}");
+    dashed(&hex)
+}
+
+/// The 32 lowercase hex digits of an id given dashed or not; empty when it is not an id.
+fn compact(id: &str) -> String {
+    let bare: String = id.chars().filter(|c| *c != '-').collect();
+    if bare.len() == 32 && bare.chars().all(|c| c.is_ascii_hexdigit()) {
+        bare.to_ascii_lowercase()
+    } else {
+        String::new()
+    }
+}
+
+/// 32 hex digits in the 8-4-4-4-12 form.
+fn dashed(hex: &str) -> String {
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// A time as Notion writes `created_time` and `last_edited_time`: UTC, to the minute (Notion
+/// rounds these down to the minute).
+fn notion_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:00.000Z").to_string()
 }

@@ -1,57 +1,117 @@
-//! The routes, as Notion answers them: auth and version first, then the outage, injected
-//! faults and the rate limit, then the object routes. Objects are written in Notion's shapes.
+//! The handler and the routes. Every request is recorded, then answered in this order: the
+//! outage, a `Retry-After` hold, an injected fault (`faults.rs`); the token (401) and the
+//! version (400); the rate limit; a body that is not JSON (400 `invalid_json`); the capability
+//! the route needs (403); the route. Every 400 answered is a violation: it is something real
+//! Notion would have refused.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::values::{self, Refusal};
-use super::{DataSource, Fault, Inner, Page, Recorded, St, VERSION, compact};
+use super::blocks::{self, append, check_children};
+use super::faults::Pre;
+use super::objects::{self, bot_user, data_source_object, database_object, page_object};
+use super::query::query;
+use super::values::{self, Bad, body_failed, only_keys, page_values, update_schema};
+use super::*;
 
-const PAGE_SIZE: usize = 100;
+/// The versions real Notion takes (its own answer to an unknown one lists them).
+const KNOWN_VERSIONS: &str = "\"2021-05-11\", \"2021-05-13\", \"2021-08-16\", \"2022-02-22\", \"2022-06-28\", \"2025-09-03\", or \"2026-03-11\"";
+
+/// An answer: its status, its JSON body (`request_id` is added as it goes out), and the
+/// `Retry-After` it carries.
+pub(super) struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub retry_after: Option<u64>,
+    /// The fake could not serve the request (a violation of its own kind).
+    pub unserved: bool,
+}
+
+impl Reply {
+    pub(super) fn ok(body: Value) -> Reply {
+        Reply {
+            status: 200,
+            body,
+            retry_after: None,
+            unserved: false,
+        }
+    }
+
+    /// Notion's error object.
+    pub(super) fn error(status: u16, code: &str, message: &str) -> Reply {
+        Reply {
+            status,
+            body: json!({ "object": "error", "status": status, "code": code, "message": message }),
+            retry_after: None,
+            unserved: false,
+        }
+    }
+
+    pub(super) fn retry_after(mut self, seconds: u64) -> Reply {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    fn invalid(message: &str) -> Reply {
+        Reply::error(400, "validation_error", message)
+    }
+
+    fn not_found(kind: &str, id: &str) -> Reply {
+        Reply::error(
+            404,
+            "object_not_found",
+            &format!(
+                "Could not find {kind} with ID: {}. Make sure the relevant pages and databases \
+                 are shared with your integration.",
+                dashed(&compact(id))
+            ),
+        )
+    }
+
+    fn into_response(self, request_id: &str) -> Response {
+        let mut body = self.body;
+        if let Some(object) = body.as_object_mut() {
+            object.insert("request_id".into(), json!(request_id));
+        }
+        let mut response = Response::new(Body::from(body.to_string()));
+        *response.status_mut() = StatusCode::from_u16(self.status).expect("a valid status");
+        let headers = response.headers_mut();
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        if let Ok(id) = HeaderValue::from_str(request_id) {
+            headers.insert("x-notion-request-id", id);
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert("retry-after", HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<Bad> for Reply {
+    fn from(bad: Bad) -> Reply {
+        match bad {
+            Bad::Invalid(message) => Reply::invalid(&message),
+            Bad::Unserved(message) => Reply {
+                unserved: true,
+                ..Reply::invalid(&format!("The fake Notion does not serve this: {message}"))
+            },
+        }
+    }
+}
 
 pub(super) fn router(inner: Arc<Inner>) -> Router {
     Router::new().fallback(handle).with_state(inner)
-}
-
-/// Notion's error object.
-fn error(status: u16, code: &str, message: &str) -> Response {
-    let request_id = format!("{:08x}-fake-request", rand::random::<u32>());
-    let body = json!({
-        "object": "error",
-        "status": status,
-        "code": code,
-        "message": message,
-        "request_id": request_id,
-    });
-    (
-        StatusCode::from_u16(status).unwrap(),
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-fn with_retry_after(mut response: Response, seconds: u64) -> Response {
-    response
-        .headers_mut()
-        .insert("retry-after", seconds.to_string().parse().unwrap());
-    response
-}
-
-fn ok(body: Value) -> Response {
-    (
-        StatusCode::OK,
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response()
 }
 
 async fn handle(
@@ -61,595 +121,526 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let now = Instant::now();
     let path = uri.path().to_string();
-    let query = uri.query().map(str::to_string);
-    let json_body: Option<Value> = if body.is_empty() {
-        None
+    let parsed: Result<Option<Value>, String> = if body.is_empty() {
+        Ok(None)
     } else {
-        serde_json::from_slice(&body).ok()
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| e.to_string())
     };
-    let index = {
+    let request_id = new_id();
+    let (index, pre) = {
         let mut st = inner.lock();
         st.requests.push(Recorded {
             method: method.to_string(),
             path: path.clone(),
-            query: query.clone(),
+            query: uri.query().map(str::to_string),
             status: 0,
-            at: Instant::now(),
-            body: json_body.clone(),
+            at: now,
+            body: parsed.clone().ok().flatten(),
+            request_id: request_id.clone(),
         });
-        st.requests.len() - 1
+        let index = st.requests.len() - 1;
+        (index, st.before(method.as_str(), &path, now))
     };
     inner.bump();
-    let response = answer(
-        &inner,
-        &method,
-        &path,
-        query.as_deref(),
-        &headers,
-        &body,
-        json_body,
-    )
-    .await;
-    inner.lock().requests[index].status = response.status().as_u16();
+    let reply = match pre {
+        Some(Pre::Reply(reply)) => reply,
+        Some(Pre::Hang) => {
+            let mut closed = inner.closed.subscribe();
+            // Errs only when the sender is gone, which means the fake is gone too.
+            let _ = closed.wait_for(|closed| *closed).await;
+            return Reply::error(503, "service_unavailable", "The fake Notion was dropped.")
+                .into_response(&request_id);
+        }
+        Some(Pre::Drop) => return dropped(),
+        Some(Pre::Delay(delay)) => {
+            tokio::time::sleep(delay).await;
+            serve(&inner, &method, &uri, &headers, parsed)
+        }
+        None => serve(&inner, &method, &uri, &headers, parsed),
+    };
+    {
+        let mut st = inner.lock();
+        st.requests[index].status = reply.status;
+        let said = format!(
+            "{} {}: {}",
+            reply.body["code"].as_str().unwrap_or_default(),
+            reply.status,
+            reply.body["message"].as_str().unwrap_or_default()
+        );
+        if reply.unserved {
+            st.violation(format!("the fake cannot serve {method} {path}: {said}"));
+        } else if reply.status == 400 {
+            st.violation(format!("{method} {path} refused: {said}"));
+        }
+    }
     inner.bump();
-    response
+    reply.into_response(&request_id)
 }
 
-async fn answer(
-    inner: &Arc<Inner>,
+/// An answer whose body fails at once: the server closes the connection before the status line
+/// goes out, as a connection dropped by the network would be.
+fn dropped() -> Response {
+    let stream = futures::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection dropped by Fault::Drop",
+        ))
+    });
+    Response::new(Body::from_stream(stream))
+}
+
+/// Everything after the faults: token, version, rate limit, JSON, capability, route.
+fn serve(
+    inner: &Inner,
     method: &Method,
-    path: &str,
-    query: Option<&str>,
+    uri: &Uri,
     headers: &HeaderMap,
-    raw: &Bytes,
-    body: Option<Value>,
-) -> Response {
-    let bearer = format!("Bearer {}", inner.token);
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(bearer.as_str()) {
-        return error(401, "unauthorized", "API token is invalid.");
-    }
-    match headers.get("notion-version").and_then(|v| v.to_str().ok()) {
+    parsed: Result<Option<Value>, String>,
+) -> Reply {
+    let mut st = inner.lock();
+    let path = uri.path();
+    let m = method.as_str();
+    match headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap_or_default())
+    {
         None => {
-            inner
-                .lock()
-                .violations
-                .push(format!("{method} {path}: no Notion-Version"));
-            return error(
+            st.violation(format!("{m} {path}: no Authorization header"));
+            return Reply::error(401, "unauthorized", "API token is invalid.");
+        }
+        Some(auth) => match auth.strip_prefix("Bearer ") {
+            None => {
+                st.violation(format!("{m} {path}: Authorization is not `Bearer <token>`"));
+                return Reply::error(401, "unauthorized", "API token is invalid.");
+            }
+            Some(token) if token != inner.token => {
+                return Reply::error(401, "unauthorized", "API token is invalid.");
+            }
+            Some(_) => {}
+        },
+    }
+    match headers
+        .get("notion-version")
+        .map(|v| v.to_str().unwrap_or_default())
+    {
+        None => {
+            return Reply::error(
                 400,
                 "missing_version",
-                "Notion-Version header failed validation: Notion-Version header should be defined, instead was `undefined`.",
+                "Notion-Version header failed validation: Notion-Version header should be \
+                 defined, instead was `undefined`.",
             );
         }
         Some(VERSION) => {}
+        Some(other) if KNOWN_VERSIONS.contains(&format!("\"{other}\"")) => {
+            return Reply::invalid(&format!(
+                "Notion-Version header failed validation: the fake Notion speaks only \
+                 \"{VERSION}\", instead was \"{other}\"."
+            ));
+        }
         Some(other) => {
-            inner
-                .lock()
-                .violations
-                .push(format!("{method} {path}: Notion-Version {other}"));
-            return error(
-                400,
-                "validation_error",
-                &format!(
-                    "Notion-Version header failed validation: `{other}` is not a supported version."
-                ),
-            );
+            return Reply::invalid(&format!(
+                "Notion-Version header failed validation: Notion-Version header should be \
+                 {KNOWN_VERSIONS}, instead was \"{other}\"."
+            ));
         }
     }
-    if !raw.is_empty() && body.is_none() {
-        inner
-            .lock()
-            .violations
-            .push(format!("{method} {path}: a body that is not JSON"));
-        return error(400, "invalid_json", "Error parsing JSON body.");
+    if let Some(reply) = st.rate_limit(m, path, Instant::now()) {
+        return reply;
     }
-    let (fault, wait) = {
-        let mut st = inner.lock();
-        if st.outage {
-            return error(
-                503,
-                "service_unavailable",
-                "Notion is unavailable, please try again later.",
-            );
-        }
-        let fault = st.fault_for(path);
-        let wait = match fault {
-            Some(Fault::Delay(_) | Fault::Hang) | None => st.take_token(),
-            Some(_) => None,
-        };
-        (fault, wait)
+    let body = match parsed {
+        Ok(body) => body.unwrap_or(Value::Null),
+        Err(_) => return Reply::error(400, "invalid_json", "Error parsing JSON body."),
     };
-    match fault {
-        Some(Fault::RateLimited { retry_after_secs }) => {
-            return with_retry_after(
-                error(
-                    429,
-                    "rate_limited",
-                    "You have been rate limited. Please try again in a few minutes.",
-                ),
-                retry_after_secs,
-            );
-        }
-        Some(Fault::Overloaded) => {
-            return with_retry_after(
-                error(
-                    529,
-                    "service_overload",
-                    "Notion is overloaded, please try again later.",
-                ),
-                1,
-            );
-        }
-        Some(Fault::Conflict) => {
-            return error(
-                409,
-                "conflict_error",
-                "Conflict occurred while saving. Please try again.",
-            );
-        }
-        Some(Fault::Status(status)) => {
-            let code = match status {
-                502 => "bad_gateway",
-                503 => "service_unavailable",
-                504 => "gateway_timeout",
-                _ => "internal_server_error",
-            };
-            return error(status, code, "Unexpected error occurred.");
-        }
-        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
-        Some(Fault::Hang) => std::future::pending::<()>().await,
-        None => {}
-    }
-    if let Some(wait) = wait {
-        return with_retry_after(
-            error(
-                429,
-                "rate_limited",
-                "You have been rate limited. Please try again in a few minutes.",
-            ),
-            wait.as_secs_f64().ceil().max(1.0) as u64,
-        );
-    }
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let mut st = inner.lock();
-    let st = &mut *st;
-    let response = match (method.as_str(), segments.as_slice()) {
-        ("GET", ["v1", "users", "me"]) => ok(json!({
-            "object": "user",
-            "id": "9a3b5ae0-c6e6-482d-b0e1-ed315ee6dc57",
-            "type": "bot",
-            "name": "patchbay (fake)",
-            "avatar_url": null,
-            "bot": { "owner": { "type": "workspace", "workspace": true }, "workspace_name": "Fake workspace" },
-        })),
-        ("GET", ["v1", "databases", id]) => database(st, id),
-        ("GET", ["v1", "data_sources", id]) => match source_key(st, id) {
-            Ok(key) => ok(data_source_object(st, &st.sources[&key])),
-            Err(response) => response,
-        },
-        ("PATCH", ["v1", "data_sources", id]) => update_source(st, id, body.as_ref()),
-        ("POST", ["v1", "data_sources", id, "query"]) => query_source(st, id, body.as_ref()),
-        ("POST", ["v1", "pages"]) => create_page(st, body.as_ref()),
-        ("GET", ["v1", "pages", id]) => match page_index(st, id) {
-            Ok(index) => ok(page_object(&st.pages[index])),
-            Err(response) => response,
-        },
-        ("PATCH", ["v1", "pages", id]) => update_page(st, id, body.as_ref()),
-        ("GET", ["v1", "blocks", id, "children"]) => list_children(st, id, query),
-        ("PATCH", ["v1", "blocks", id, "children"]) => append_children(st, id, body.as_ref()),
-        _ => {
-            st.violations
-                .push(format!("{method} {path}: not a route of the API"));
-            error(400, "invalid_request_url", "Invalid request URL.")
-        }
+    let segments: Vec<&str> = match path.strip_prefix("/v1/") {
+        Some(rest) => rest.trim_end_matches('/').split('/').collect(),
+        None => Vec::new(),
     };
-    if response.status() == StatusCode::BAD_REQUEST {
-        st.violations.push(format!("{method} {path}: answered 400"));
-    }
-    response
+    let what = format!("{m} {path}");
+    let answer = match (m, segments.as_slice()) {
+        ("GET", ["users", "me"]) => Ok(Reply::ok(bot_user(&st))),
+        ("GET", ["databases", id]) => get_database(&st, id),
+        ("GET", ["data_sources", id]) => {
+            source_of(&st, id).map(|s| Reply::ok(data_source_object(&st, &st.sources[s])))
+        }
+        ("PATCH", ["data_sources", id]) => match st.lacks("update") {
+            Some(reply) => Ok(reply),
+            None => update_source(&mut st, id, &body, &what),
+        },
+        ("POST", ["data_sources", id, "query"]) => {
+            source_of(&st, id).and_then(|s| Ok(Reply::ok(query(&st, s, &body)?)))
+        }
+        ("POST", ["pages"]) => match st.lacks("insert") {
+            Some(reply) => Ok(reply),
+            None => create_page(&mut st, &body),
+        },
+        ("GET", ["pages", id]) => {
+            page_of(&st, id).map(|p| Reply::ok(page_object(&st, &st.pages[p])))
+        }
+        ("PATCH", ["pages", id]) => match st.lacks("update") {
+            Some(reply) => Ok(reply),
+            None => update_page(&mut st, id, &body),
+        },
+        ("GET", ["blocks", id, "children"]) => list_children(&st, id, uri.query()),
+        ("PATCH", ["blocks", id, "children"]) => match st.lacks("insert") {
+            Some(reply) => Ok(reply),
+            None => append_children(&mut st, id, &body),
+        },
+        _ => Ok(Reply::error(
+            400,
+            "invalid_request_url",
+            "Invalid request URL.",
+        )),
+    };
+    answer.unwrap_or_else(|refused| refused)
 }
 
-fn refused(st: &mut St, refusal: Refusal) -> Response {
-    let _ = st;
-    error(400, "validation_error", &refusal.0)
+type Answer = Result<Reply, Reply>;
+
+/// A path id (dashed or 32 hex digits) in compact form; 400 when it is not one.
+fn path_id(name: &str, id: &str) -> Result<String, Reply> {
+    let key = compact(id);
+    if key.is_empty() {
+        return Err(Reply::invalid(&format!(
+            "path failed validation: path.{name} should be a valid uuid, instead was `\"{id}\"`."
+        )));
+    }
+    Ok(key)
 }
 
-fn bad_id(kind: &str, id: &str) -> Response {
-    error(
-        400,
-        "validation_error",
-        &format!(
-            "path failed validation: path.{kind}_id should be a valid uuid, instead was `\"{id}\"`."
-        ),
+fn get_database(st: &St, id: &str) -> Answer {
+    let key = path_id("database_id", id)?;
+    match st.database(&key) {
+        Some(db) if db.shared => Ok(Reply::ok(database_object(st, db))),
+        _ => Err(Reply::not_found("database", id)),
+    }
+}
+
+/// The data source `id` names, if the integration can see it.
+fn source_of(st: &St, id: &str) -> Result<usize, Reply> {
+    let key = path_id("data_source_id", id)?;
+    st.source_index(&key)
+        .filter(|s| st.source_shared(*s))
+        .ok_or_else(|| Reply::not_found("data_source", id))
+}
+
+/// The page `id` names, if the integration can see it.
+fn page_of(st: &St, id: &str) -> Result<usize, Reply> {
+    let key = path_id("page_id", id)?;
+    st.page_index(&key)
+        .filter(|_| st.container_shared(&key))
+        .ok_or_else(|| Reply::not_found("page", id))
+}
+
+fn object_body<'a>(
+    body: &'a Value,
+    allowed: &[&str],
+) -> Result<&'a serde_json::Map<String, Value>, Reply> {
+    let object = body
+        .as_object()
+        .ok_or_else(|| Reply::from(body_failed("body", "an object", Some(body))))?;
+    only_keys(object, allowed, "body")?;
+    Ok(object)
+}
+
+fn update_source(st: &mut St, id: &str, body: &Value, what: &str) -> Answer {
+    let source = source_of(st, id)?;
+    let object = object_body(
+        body,
+        &[
+            "title",
+            "description",
+            "icon",
+            "cover",
+            "properties",
+            "is_inline",
+            "archived",
+            "in_trash",
+            "parent",
+        ],
+    )?;
+    let title = match object.get("title") {
+        Some(title) => Some(objects::plain_text(&values::rich_text(
+            Some(title),
+            "body.title",
+        )?)),
+        None => None,
+    };
+    if let Some(properties) = object.get("properties") {
+        update_schema(st, source, properties, what)?;
+    }
+    if let Some(title) = title {
+        st.sources[source].name = title;
+    }
+    st.sources[source].edited = Utc::now();
+    Ok(Reply::ok(data_source_object(st, &st.sources[source])))
+}
+
+fn create_page(st: &mut St, body: &Value) -> Answer {
+    let object = object_body(
+        body,
+        &[
+            "parent",
+            "properties",
+            "children",
+            "content",
+            "icon",
+            "cover",
+            "template",
+            "position",
+        ],
+    )?;
+    let parent = object
+        .get("parent")
+        .and_then(Value::as_object)
+        .ok_or_else(|| {
+            Reply::from(body_failed(
+                "body.parent",
+                "an object",
+                object.get("parent"),
+            ))
+        })?;
+    only_keys(
+        parent,
+        &[
+            "type",
+            "data_source_id",
+            "database_id",
+            "page_id",
+            "workspace",
+        ],
+        "body.parent",
+    )?;
+    let keys: Vec<&str> = parent
+        .keys()
+        .map(String::as_str)
+        .filter(|k| *k != "type")
+        .collect();
+    let [kind] = keys.as_slice() else {
+        return Err(body_failed(
+            "body.parent",
+            "one of data_source_id, database_id, page_id or workspace",
+            object.get("parent"),
+        )
+        .into());
+    };
+    if let Some(named) = parent.get("type")
+        && named != kind
+    {
+        return Err(body_failed(
+            &format!("body.parent.{}", named.as_str().unwrap_or_default()),
+            "defined",
+            None,
+        )
+        .into());
+    }
+    let id = parent[*kind].as_str().unwrap_or_default();
+    let source = match *kind {
+        "data_source_id" => {
+            if compact(id).is_empty() {
+                return Err(body_failed(
+                    "body.parent.data_source_id",
+                    "a valid uuid",
+                    parent.get("data_source_id"),
+                )
+                .into());
+            }
+            source_of(st, id)?
+        }
+        "database_id" => {
+            if compact(id).is_empty() {
+                return Err(body_failed(
+                    "body.parent.database_id",
+                    "a valid uuid",
+                    parent.get("database_id"),
+                )
+                .into());
+            }
+            let db = st
+                .database(&compact(id))
+                .filter(|d| d.shared)
+                .ok_or_else(|| Reply::not_found("database", id))?;
+            match db.sources.as_slice() {
+                [only] => st
+                    .source_index(&compact(only))
+                    .expect("a database's data source"),
+                _ => {
+                    return Err(Reply::invalid(&format!(
+                        "Database with ID {} has more than one data source; create the page \
+                         under a data_source_id parent instead.",
+                        db.id
+                    )));
+                }
+            }
+        }
+        other => {
+            return Err(Bad::Unserved(format!(
+                "pages under a {other} parent (only data source rows)"
+            ))
+            .into());
+        }
+    };
+    let children = match object.get("children").or_else(|| object.get("content")) {
+        None => Vec::new(),
+        some => check_children(some, "body.children")?,
+    };
+    let empty = json!({});
+    let properties = object.get("properties").unwrap_or(&empty);
+    let values = page_values(st, source, properties, "properties")?;
+    let now = Utc::now();
+    let id = new_id();
+    let data_source = st.sources[source].id.clone();
+    st.pages.push(Page {
+        id: id.clone(),
+        data_source,
+        values,
+        created: now,
+        edited: now,
+        in_trash: false,
+    });
+    append(st, &compact(&id), children, None);
+    let page = st.pages.last().expect("just pushed");
+    Ok(Reply::ok(page_object(st, page)))
+}
+
+/// Notion's refusal to edit what is in the trash.
+fn archived() -> Reply {
+    Reply::invalid(
+        "Can't edit block that is archived. You must unarchive the block before editing.",
     )
 }
 
-fn database(st: &St, id: &str) -> Response {
-    let Some(key) = compact(id) else {
-        return bad_id("database", id);
+fn update_page(st: &mut St, id: &str, body: &Value) -> Answer {
+    let index = page_of(st, id)?;
+    let object = object_body(
+        body,
+        &[
+            "properties",
+            "icon",
+            "cover",
+            "archived",
+            "in_trash",
+            "is_locked",
+            "erase_content",
+            "template",
+        ],
+    )?;
+    let trash = match object.get("in_trash").or_else(|| object.get("archived")) {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => return Err(body_failed("body.in_trash", "a boolean", Some(other)).into()),
     };
-    match st.databases.get(&key) {
-        Some(db) if db.shared => ok(json!({
-            "object": "database",
-            "id": db.id,
-            "title": values::rich_text_out(&db.title),
-            "description": [],
-            "url": format!("https://www.notion.so/{key}"),
-            "is_inline": false,
-            "in_trash": false,
-            "data_sources": db.data_sources.iter().map(|ds| {
-                let ds = &st.sources[ds];
-                json!({ "id": ds.id, "name": ds.name })
-            }).collect::<Vec<_>>(),
-        })),
-        _ => error(
-            404,
-            "object_not_found",
-            &format!(
-                "Could not find database with ID: {id}. Make sure the relevant pages and databases are shared with your integration."
-            ),
-        ),
+    if st.pages[index].in_trash && trash != Some(false) {
+        return Err(archived());
+    }
+    let source = st
+        .source_index(&compact(&st.pages[index].data_source))
+        .expect("a page's data source");
+    let values = match object.get("properties") {
+        Some(properties) => page_values(st, source, properties, "properties")?,
+        None => std::collections::HashMap::new(),
+    };
+    let page = &mut st.pages[index];
+    page.values.extend(values);
+    if let Some(trash) = trash {
+        page.in_trash = trash;
+    }
+    page.edited = Utc::now();
+    Ok(Reply::ok(page_object(st, &st.pages[index])))
+}
+
+/// The page or block `id` names (compact), if the integration can see it.
+fn container_of(st: &St, id: &str) -> Result<String, Reply> {
+    let key = path_id("block_id", id)?;
+    let known = st.blocks.contains_key(&key) || st.page_index(&key).is_some();
+    if known && st.container_shared(&key) {
+        Ok(key)
+    } else {
+        Err(Reply::not_found("block", id))
     }
 }
 
-// The error is the answer itself, returned once per request by a test server.
-#[allow(clippy::result_large_err)]
-fn source_key(st: &St, id: &str) -> Result<String, Response> {
-    let Some(key) = compact(id) else {
-        return Err(bad_id("data_source", id));
-    };
-    match st.sources.get(&key) {
-        Some(ds) if st.databases[&ds.database].shared => Ok(key),
-        _ => Err(error(
-            404,
-            "object_not_found",
-            &format!(
-                "Could not find data_source with ID: {id}. Make sure the relevant pages and databases are shared with your integration."
-            ),
-        )),
-    }
-}
-
-pub(super) fn data_source_object(st: &St, ds: &DataSource) -> Value {
-    let database = &st.databases[&ds.database];
-    json!({
-        "object": "data_source",
-        "id": ds.id,
-        "title": values::rich_text_out(&ds.name),
-        "properties": ds.properties,
-        "parent": { "type": "database_id", "database_id": database.id },
-        "database_parent": { "type": "workspace", "workspace": true },
-        "in_trash": false,
-    })
-}
-
-fn update_source(st: &mut St, id: &str, body: Option<&Value>) -> Response {
-    let key = match source_key(st, id) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
-    let Some(properties) = body.and_then(|b| b["properties"].as_object()) else {
-        return refused(st, Refusal("body.properties should be an object.".into()));
-    };
-    let mut changes = Vec::new();
-    for (name, configuration) in properties {
-        if configuration.is_null() {
-            changes.push((name.clone(), None));
-            continue;
-        }
-        let Some(kind) = configuration.as_object().and_then(|o| {
-            o.keys()
-                .find(|k| values::TYPES.contains(&k.as_str()))
-                .cloned()
-        }) else {
-            return refused(
-                st,
-                Refusal(format!(
-                    "body.properties.{name} should define a property type."
-                )),
-            );
-        };
-        changes.push((name.clone(), Some((kind, configuration.clone()))));
-    }
-    let mut violations = Vec::new();
-    let mut ids = Vec::new();
-    for _ in &changes {
-        ids.push(st.new_id());
-    }
-    let ds = st.sources.get_mut(&key).unwrap();
-    for ((name, change), id) in changes.into_iter().zip(ids) {
-        match change {
-            None => {
-                violations.push(format!("PATCH data source {id}: deleted property {name:?}"));
-                ds.properties.remove(&name);
+fn list_children(st: &St, id: &str, query: Option<&str>) -> Answer {
+    let key = container_of(st, id)?;
+    let mut page_size = MAX_PAGE_SIZE;
+    let mut cursor = None;
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "page_size" => {
+                let n: u64 = value.parse().map_err(|_| {
+                    Reply::invalid(&format!(
+                        "query failed validation: query.page_size should be a number, instead was `\"{value}\"`."
+                    ))
+                })?;
+                if n == 0 || n > MAX_PAGE_SIZE as u64 {
+                    return Err(Reply::invalid(&format!(
+                        "query failed validation: query.page_size should be ≤ `{MAX_PAGE_SIZE}` and \
+                         ≥ `1`, instead was `{n}`."
+                    )));
+                }
+                page_size = n as usize;
             }
-            Some((kind, configuration)) => {
-                if let Some(existing) = ds.properties.get(&name)
-                    && existing["type"] != kind.as_str()
-                {
-                    violations.push(format!(
-                        "PATCH data source: property {name:?} re-typed from {} to {kind}",
-                        existing["type"]
-                    ));
-                }
-                let mut property = json!({ "id": &id[..8], "name": name, "type": kind });
-                let mut inner = configuration[&kind].clone();
-                if matches!(kind.as_str(), "select" | "multi_select") {
-                    let options: Vec<Value> = inner["options"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|mut o| {
-                            o["id"] = json!(format!("{:08x}", rand::random::<u32>()));
-                            if o["color"].is_null() {
-                                o["color"] = json!("default");
-                            }
-                            o
-                        })
-                        .collect();
-                    inner = json!({ "options": options });
-                }
-                property[&kind] = inner;
-                ds.properties.insert(name, property);
+            "start_cursor" => cursor = Some(value.into_owned()),
+            other => {
+                return Err(Reply::invalid(&format!(
+                    "query failed validation: query.{other} should be not present, instead was `\"{value}\"`."
+                )));
             }
         }
     }
-    st.violations.extend(violations);
-    ok(data_source_object(st, &st.sources[&key]))
-}
-
-fn query_source(st: &mut St, id: &str, body: Option<&Value>) -> Response {
-    let key = match source_key(st, id) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
-    let empty = json!({});
-    let body = body.unwrap_or(&empty);
-    let size = body["page_size"].as_u64().unwrap_or(PAGE_SIZE as u64) as usize;
-    if size == 0 || size > PAGE_SIZE {
-        return refused(
-            st,
-            Refusal(format!(
-                "body.page_size should be ≤ `100`, instead was `{size}`."
-            )),
-        );
-    }
-    let filter = &body["filter"];
-    let matching: Vec<&Page> = st
-        .pages
-        .iter()
-        .filter(|p| p.data_source == key && !p.in_trash)
-        .filter(|p| filter.is_null() || values::matches(filter, &p.properties))
-        .collect();
-    let start = match body["start_cursor"].as_str() {
+    let all = st.children.get(&key).cloned().unwrap_or_default();
+    let start = match cursor {
         None => 0,
-        Some(cursor) => match matching.iter().position(|p| p.id == cursor) {
-            Some(at) => at,
-            None => {
-                return refused(
-                    st,
-                    Refusal("body.start_cursor should be a valid cursor.".into()),
-                );
-            }
-        },
-    };
-    let page: Vec<Value> = matching[start..]
-        .iter()
-        .take(size)
-        .map(|p| page_object(p))
-        .collect();
-    let next = matching.get(start + size).map(|p| p.id.clone());
-    ok(json!({
-        "object": "list",
-        "results": page,
-        "next_cursor": next,
-        "has_more": next.is_some(),
-        "type": "page_or_data_source",
-        "page_or_data_source": {},
-    }))
-}
-
-#[allow(clippy::result_large_err)]
-fn page_index(st: &St, id: &str) -> Result<usize, Response> {
-    let Some(key) = compact(id) else {
-        return Err(bad_id("page", id));
-    };
-    st.pages
-        .iter()
-        .position(|p| compact(&p.id).as_deref() == Some(key.as_str()))
-        .ok_or_else(|| {
-            error(
-                404,
-                "object_not_found",
-                &format!("Could not find page with ID: {id}. Make sure the relevant pages and databases are shared with your integration."),
-            )
-        })
-}
-
-pub(super) fn page_object(page: &Page) -> Value {
-    json!({
-        "object": "page",
-        "id": page.id,
-        "created_time": page.created,
-        "last_edited_time": page.created,
-        "in_trash": page.in_trash,
-        "archived": page.in_trash,
-        "parent": { "type": "data_source_id", "data_source_id": page.data_source },
-        "properties": page.properties,
-        "url": format!("https://www.notion.so/{}", compact(&page.id).unwrap()),
-    })
-}
-
-fn create_page(st: &mut St, body: Option<&Value>) -> Response {
-    if st.no_insert {
-        return error(
-            403,
-            "restricted_resource",
-            "Insufficient permissions for this endpoint.",
-        );
-    }
-    let Some(body) = body else {
-        return refused(st, Refusal("body failed validation.".into()));
-    };
-    let parent = &body["parent"];
-    let Some(source) = parent["data_source_id"].as_str() else {
-        return refused(
-            st,
-            Refusal("body.parent.data_source_id should be defined.".into()),
-        );
-    };
-    let key = match source_key(st, source) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
-    let children = body["children"].as_array().cloned().unwrap_or_default();
-    if children.len() > 100 {
-        return refused(
-            st,
-            Refusal(format!(
-                "body.children.length should be ≤ `100`, instead was `{}`.",
-                children.len()
-            )),
-        );
-    }
-    let empty = serde_json::Map::new();
-    let given = body["properties"].as_object().unwrap_or(&empty);
-    let properties = match values::write(
-        st.sources.get_mut(&key).unwrap(),
-        &serde_json::Map::new(),
-        given,
-        true,
-    ) {
-        Ok(properties) => properties,
-        Err(refusal) => return refused(st, refusal),
-    };
-    let blocks = match values::blocks(&children) {
-        Ok(blocks) => blocks,
-        Err(refusal) => return refused(st, refusal),
-    };
-    let id = st.new_id();
-    st.pages.push(Page {
-        id,
-        data_source: key,
-        properties,
-        children: blocks,
-        in_trash: false,
-        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    });
-    ok(page_object(st.pages.last().unwrap()))
-}
-
-fn update_page(st: &mut St, id: &str, body: Option<&Value>) -> Response {
-    let index = match page_index(st, id) {
-        Ok(index) => index,
-        Err(response) => return response,
-    };
-    let empty = serde_json::Map::new();
-    let given = body
-        .and_then(|b| b["properties"].as_object())
-        .unwrap_or(&empty);
-    let source = st.pages[index].data_source.clone();
-    let current = st.pages[index].properties.clone();
-    let properties =
-        match values::write(st.sources.get_mut(&source).unwrap(), &current, given, false) {
-            Ok(properties) => properties,
-            Err(refusal) => return refused(st, refusal),
-        };
-    st.pages[index].properties = properties;
-    if let Some(trash) = body.and_then(|b| b["in_trash"].as_bool()) {
-        st.pages[index].in_trash = trash;
-    }
-    ok(page_object(&st.pages[index]))
-}
-
-fn list_children(st: &mut St, id: &str, query: Option<&str>) -> Response {
-    let index = match page_index(st, id) {
-        Ok(index) => index,
-        Err(response) => return response,
-    };
-    let params: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-    let param = |name: &str| {
-        params
+        Some(cursor) => all
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
+            .position(|c| *c == compact(&cursor))
+            .ok_or_else(|| {
+                Reply::invalid(&format!(
+                    "query failed validation: query.start_cursor should be a cursor this listing \
+                     returned, instead was `\"{cursor}\"`."
+                ))
+            })?,
     };
-    let size = param("page_size")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(PAGE_SIZE);
-    if size == 0 || size > PAGE_SIZE {
-        return refused(
-            st,
-            Refusal(format!(
-                "query.page_size should be ≤ `100`, instead was `{size}`."
-            )),
-        );
-    }
-    let children = &st.pages[index].children;
-    let start = match param("start_cursor") {
-        None => 0,
-        Some(cursor) => match children.iter().position(|b| b["id"] == cursor.as_str()) {
-            Some(at) => at,
-            None => {
-                return refused(
-                    st,
-                    Refusal("query.start_cursor should be a valid cursor.".into()),
-                );
-            }
-        },
-    };
-    let page: Vec<Value> = children[start..].iter().take(size).cloned().collect();
-    let next = children.get(start + size).map(|b| b["id"].clone());
-    ok(json!({
-        "object": "list",
-        "results": page,
-        "next_cursor": next,
-        "has_more": next.is_some(),
-        "type": "block",
-        "block": {},
-    }))
+    let end = (start + page_size).min(all.len());
+    let results = all[start..end]
+        .iter()
+        .map(|c| blocks::block_object(st, c))
+        .collect();
+    let next = all.get(end).map(|c| dashed(c));
+    Ok(Reply::ok(objects::list(results, next, "block")))
 }
 
-fn append_children(st: &mut St, id: &str, body: Option<&Value>) -> Response {
-    if st.no_insert {
-        return error(
-            403,
-            "restricted_resource",
-            "Insufficient permissions for this endpoint.",
-        );
+fn append_children(st: &mut St, id: &str, body: &Value) -> Answer {
+    let key = container_of(st, id)?;
+    let mut page = key.clone();
+    while let Some(block) = st.blocks.get(&page) {
+        page.clone_from(&block.parent);
     }
-    let index = match page_index(st, id) {
-        Ok(index) => index,
-        Err(response) => return response,
-    };
-    let children = body
-        .and_then(|b| b["children"].as_array())
-        .cloned()
-        .unwrap_or_default();
-    if children.is_empty() || children.len() > 100 {
-        return refused(
-            st,
-            Refusal(format!(
-                "body.children.length should be between 1 and `100`, instead was `{}`.",
-                children.len()
-            )),
-        );
+    if st.page_index(&page).is_some_and(|p| st.pages[p].in_trash) {
+        return Err(archived());
     }
-    let blocks = match values::blocks(&children) {
-        Ok(blocks) => blocks,
-        Err(refusal) => return refused(st, refusal),
+    let object = object_body(body, &["children", "after", "position"])?;
+    let children = check_children(object.get("children"), "body.children")?;
+    let after = match object.get("after") {
+        None => None,
+        Some(after) => {
+            let wanted = after.as_str().map(compact).unwrap_or_default();
+            if !st.children.get(&key).is_some_and(|c| c.contains(&wanted)) {
+                return Err(Reply::not_found(
+                    "block",
+                    after.as_str().unwrap_or_default(),
+                ));
+            }
+            Some(wanted)
+        }
     };
-    st.pages[index].children.extend(blocks.iter().cloned());
-    ok(json!({
-        "object": "list",
-        "results": blocks,
-        "next_cursor": null,
-        "has_more": false,
-        "type": "block",
-        "block": {},
-    }))
+    let created = append(st, &key, children, after.as_deref());
+    if let Some(index) = st.page_index(&page) {
+        st.pages[index].edited = Utc::now();
+    }
+    Ok(Reply::ok(objects::list(created, None, "block")))
 }
