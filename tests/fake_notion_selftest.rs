@@ -35,9 +35,20 @@ impl Answer {
     }
 }
 
-/// Sends a request as patchbay's client does: the token, the version, a JSON body.
+/// Sends a request as patchbay's client does: the token, the version, a JSON body. Each call
+/// has a client (and so a connection) of its own; [`call_on`] reuses one.
 async fn call(fake: &FakeNotion, method: Method, path: &str, body: Option<Value>) -> Answer {
-    let request = reqwest::Client::new()
+    call_on(&reqwest::Client::new(), fake, method, path, body).await
+}
+
+async fn call_on(
+    http: &reqwest::Client,
+    fake: &FakeNotion,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Answer {
+    let request = http
         .request(method, format!("{}{path}", fake.api_base()))
         .bearer_auth(TOKEN)
         .header("Notion-Version", "2025-09-03");
@@ -1155,13 +1166,15 @@ async fn block_limits_are_notions() {
 #[tokio::test]
 async fn the_rate_limit_answers_429_with_retry_after_and_holds_every_route() {
     let fake = FakeNotion::start(TOKEN).await;
+    // One client, so one connection: what a client that ignored Retry-After would send on.
+    let http = reqwest::Client::new();
     fake.set_rate_limit(Some(RateLimit {
         per_second: 3.0,
         burst: 4.0,
     }));
     let mut statuses = Vec::new();
     for _ in 0..5 {
-        statuses.push(call(&fake, Method::GET, "/v1/users/me", None).await);
+        statuses.push(call_on(&http, &fake, Method::GET, "/v1/users/me", None).await);
     }
     let codes: Vec<u16> = statuses.iter().map(|a| a.status).collect();
     assert_eq!(codes, [200, 200, 200, 200, 429]);
@@ -1173,7 +1186,8 @@ async fn the_rate_limit_answers_429_with_retry_after_and_holds_every_route() {
 
     // Another route inside the Retry-After window: Notion's limit is per integration.
     let (_, source) = fake.add_database("Board");
-    let early = call(
+    let early = call_on(
+        &http,
         &fake,
         Method::GET,
         &format!("/v1/data_sources/{source}"),
@@ -1195,7 +1209,8 @@ async fn the_rate_limit_answers_429_with_retry_after_and_holds_every_route() {
         .parse::<u64>()
         .unwrap();
     tokio::time::sleep(Duration::from_secs(said)).await;
-    let after = call(
+    let after = call_on(
+        &http,
         &fake,
         Method::GET,
         &format!("/v1/data_sources/{source}"),
@@ -1263,6 +1278,8 @@ async fn injected_faults_answer_with_notions_codes_and_change_nothing() {
     );
 
     // A 429 says when to come back, in whole seconds, and holds every route until then.
+    // One client: the request after the 429 goes out on the connection it came back on.
+    let http = reqwest::Client::new();
     fake.inject(
         "GET /v1/users/me",
         Fault::RateLimited {
@@ -1270,11 +1287,18 @@ async fn injected_faults_answer_with_notions_codes_and_change_nothing() {
         },
         1,
     );
-    let limited = call(&fake, Method::GET, "/v1/users/me", None).await;
+    let limited = call_on(&http, &fake, Method::GET, "/v1/users/me", None).await;
     assert_error(&limited, 429, "rate_limited", "You have been rate limited.");
     assert_eq!(limited.header("retry-after"), Some("2"));
     assert!(fake.violations().is_empty(), "{:#?}", fake.violations());
-    let early = create(&fake, &source, title("w")).await;
+    let early = call_on(
+        &http,
+        &fake,
+        Method::POST,
+        "/v1/pages",
+        Some(json!({ "parent": { "data_source_id": source }, "properties": title("w") })),
+    )
+    .await;
     assert_error(&early, 429, "rate_limited", "");
     let violations = fake.violations();
     assert_eq!(violations.len(), 1, "{violations:#?}");
@@ -1522,6 +1546,20 @@ async fn waiting_sees_what_arrives_meanwhile_and_the_log_keeps_everything() {
         })
         .await;
     assert_eq!(found.id, pages[1].id);
+    let same = fake
+        .wait_page(&pages[1].id, "page p1", |p| p.title() == "p1")
+        .await;
+    assert_eq!(same.data_source, source);
+    let second = fake
+        .wait_request("the second create", |r| {
+            r.method == "POST"
+                && r.body
+                    .as_ref()
+                    .is_some_and(|b| b.to_string().contains("p1"))
+        })
+        .await;
+    assert_eq!(second.request_id, posts[1].request_id);
+    assert_eq!(fake.wait_requests(3).await.len(), 3);
     // A page a person made is found by the API like any other.
     let by_hand = fake.add_page(&source, title("by hand"));
     let query = call(
@@ -1532,4 +1570,36 @@ async fn waiting_sees_what_arrives_meanwhile_and_the_log_keeps_everything() {
     )
     .await;
     assert_eq!(query.body["results"][0]["id"], json!(by_hand));
+}
+
+#[tokio::test]
+async fn a_request_already_on_its_way_when_a_429_goes_out_is_no_violation() {
+    let fake = FakeNotion::start(TOKEN).await;
+    let (_, source) = fake.add_database("Board");
+    fake.inject(
+        "GET /v1/users/me",
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    let http = reqwest::Client::new();
+    // Two requests at once, on two connections: the one that is not limited was on its way.
+    let other_path = format!("/v1/data_sources/{source}");
+    let (limited, other) = tokio::join!(
+        call_on(&http, &fake, Method::GET, "/v1/users/me", None),
+        call(&fake, Method::GET, &other_path, None),
+    );
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert_eq!(other.status, 200, "{}", other.body);
+    assert!(fake.violations().is_empty(), "{:#?}", fake.violations());
+    // Going again at once on the connection the 429 came back on is not waiting it out.
+    let again = call_on(&http, &fake, Method::GET, "/v1/users/me", None).await;
+    assert_error(&again, 429, "rate_limited", "");
+    let violations = fake.violations();
+    assert_eq!(violations.len(), 1, "{violations:#?}");
+    assert!(
+        violations[0].starts_with("GET /v1/users/me: sent"),
+        "{violations:#?}"
+    );
 }

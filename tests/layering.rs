@@ -4,8 +4,9 @@
 //! line.
 //!
 //! Floors, from the ground up: `model`, `duration`, `suggest`, `check`, `secret` (the ground
-//! floor: vocabulary and leaf tools, naming only each other); `access`, `resilience`; `config`; `audit`, `metrics`, `logging`; `store`; `monitor`, `alerts`;
-//! `service`; the fronts `discord`, `http`, `cli`, `app`. Arrows point down.
+//! floor: vocabulary and leaf tools, naming only each other); `access`, `resilience`; `config`;
+//! `audit`, `metrics`, `logging`; `store`, `notion`; `monitor`, `alerts`, `sync`; `service`;
+//! the fronts `discord`, `http`, `cli`, `app`. Arrows point down.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

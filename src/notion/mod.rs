@@ -483,7 +483,7 @@ fn redact_path(path: &str) -> &str {
 fn request_id_header(answer: &Exchange) -> Option<&str> {
     answer
         .headers
-        .get("x-request-id")
+        .get("x-notion-request-id")
         .and_then(|value| value.to_str().ok())
 }
 

@@ -328,24 +328,32 @@ impl Upstream {
         for attempt in 1..=max_attempts {
             // A hold or an open breaker fails fast before the rate limiter, so neither burns
             // quota nor makes callers wait to fail.
-            while let Some(wait) = inner.holds.remaining(call.bucket) {
-                if inner.config.wait_out_holds && wait <= policy.max_delay {
-                    tokio::time::sleep(wait).await;
-                    continue;
+            // Holds are checked before the rate limiter (a held call neither spends quota nor
+            // waits to fail) and again after it: a 429 that arrived while this call queued
+            // holds it too, or it would be sent inside the window the upstream asked to keep.
+            loop {
+                if let Some(wait) = inner.holds.remaining(call.bucket) {
+                    if inner.config.wait_out_holds && wait <= policy.max_delay {
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    return previous.unwrap_or_else(|| {
+                        Err(Unanswered::kept_back(UpstreamError::RateLimited {
+                            retry_after: Some(wait),
+                        }))
+                    });
                 }
-                return previous.unwrap_or_else(|| {
-                    Err(Unanswered::kept_back(UpstreamError::RateLimited {
-                        retry_after: Some(wait),
-                    }))
-                });
-            }
-            if !call.probe
-                && let Some(retry_in) = inner.breaker.open_for()
-            {
-                return previous.unwrap_or_else(|| Err(self.circuit_open(retry_in)));
-            }
-            if let Some(limiter) = &inner.limiter {
-                limiter.until_ready().await;
+                if !call.probe
+                    && let Some(retry_in) = inner.breaker.open_for()
+                {
+                    return previous.unwrap_or_else(|| Err(self.circuit_open(retry_in)));
+                }
+                if let Some(limiter) = &inner.limiter {
+                    limiter.until_ready().await;
+                }
+                if inner.holds.remaining(call.bucket).is_none() {
+                    break;
+                }
             }
             // The permit is taken after the rate-limit wait so that a probe slot is never
             // held by a caller that is merely queueing.

@@ -1,7 +1,11 @@
 //! What stands in front of the routes: the outage switch, the `Retry-After` holds of 429s and
 //! 529s (Notion's limit is per integration, so a hold covers every route), injected faults,
-//! the token bucket of the rate limit, and the capabilities an integration may lack.
+//! the token bucket of the rate limit, and the capabilities an integration may lack. Holds,
+//! faults and the bucket apply to requests that carry the integration's token and version
+//! only: a request Notion would refuse as unauthorized takes no injected fault away from the
+//! integration's own requests.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::rest::Reply;
@@ -81,17 +85,18 @@ fn limited(retry_after: u64) -> Reply {
 }
 
 impl St {
-    /// The outage, a request inside a `Retry-After` hold (a violation), or an injected fault.
-    pub(super) fn before(&mut self, method: &str, path: &str, now: Instant) -> Option<Pre> {
-        if self.outage {
-            return Some(Pre::Reply(Reply::error(
-                503,
-                "service_unavailable",
-                "Notion is unavailable, please try again later.",
-            )));
-        }
+    /// A request inside a `Retry-After` hold (a violation), or an injected fault. `peer` is the
+    /// client end of the request's connection.
+    pub(super) fn before(
+        &mut self,
+        method: &str,
+        path: &str,
+        now: Instant,
+        peer: SocketAddr,
+    ) -> Option<Pre> {
         if let Some(hold) = &self.hold
             && now < hold.until
+            && (peer == hold.peer || now.duration_since(hold.answered) >= IN_FLIGHT)
         {
             let (waited, said) = (now.duration_since(hold.answered), hold.retry_after);
             let left = whole_seconds(hold.until.duration_since(now));
@@ -114,11 +119,11 @@ impl St {
         }
         Some(match fault {
             Fault::RateLimited { retry_after_secs } => {
-                self.hold_for(now, retry_after_secs);
+                self.hold_for(now, retry_after_secs, peer);
                 Pre::Reply(limited(retry_after_secs))
             }
             Fault::Overloaded | Fault::Status(529) => {
-                self.hold_for(now, 1);
+                self.hold_for(now, 1, peer);
                 Pre::Reply(server_error(529).retry_after(1))
             }
             Fault::Conflict => Pre::Reply(Reply::error(
@@ -133,9 +138,26 @@ impl St {
         })
     }
 
+    /// The 503 of an outage.
+    pub(super) fn outage(&self) -> Option<Reply> {
+        self.outage.then(|| {
+            Reply::error(
+                503,
+                "service_unavailable",
+                "Notion is unavailable, please try again later.",
+            )
+        })
+    }
+
     /// Takes a token from the bucket; when none is left, the 429 (a violation: the client went
     /// past Notion's rate) with the whole seconds until one is.
-    pub(super) fn rate_limit(&mut self, method: &str, path: &str, now: Instant) -> Option<Reply> {
+    pub(super) fn rate_limit(
+        &mut self,
+        method: &str,
+        path: &str,
+        now: Instant,
+        peer: SocketAddr,
+    ) -> Option<Reply> {
         let bucket = self.bucket.as_mut()?;
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * bucket.limit.per_second).min(bucket.limit.burst);
@@ -147,7 +169,7 @@ impl St {
         let wait = Duration::from_secs_f64((1.0 - bucket.tokens) / bucket.limit.per_second);
         let limit = bucket.limit;
         let retry_after = whole_seconds(wait);
-        self.hold_for(now, retry_after);
+        self.hold_for(now, retry_after, peer);
         self.violation(format!(
             "{method} {path}: over the rate limit ({} requests per second, burst {})",
             limit.per_second, limit.burst
@@ -156,13 +178,14 @@ impl St {
     }
 
     /// Keeps every request out for `seconds` from `now` (a longer hold in force stays).
-    fn hold_for(&mut self, now: Instant, seconds: u64) {
+    fn hold_for(&mut self, now: Instant, seconds: u64, peer: SocketAddr) {
         let until = now + Duration::from_secs(seconds);
         if self.hold.as_ref().is_none_or(|h| h.until < until) {
             self.hold = Some(Hold {
                 answered: now,
                 until,
                 retry_after: seconds,
+                peer,
             });
         }
     }

@@ -25,7 +25,8 @@
 //!   requests per second with a burst; past it, 429 `rate_limited` with `Retry-After` in whole
 //!   seconds. Notion's limit is per integration, so a 429 (or 529) holds *every* route until its
 //!   `Retry-After` has passed: a request sent inside that window is answered 429 again and is a
-//!   violation.
+//!   violation (one that was already on its way when the 429 went out is served: see
+//!   [`IN_FLIGHT`]).
 //! - **Faults** ([`FakeNotion::inject`]) per route prefix and count: 429, 409, 500, 502, 503,
 //!   504, 529 with Notion's codes, a delay, an answer that never comes, a dropped connection;
 //!   an outage ([`FakeNotion::set_outage`]: 503 for everything); missing capabilities
@@ -38,7 +39,9 @@
 //! schema changes a sync must never make (re-typing, renaming or deleting a property, dropping
 //! select options), is listed by [`FakeNotion::violations`]; so is whatever the fake cannot
 //! serve. Waiting is done on a `watch` channel bumped on every change, with a 20 s deadline;
-//! nothing polls or sleeps.
+//! nothing polls or sleeps. With `FAKE_NOTION_LOG` set in the environment, every request and its
+//! answer is printed to stderr as it goes out (with the client's port, to tell connections
+//! apart).
 //!
 //! The files, each owning one part (the state they share is defined here, so that each of them
 //! reads and writes it under the one lock):
@@ -68,6 +71,7 @@ mod setup;
 mod values;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -260,12 +264,20 @@ struct Bucket {
     at: Instant,
 }
 
-/// The `Retry-After` of the last 429 or 529: no request should arrive before `until`.
+/// The `Retry-After` of the last 429 or 529: no request should arrive before `until`, except
+/// the ones already on their way when it was answered (see [`IN_FLIGHT`]).
 struct Hold {
     answered: Instant,
     until: Instant,
     retry_after: u64,
+    /// The client end of the connection the 429 or 529 went out on.
+    peer: SocketAddr,
 }
+
+/// How soon after a 429 or 529 a request on *another* connection is taken to have been on its
+/// way already (a client with several requests in flight cannot have seen the answer yet); a
+/// request on the same connection, or later than this, was sent after the client could know.
+const IN_FLIGHT: Duration = Duration::from_millis(250);
 
 struct St {
     bot_id: String,
@@ -389,7 +401,12 @@ impl FakeNotion {
         });
         let app = rest::router(Arc::clone(&inner));
         let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
         FakeNotion { inner, server }
     }

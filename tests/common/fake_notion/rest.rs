@@ -1,15 +1,16 @@
 //! The handler and the routes. Every request is recorded, then answered in this order: the
-//! outage, a `Retry-After` hold, an injected fault (`faults.rs`); the token (401) and the
-//! version (400); the rate limit; a body that is not JSON (400 `invalid_json`); the capability
+//! outage (503); the token (401) and the version (400); a `Retry-After` hold, an injected fault
+//! (`faults.rs`); the rate limit; a body that is not JSON (400 `invalid_json`); the capability
 //! the route needs (403); the route. Every 400 answered is a violation: it is something real
 //! Notion would have refused.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use chrono::Utc;
@@ -116,6 +117,7 @@ pub(super) fn router(inner: Arc<Inner>) -> Router {
 
 async fn handle(
     State(inner): State<Arc<Inner>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -143,7 +145,14 @@ async fn handle(
             request_id: request_id.clone(),
         });
         let index = st.requests.len() - 1;
-        (index, st.before(method.as_str(), &path, now))
+        let pre = match st.outage() {
+            Some(reply) => Some(Pre::Reply(reply)),
+            None => match access(&mut st, &inner.token, method.as_str(), &path, &headers) {
+                Some(reply) => Some(Pre::Reply(reply)),
+                None => st.before(method.as_str(), &path, now, peer),
+            },
+        };
+        (index, pre)
     };
     inner.bump();
     let reply = match pre {
@@ -158,10 +167,19 @@ async fn handle(
         Some(Pre::Drop) => return dropped(),
         Some(Pre::Delay(delay)) => {
             tokio::time::sleep(delay).await;
-            serve(&inner, &method, &uri, &headers, parsed)
+            serve(&inner, peer, &method, &uri, parsed)
         }
-        None => serve(&inner, &method, &uri, &headers, parsed),
+        None => serve(&inner, peer, &method, &uri, parsed),
     };
+    if std::env::var_os("FAKE_NOTION_LOG").is_some() {
+        eprintln!(
+            "fake Notion: {} {method} {uri} {} {} {}",
+            Utc::now().format("%H:%M:%S%.3f"),
+            peer.port(),
+            reply.status,
+            reply.body["message"].as_str().unwrap_or_default()
+        );
+    }
     {
         let mut st = inner.lock();
         st.requests[index].status = reply.status;
@@ -193,32 +211,23 @@ fn dropped() -> Response {
     Response::new(Body::from_stream(stream))
 }
 
-/// Everything after the faults: token, version, rate limit, JSON, capability, route.
-fn serve(
-    inner: &Inner,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    parsed: Result<Option<Value>, String>,
-) -> Reply {
-    let mut st = inner.lock();
-    let path = uri.path();
-    let m = method.as_str();
+/// The token (401) and the version (400), as Notion checks them before anything else.
+fn access(st: &mut St, token: &str, m: &str, path: &str, headers: &HeaderMap) -> Option<Reply> {
     match headers
         .get("authorization")
         .map(|v| v.to_str().unwrap_or_default())
     {
         None => {
             st.violation(format!("{m} {path}: no Authorization header"));
-            return Reply::error(401, "unauthorized", "API token is invalid.");
+            return Some(Reply::error(401, "unauthorized", "API token is invalid."));
         }
         Some(auth) => match auth.strip_prefix("Bearer ") {
             None => {
                 st.violation(format!("{m} {path}: Authorization is not `Bearer <token>`"));
-                return Reply::error(401, "unauthorized", "API token is invalid.");
+                return Some(Reply::error(401, "unauthorized", "API token is invalid."));
             }
-            Some(token) if token != inner.token => {
-                return Reply::error(401, "unauthorized", "API token is invalid.");
+            Some(given) if given != token => {
+                return Some(Reply::error(401, "unauthorized", "API token is invalid."));
             }
             Some(_) => {}
         },
@@ -227,29 +236,38 @@ fn serve(
         .get("notion-version")
         .map(|v| v.to_str().unwrap_or_default())
     {
-        None => {
-            return Reply::error(
-                400,
-                "missing_version",
-                "Notion-Version header failed validation: Notion-Version header should be \
-                 defined, instead was `undefined`.",
-            );
-        }
-        Some(VERSION) => {}
+        None => Some(Reply::error(
+            400,
+            "missing_version",
+            "Notion-Version header failed validation: Notion-Version header should be \
+             defined, instead was `undefined`.",
+        )),
+        Some(VERSION) => None,
         Some(other) if KNOWN_VERSIONS.contains(&format!("\"{other}\"")) => {
-            return Reply::invalid(&format!(
+            Some(Reply::invalid(&format!(
                 "Notion-Version header failed validation: the fake Notion speaks only \
-                 \"{VERSION}\", instead was \"{other}\"."
-            ));
+             \"{VERSION}\", instead was \"{other}\"."
+            )))
         }
-        Some(other) => {
-            return Reply::invalid(&format!(
-                "Notion-Version header failed validation: Notion-Version header should be \
-                 {KNOWN_VERSIONS}, instead was \"{other}\"."
-            ));
-        }
+        Some(other) => Some(Reply::invalid(&format!(
+            "Notion-Version header failed validation: Notion-Version header should be \
+             {KNOWN_VERSIONS}, instead was \"{other}\"."
+        ))),
     }
-    if let Some(reply) = st.rate_limit(m, path, Instant::now()) {
+}
+
+/// Everything after the token, the version and the faults: rate limit, JSON, capability, route.
+fn serve(
+    inner: &Inner,
+    peer: SocketAddr,
+    method: &Method,
+    uri: &Uri,
+    parsed: Result<Option<Value>, String>,
+) -> Reply {
+    let mut st = inner.lock();
+    let path = uri.path();
+    let m = method.as_str();
+    if let Some(reply) = st.rate_limit(m, path, Instant::now(), peer) {
         return reply;
     }
     let body = match parsed {
