@@ -61,7 +61,9 @@
 //!
 //! A call names the rate-limit bucket it counts against ([`Call::bucket`]). While a hold on
 //! that bucket, or a global one, is in force, the call fails fast with `rate_limited` and
-//! sends nothing. With [`Holding::RetryAfter`] (the default) a 429 holds the call's bucket
+//! sends nothing, or, with [`UpstreamConfig::wait_out_holds`], waits until the hold ends (a
+//! client whose callers wait for the answer, such as Notion's). Holds are checked again after
+//! the rate limiter's wait, so a call queued there when a 429 arrived is held too. With [`Holding::RetryAfter`] (the default) a 429 holds the call's bucket
 //! (every bucket when it names none) for its `Retry-After`; with [`Holding::Caller`] the client
 //! reads the wait and its scope from the answer and records it with [`Upstream::hold`].
 //!
