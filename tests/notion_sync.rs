@@ -451,13 +451,30 @@ async fn three_hundred_rows_keep_to_notions_rate_through_429s_and_529s() {
         },
         2,
     );
-    h.fake.inject("/v1/pages", Fault::Overloaded, 2);
+    // At most three faults for any one call, which has four attempts: three writes are in
+    // flight, and any of them may meet all of the faults injected on its route.
+    h.fake.inject("/v1/pages", Fault::Overloaded, 1);
+    h.fake.inject(
+        &format!("/v1/data_sources/{}/query", h.data_source),
+        Fault::Overloaded,
+        1,
+    );
     let config = config_of(&h.fake, &names(300), &h.database, "");
     let report = run(&h.syncs, &config, false).await.0.unwrap();
     assert_eq!(report.counts.created, 300);
     let pages = h.fake.pages(&h.data_source);
     assert_eq!(pages.len(), 300, "no duplicates after the retried creates");
     let requests = h.fake.requests();
+    assert_eq!(
+        requests.iter().filter(|r| r.status == 429).count(),
+        2,
+        "the 429s were met"
+    );
+    assert_eq!(
+        requests.iter().filter(|r| r.status == 529).count(),
+        2,
+        "the 529s were met"
+    );
     let first = requests.first().unwrap().at;
     let last = requests.last().unwrap().at;
     let rate = (requests.len() - 1) as f64 / (last - first).as_secs_f64();
