@@ -229,12 +229,7 @@ fn summary(report: &SyncReport) -> String {
         (Change::Updated, "updated"),
         (Change::Removed, "marked removed"),
     ] {
-        let rows: Vec<&str> = report
-            .changes
-            .iter()
-            .filter(|c| c.change == change)
-            .map(|c| c.row.as_str())
-            .collect();
+        let rows = report.rows_with(change);
         if !rows.is_empty() {
             let label = if report.dry_run {
                 format!("would be {label}")

@@ -117,6 +117,17 @@ pub struct SyncReport {
     pub failure: Option<SyncFailure>,
 }
 
+impl SyncReport {
+    /// The rows that had `change` (or, in a dry run, would have), in the order decided.
+    pub fn rows_with(&self, change: Change) -> Vec<&str> {
+        self.changes
+            .iter()
+            .filter(|c| c.change == change)
+            .map(|c| c.row.as_str())
+            .collect()
+    }
+}
+
 /// Why a run failed, and what a person can do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncFailure {

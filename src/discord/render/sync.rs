@@ -138,12 +138,7 @@ fn changed_rows(report: &SyncReport) -> Vec<String> {
         (Change::Updated, "Updated"),
         (Change::Removed, "Marked removed"),
     ] {
-        let rows: Vec<&str> = report
-            .changes
-            .iter()
-            .filter(|c| c.change == change)
-            .map(|c| c.row.as_str())
-            .collect();
+        let rows = report.rows_with(change);
         if rows.is_empty() {
             continue;
         }
