@@ -18,7 +18,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 use super::error::Diagnostics;
-use super::raw::Table;
+use super::raw::{Table, valid_name};
 use super::sync::NotionToken;
 use super::{Environment, alerts};
 use crate::check::condition::Condition;
@@ -265,15 +265,6 @@ pub(super) fn read_defaults(root: &Table<'_, '_>, d: &mut Diagnostics) -> Defaul
         }
     }
     defaults
-}
-
-/// Whether `name` may name an integration: it appears in commands, logs and metric labels.
-pub(super) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// Reads every `[[integration]]` table, then checks the dependencies between them.

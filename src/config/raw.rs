@@ -381,3 +381,13 @@ impl<'a, 'i> Table<'a, 'i> {
         out
     }
 }
+
+/// Whether `name` may name an integration or a sync job: it appears in commands, logs and
+/// metric labels.
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}

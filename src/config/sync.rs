@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::Environment;
 use super::error::Diagnostics;
-use super::raw::Table;
+use super::raw::{Table, valid_name};
 use crate::model::NotionId;
 use crate::secret::Secret;
 use crate::suggest;
@@ -134,7 +134,7 @@ pub(super) fn read_jobs(
     let mut names = HashSet::new();
     for (mut table, start) in root.tables(d, "sync") {
         let name = match table.string(d, "name") {
-            Some((name, at)) if super::integration::valid_name(&name) => {
+            Some((name, at)) if valid_name(&name) => {
                 if !names.insert(name.clone()) {
                     d.error(
                         Some(at),
