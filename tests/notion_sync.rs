@@ -560,3 +560,100 @@ async fn a_missing_capability_and_refused_values_name_what_to_change() {
         failure.message
     );
 }
+
+#[tokio::test]
+async fn an_incident_log_run_catches_up_on_the_waiting_entries() {
+    use patchbay::model::Severity;
+    use patchbay::store::alerts::NewIncident;
+    let h = harness().await;
+    let config = config::parse(
+        &format!(
+            "[[sync]]\nname = \"log\"\nkind = \"notion-incident-log\"\ndatabase_id = \"{}\"\n",
+            h.database
+        ),
+        "test.toml",
+        None,
+        &Environment::from_pairs([
+            ("NOTION_TOKEN", TOKEN.to_string()),
+            ("NOTION_API_BASE", h.fake.api_base()),
+        ]),
+    )
+    .unwrap();
+    // Two open incidents, the first acknowledged, as the alert pipeline writes them.
+    let now = patchbay::model::now();
+    let mut tx = h.store.alert_tx().await.unwrap();
+    for name in ["api", "db"] {
+        let id = tx
+            .insert_incident(
+                &NewIncident {
+                    integration: name,
+                    severity: Severity::Critical,
+                    state: State::Down,
+                    reason: "connection refused",
+                    at: now,
+                },
+                None,
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+        if name == "api" {
+            tx.event(id, now, "acknowledged", "by bob (cli bob)")
+                .await
+                .unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+    let job = config.sync_job("log").unwrap();
+    let run = |dry_run| {
+        h.syncs.run(
+            &config,
+            RunRequest {
+                job,
+                actor: Actor::Cli {
+                    user: "tester".into(),
+                },
+                dry_run,
+                progress_link: None,
+            },
+            &|_| {},
+        )
+    };
+    let dry = run(true).await.unwrap();
+    assert_eq!(dry.counts.total, 3, "three entries waiting");
+    assert!(
+        h.fake.pages(&h.data_source).is_empty(),
+        "a dry run writes nothing"
+    );
+    let report = run(false).await.unwrap();
+    assert_eq!((report.counts.created, report.counts.updated), (2, 0));
+    let pages = h.fake.pages(&h.data_source);
+    assert_eq!(pages.len(), 2);
+    let api = pages
+        .iter()
+        .find(|p| p.title().starts_with("[DOWN] api — "))
+        .unwrap();
+    let entries: Vec<String> = h
+        .fake
+        .children(&api.id)
+        .iter()
+        .filter(|b| b["type"] == "bulleted_list_item")
+        .map(|b| {
+            b["bulleted_list_item"]["rich_text"][0]["plain_text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(
+        entries[0].contains("Opened: DOWN: connection refused"),
+        "{entries:?}"
+    );
+    assert!(entries[1].contains("Acknowledged by bob"), "{entries:?}");
+    // Caught up: the next run has nothing to write.
+    let again = run(false).await.unwrap();
+    assert_eq!((again.counts.created, again.counts.updated), (0, 0));
+    assert!(h.fake.violations().is_empty(), "{:#?}", h.fake.violations());
+}
