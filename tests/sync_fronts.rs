@@ -291,19 +291,27 @@ fn cli(
     command
 }
 
+/// Runs `patchbay <args>` to the end (off the runtime's threads) and returns its output.
+async fn cli_output(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    notion: &FakeNotion,
+    args: &[&str],
+) -> std::process::Output {
+    let mut command = cli(dir, config, notion);
+    command.args(args);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_runs_a_job_with_a_summary_and_exit_codes() {
     let notion = FakeNotion::start(TOKEN).await;
     let (database, data_source) = notion.add_database_with_title_property("Board", "Name");
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(dir.path(), 3, &database);
-    let output = tokio::task::spawn_blocking({
-        let mut command = cli(dir.path(), &config, &notion);
-        command.args(["sync", "run", "board"]);
-        move || command.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let output = cli_output(dir.path(), &config, &notion, &["sync", "run", "board"]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
@@ -312,13 +320,7 @@ async fn the_cli_runs_a_job_with_a_summary_and_exit_codes() {
     assert!(stderr.contains("syncing board: 100%"), "{stderr}");
     assert_eq!(notion.pages(&data_source).len(), 3);
 
-    let output = tokio::task::spawn_blocking({
-        let mut command = cli(dir.path(), &config, &notion);
-        command.args(["sync", "list"]);
-        move || command.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let output = cli_output(dir.path(), &config, &notion, &["sync", "list"]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());
     assert!(
@@ -335,13 +337,7 @@ async fn the_cli_runs_a_job_with_a_summary_and_exit_codes() {
     let (other, other_source) = notion.add_database_with_title_property("Other", "Name");
     notion.set_property(&other_source, "Tags", json!({ "number": {} }));
     let config = config_file(dir.path(), 3, &other);
-    let output = tokio::task::spawn_blocking({
-        let mut command = cli(dir.path(), &config, &notion);
-        command.args(["sync", "run", "board"]);
-        move || command.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let output = cli_output(dir.path(), &config, &notion, &["sync", "run", "board"]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("\"Tags\" is a number property"), "{stdout}");
@@ -370,13 +366,7 @@ async fn a_run_killed_mid_way_is_finished_by_the_next_without_duplicates() {
         "killed mid-way ({created_before} pages)"
     );
     // The lease of the dead process is taken over at once; the rerun finishes the board.
-    let output = tokio::task::spawn_blocking({
-        let mut command = cli(dir.path(), &config, &notion);
-        command.args(["sync", "run", "board"]);
-        move || command.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let output = cli_output(dir.path(), &config, &notion, &["sync", "run", "board"]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

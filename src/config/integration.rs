@@ -18,7 +18,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 use super::error::Diagnostics;
-use super::raw::{Table, valid_name};
+use super::raw::{Table, read_name};
 use super::sync::NotionToken;
 use super::{Environment, alerts};
 use crate::check::condition::Condition;
@@ -279,38 +279,15 @@ pub(super) fn read_integrations(
     let mut names: HashSet<String> = HashSet::new();
     let mut dependencies = Vec::new();
     for (mut table, start) in root.tables(d, "integration") {
-        let name = match table.string(d, "name") {
-            Some((name, at)) if valid_name(&name) => {
-                if !names.insert(name.clone()) {
-                    d.error(
-                        Some(at),
-                        table.key("name"),
-                        format!("duplicate integration name {name:?}"),
-                        Some("give each [[integration]] a unique name".into()),
-                    );
-                }
-                name
-            }
-            Some((name, at)) => {
-                d.error(
-                    Some(at),
-                    table.key("name"),
-                    format!("{name:?} is not a valid name"),
-                    Some("use 1 to 64 characters from a-z, 0-9, - and _".into()),
-                );
-                table.check_keys(d, INTEGRATION_KEYS);
-                continue;
-            }
-            None => {
-                table.require(
-                    d,
-                    "name",
-                    start,
-                    "add name = \"...\" to this [[integration]]",
-                );
-                table.check_keys(d, INTEGRATION_KEYS);
-                continue;
-            }
+        let Some(name) = read_name(
+            &table,
+            d,
+            start,
+            ("integration", "integration"),
+            &mut names,
+            INTEGRATION_KEYS,
+        ) else {
+            continue;
         };
         // From here on errors name the integration rather than its index: users know names.
         table.path = format!("integration.{name}");
@@ -368,7 +345,10 @@ fn check_dependencies(
 }
 
 /// Reads one `[[integration]]` table, whose name was read and checked already, into an
-/// [`Integration`]: `None` when any of its keys had a problem (each one reported).
+/// [`Integration`]: `None` when any of its keys had a problem (each one reported). What is
+/// checked depends on the kind: an HTTP request (endpoint, conditions, HTTP options), or
+/// Notion's API with a token (the keys of HTTP checks reported, since patchbay knows what to
+/// ask Notion); the schedule, the degraded limits and the alerting keys are every kind's.
 fn read_integration(
     table: &Table<'_, '_>,
     name: String,
@@ -380,34 +360,43 @@ fn read_integration(
 ) -> Option<Integration> {
     let errors_before = d.errors.len();
     let notion = check_kind(table, d, start);
-    if notion {
-        return read_notion_integration(table, name, start, defaults, d, env);
-    }
-    if let Some(token) = table.get("token") {
-        d.error(
-            Some(token.span().start),
-            table.key("token"),
-            "token applies only to kind = \"notion\"",
-            Some("send a credential with headers = { Authorization = \"env:NAME\" }".into()),
-        );
-    }
     let schedule = read_schedule(table, d, defaults);
-    let endpoint = read_endpoint(table, d, env, start);
-    let conditions = read_conditions(table, d, endpoint.url.as_ref());
+    let (endpoint, conditions, token) = if notion {
+        report_keys_of_http(table, d);
+        let what = format!("integration {name:?}");
+        (
+            None,
+            Vec::new(),
+            super::sync::read_token(table, d, env, start, &what),
+        )
+    } else {
+        if let Some(token) = table.get("token") {
+            d.error(
+                Some(token.span().start),
+                table.key("token"),
+                "token applies only to kind = \"notion\"",
+                Some("send a credential with headers = { Authorization = \"env:NAME\" }".into()),
+            );
+        }
+        let endpoint = read_endpoint(table, d, env, start);
+        let conditions = read_conditions(table, d, endpoint.url.as_ref());
+        (Some(endpoint), conditions, None)
+    };
     let degraded = read_degraded(table, d);
     let tags = plain_strings(table, d, "tags");
     let depends_on = plain_strings(table, d, "depends_on");
     let enabled = table.boolean(d, "enabled").unwrap_or(true);
     let severity = alerts::read_severity(table, d, "severity");
     let channel = table.snowflake(d, "channel");
-    let options = read_http_options(table, d, defaults, base);
+    let options = endpoint
+        .is_some()
+        .then(|| read_http_options(table, d, defaults, base));
 
     if d.errors.len() > errors_before {
         return None;
     }
-    Some(Integration {
-        name,
-        check: CheckSpec::Http(HttpCheck {
+    let check = match (endpoint, options, token) {
+        (Some(endpoint), Some(options), _) => CheckSpec::Http(HttpCheck {
             url: endpoint.url?,
             method: endpoint.method?,
             headers: endpoint.headers,
@@ -418,6 +407,12 @@ fn read_integration(
             max_body_bytes: options.max_body_bytes,
             allow_private: endpoint.allow_private,
         }),
+        (_, _, Some(token)) => CheckSpec::Notion(NotionCheck { token }),
+        _ => return None,
+    };
+    Some(Integration {
+        name,
+        check,
         interval: schedule.interval,
         timeout: schedule.timeout,
         failure_threshold: schedule.failure_threshold,
@@ -430,6 +425,20 @@ fn read_integration(
         severity,
         channel,
     })
+}
+
+/// Reports each key of HTTP checks on an integration of another kind.
+fn report_keys_of_http(table: &Table<'_, '_>, d: &mut Diagnostics) {
+    for key in HTTP_ONLY_KEYS {
+        if let Some(value) = table.get(key) {
+            d.error(
+                Some(value.span().start),
+                table.key(key),
+                format!("{key} does not apply to kind = \"notion\""),
+                Some("remove it: a notion check asks Notion's API who the token belongs to".into()),
+            );
+        }
+    }
 }
 
 /// Reads `kind` (`http` when absent): true for `notion`; any other kind is reported.
@@ -454,55 +463,6 @@ fn check_kind(table: &Table<'_, '_>, d: &mut Diagnostics, start: usize) -> bool 
             false
         }
     }
-}
-
-/// Reads an integration of kind `notion`: the schedule, the token and the alerting keys; the
-/// keys of HTTP checks are reported, since patchbay knows what to ask Notion.
-fn read_notion_integration(
-    table: &Table<'_, '_>,
-    name: String,
-    start: usize,
-    defaults: &Defaults,
-    d: &mut Diagnostics,
-    env: &Environment,
-) -> Option<Integration> {
-    let errors_before = d.errors.len();
-    for key in HTTP_ONLY_KEYS {
-        if let Some(value) = table.get(key) {
-            d.error(
-                Some(value.span().start),
-                table.key(key),
-                format!("{key} does not apply to kind = \"notion\""),
-                Some("remove it: a notion check asks Notion's API who the token belongs to".into()),
-            );
-        }
-    }
-    let schedule = read_schedule(table, d, defaults);
-    let token = super::sync::read_token(table, d, env, start, &format!("integration {name:?}"));
-    let degraded = read_degraded(table, d);
-    let tags = plain_strings(table, d, "tags");
-    let depends_on = plain_strings(table, d, "depends_on");
-    let enabled = table.boolean(d, "enabled").unwrap_or(true);
-    let severity = alerts::read_severity(table, d, "severity");
-    let channel = table.snowflake(d, "channel");
-    if d.errors.len() > errors_before {
-        return None;
-    }
-    Some(Integration {
-        name,
-        check: CheckSpec::Notion(NotionCheck { token: token? }),
-        interval: schedule.interval,
-        timeout: schedule.timeout,
-        failure_threshold: schedule.failure_threshold,
-        success_threshold: schedule.success_threshold,
-        conditions: Vec::new(),
-        degraded,
-        tags,
-        depends_on,
-        enabled,
-        severity,
-        channel,
-    })
 }
 
 /// When an integration is checked, and how many results in a row change its state.

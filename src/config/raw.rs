@@ -382,9 +382,56 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 }
 
+/// Reads the `name` of one table of the array `[[array]]` (an integration, a sync job): a
+/// valid name, reported when an earlier table of the array has it already (`noun` says what
+/// it names). Without a usable name the problem is reported, the table's other keys are
+/// checked against `keys` (there is no name to label them with), and `None` is returned.
+pub(crate) fn read_name(
+    table: &Table<'_, '_>,
+    d: &mut Diagnostics,
+    start: usize,
+    (array, noun): (&str, &str),
+    names: &mut std::collections::HashSet<String>,
+    keys: &[&str],
+) -> Option<String> {
+    match table.string(d, "name") {
+        Some((name, at)) if valid_name(&name) => {
+            if !names.insert(name.clone()) {
+                d.error(
+                    Some(at),
+                    table.key("name"),
+                    format!("duplicate {noun} name {name:?}"),
+                    Some(format!("give each [[{array}]] a unique name")),
+                );
+            }
+            Some(name)
+        }
+        Some((name, at)) => {
+            d.error(
+                Some(at),
+                table.key("name"),
+                format!("{name:?} is not a valid name"),
+                Some("use 1 to 64 characters from a-z, 0-9, - and _".into()),
+            );
+            table.check_keys(d, keys);
+            None
+        }
+        None => {
+            table.require(
+                d,
+                "name",
+                start,
+                &format!("add name = \"...\" to this [[{array}]]"),
+            );
+            table.check_keys(d, keys);
+            None
+        }
+    }
+}
+
 /// Whether `name` may name an integration or a sync job: it appears in commands, logs and
 /// metric labels.
-pub(crate) fn valid_name(name: &str) -> bool {
+fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name

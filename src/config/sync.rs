@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::Environment;
 use super::error::Diagnostics;
-use super::raw::{Table, valid_name};
+use super::raw::{Table, read_name};
 use crate::model::NotionId;
 use crate::secret::Secret;
 use crate::suggest;
@@ -133,33 +133,15 @@ pub(super) fn read_jobs(
     let mut jobs = Vec::new();
     let mut names = HashSet::new();
     for (mut table, start) in root.tables(d, "sync") {
-        let name = match table.string(d, "name") {
-            Some((name, at)) if valid_name(&name) => {
-                if !names.insert(name.clone()) {
-                    d.error(
-                        Some(at),
-                        table.key("name"),
-                        format!("duplicate sync job name {name:?}"),
-                        Some("give each [[sync]] a unique name".into()),
-                    );
-                }
-                name
-            }
-            Some((name, at)) => {
-                d.error(
-                    Some(at),
-                    table.key("name"),
-                    format!("{name:?} is not a valid name"),
-                    Some("use 1 to 64 characters from a-z, 0-9, - and _".into()),
-                );
-                table.check_keys(d, SYNC_KEYS);
-                continue;
-            }
-            None => {
-                table.require(d, "name", start, "add name = \"...\" to this [[sync]]");
-                table.check_keys(d, SYNC_KEYS);
-                continue;
-            }
+        let Some(name) = read_name(
+            &table,
+            d,
+            start,
+            ("sync", "sync job"),
+            &mut names,
+            SYNC_KEYS,
+        ) else {
+            continue;
         };
         table.path = format!("sync.{name}");
         table.check_keys(d, SYNC_KEYS);

@@ -556,35 +556,37 @@ impl Store {
     /// event of the incidents open now (they get their pages), or after the last event.
     #[instrument(skip_all)]
     pub async fn log_cursor(&self, job: &str) -> Result<LogCursor, StoreError> {
+        if let Some(cursor) = self.stored_log_cursor(job).await? {
+            return Ok(cursor);
+        }
+        sqlx::query(
+            "INSERT INTO notion_log_cursors (job, after_event) VALUES ($1, COALESCE(\
+             (SELECT MIN(e.id) - 1 FROM incident_events e JOIN incidents i \
+             ON i.id = e.incident_id WHERE i.resolved_at_ms IS NULL), \
+             (SELECT MAX(id) FROM incident_events), 0)) ON CONFLICT (job) DO NOTHING",
+        )
+        .bind(job)
+        .execute(&self.pool)
+        .await?;
+        self.stored_log_cursor(job)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("no log cursor for {job:?}")))
+    }
+
+    async fn stored_log_cursor(&self, job: &str) -> Result<Option<LogCursor>, StoreError> {
         let row = sqlx::query(
             "SELECT after_event, sending_through FROM notion_log_cursors WHERE job = $1",
         )
         .bind(job)
         .fetch_optional(&self.pool)
         .await?;
-        if let Some(row) = row {
-            return Ok(LogCursor {
+        row.map(|row| {
+            Ok(LogCursor {
                 after_event: row.try_get("after_event")?,
                 sending_through: row.try_get("sending_through")?,
-            });
-        }
-        let start: i64 = sqlx::query(
-            "SELECT COALESCE((SELECT MIN(e.id) - 1 FROM incident_events e JOIN incidents i \
-             ON i.id = e.incident_id WHERE i.resolved_at_ms IS NULL), \
-             (SELECT MAX(id) FROM incident_events), 0) AS start",
-        )
-        .fetch_one(&self.pool)
-        .await?
-        .try_get("start")?;
-        sqlx::query(
-            "INSERT INTO notion_log_cursors (job, after_event) VALUES ($1, $2) \
-             ON CONFLICT (job) DO NOTHING",
-        )
-        .bind(job)
-        .bind(start)
-        .execute(&self.pool)
-        .await?;
-        Box::pin(self.log_cursor(job)).await
+            })
+        })
+        .transpose()
     }
 
     /// Records that an append carrying events up to `through` is on its way (`None`: none).

@@ -23,8 +23,7 @@ use crate::config::Integration;
 use crate::model::State;
 use crate::notion::NotionError;
 use crate::notion::wire::{
-    DataSource, Page, date_value, multi_select_value, number_value, rich_text_value, select_value,
-    title_value,
+    Page, date_value, multi_select_value, number_value, rich_text_value, select_value, title_value,
 };
 use crate::store::StatsWindow;
 
@@ -51,7 +50,7 @@ const STATUSES: [(&str, &str); 6] = [
 const WRITES_IN_FLIGHT: usize = 3;
 
 /// The schema the board needs: (name, type, the configuration sent when adding it).
-fn wanted_properties() -> Vec<(&'static str, &'static str, Value)> {
+fn wanted_properties() -> Vec<super::Wanted> {
     let options: Vec<Value> = STATUSES
         .iter()
         .map(|(name, color)| json!({ "name": name, "color": color }))
@@ -161,8 +160,7 @@ pub(super) async fn run(work: &mut Work<'_>) -> Result<(), NotionError> {
     let checked = work
         .store
         .checked_target(&work.job.name)
-        .await
-        .map_err(|err| Work::store_error(&err))?
+        .await?
         .filter(|checked| {
             checked.database_id == work.job.database_id.as_str()
                 && checked.data_source_setting == setting
@@ -185,8 +183,7 @@ pub(super) async fn run(work: &mut Work<'_>) -> Result<(), NotionError> {
             };
             work.store
                 .set_checked_target(&work.job.name, Some(&checked))
-                .await
-                .map_err(|err| Work::store_error(&err))?;
+                .await?;
         }
         (data_source, title)
     };
@@ -212,7 +209,7 @@ async fn check_database(work: &mut Work<'_>) -> Result<(String, String), NotionE
 
     work.report(Phase::Schema);
     let schema = work.client.data_source(&data_source).await?;
-    let (title, missing) = plan_schema(&schema)?;
+    let (title, missing) = super::plan_schema(&schema, &wanted_properties())?;
     if !missing.is_empty() {
         work.schema_added = missing.iter().map(|(name, _)| name.clone()).collect();
         if !work.dry_run {
@@ -231,11 +228,7 @@ async fn sync_rows(work: &mut Work<'_>, data_source: &str, title: &str) -> Resul
     work.counts.total = rows.len() as u64;
     work.report(Phase::Reading);
     let pages = work.client.query(data_source, None, |_| {}).await?;
-    let kept = work
-        .store
-        .kept_pages(data_source)
-        .await
-        .map_err(|err| Work::store_error(&err))?;
+    let kept = work.store.kept_pages(data_source).await?;
     let writes = plan_writes(rows, &pages, title, &kept, &mut work.counts);
     work.counts.total += writes
         .iter()
@@ -287,8 +280,7 @@ async fn sync_rows(work: &mut Work<'_>, data_source: &str, title: &str) -> Resul
         // Kept at once: a run killed after this write neither repeats nor duplicates it.
         store
             .keep_page(data_source, key, &page, Some(&hash), now)
-            .await
-            .map_err(|err| Work::store_error(&err))?;
+            .await?;
         Ok::<_, NotionError>(RowChange {
             row: key.clone(),
             change,
@@ -312,52 +304,21 @@ fn describe(write: &Write) -> (&str, Change) {
     }
 }
 
-/// The title property's name and the properties to add; a property that exists with another
-/// type is an error naming it.
-fn plan_schema(schema: &DataSource) -> Result<(String, Vec<(String, Value)>), NotionError> {
-    let title = schema
-        .title_property()
-        .ok_or_else(|| NotionError::Setup("the data source has no title property".into()))?
-        .to_string();
-    let mut missing = Vec::new();
-    let mut wrong = Vec::new();
-    for (name, kind, configuration) in wanted_properties() {
-        match schema.properties.get(name) {
-            Some(existing) if existing.kind == kind => {}
-            Some(existing) => wrong.push(format!(
-                "\"{name}\" is a {} property in Notion, patchbay writes a {kind} there",
-                existing.kind.replace('_', " ")
-            )),
-            None => missing.push((name.to_string(), configuration)),
-        }
-    }
-    if !wrong.is_empty() {
-        return Err(NotionError::Setup(format!(
-            "{}: rename or delete it in Notion (patchbay then adds its own), or point the job at another database; nothing was written",
-            wrong.join("; ")
-        )));
-    }
-    Ok((title, missing))
-}
-
 /// Every configured integration's row as it should be now.
 async fn desired_rows(work: &Work<'_>) -> Result<Vec<Row>, NotionError> {
-    let store_error = |err: crate::store::StoreError| Work::store_error(&err);
     let states: HashMap<String, crate::model::IntegrationState> = work
         .store
         .load_states()
-        .await
-        .map_err(store_error)?
+        .await?
         .into_iter()
         .map(|s| (s.integration.clone(), s))
         .collect();
     let stats = work
         .store
         .window_stats(None, StatsWindow::Day, work.now)
-        .await
-        .map_err(store_error)?;
+        .await?;
     let mut open: HashMap<String, (i64, chrono::DateTime<chrono::Utc>)> = HashMap::new();
-    for incident in work.store.open_incidents().await.map_err(store_error)? {
+    for incident in work.store.open_incidents().await? {
         let number = incident.notice.unwrap_or(incident.id);
         open.entry(incident.integration.clone())
             .and_modify(|e| {
@@ -500,6 +461,8 @@ fn plan_writes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notion::wire::DataSource;
+    use crate::sync::plan_schema;
 
     #[test]
     fn figures_are_rounded_so_noise_does_not_rewrite_rows() {
@@ -545,7 +508,9 @@ mod tests {
             }
         }))
         .unwrap();
-        let err = plan_schema(&schema).unwrap_err().to_string();
+        let err = plan_schema(&schema, &wanted_properties())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("\"Status\" is a number property in Notion, patchbay writes a select"),
             "{err}"
@@ -555,7 +520,7 @@ mod tests {
             "properties": {"Service": {"id": "title", "type": "title"}, "Tags": {"id": "b", "type": "multi_select"}}
         }))
         .unwrap();
-        let (title, missing) = plan_schema(&fine).unwrap();
+        let (title, missing) = plan_schema(&fine, &wanted_properties()).unwrap();
         assert_eq!(title, "Service");
         let names: Vec<&str> = missing.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(

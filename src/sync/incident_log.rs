@@ -24,8 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, SyncJob, SyncKind};
 use crate::notion::wire::{
-    DataSource, callout_block, date_value, plain_text, rich_text_value, select_value, text_block,
-    title_value,
+    callout_block, date_value, plain_text, rich_text_value, select_value, text_block, title_value,
 };
 use crate::notion::{Client, Notion, NotionError};
 use crate::resilience::RetryPolicy;
@@ -48,7 +47,7 @@ const REFUSED_RETRY: Duration = Duration::from_secs(600);
 const IDLE_WAKE: Duration = Duration::from_secs(30);
 
 /// The schema an incident log needs besides its title: (name, type, configuration).
-fn wanted_properties() -> Vec<(&'static str, &'static str, Value)> {
+fn wanted_properties() -> Vec<super::Wanted> {
     let options = |names: &[(&str, &str)]| -> Value {
         Value::Array(
             names
@@ -73,41 +72,6 @@ fn wanted_properties() -> Vec<(&'static str, &'static str, Value)> {
         (RESOLVED, "date", json!({ "date": {} })),
         (DURATION, "rich_text", json!({ "rich_text": {} })),
     ]
-}
-
-/// Checks a data source's schema for the log: the title property's name, and the properties to
-/// add; a property of another type is an error naming it.
-pub(super) fn plan_schema(
-    schema: &DataSource,
-    wanted: &[(&'static str, &'static str, Value)],
-) -> Result<(String, serde_json::Map<String, Value>), NotionError> {
-    let title = schema
-        .title_property()
-        .ok_or_else(|| NotionError::Setup("the data source has no title property".into()))?
-        .to_string();
-    let mut missing = serde_json::Map::new();
-    let mut wrong = Vec::new();
-    for (name, kind, configuration) in wanted {
-        match schema.properties.get(*name) {
-            Some(existing) if existing.kind == *kind => {}
-            Some(existing) => wrong.push(format!(
-                "\"{name}\" is a {} property in Notion, patchbay writes a {} there",
-                existing.kind.replace('_', " "),
-                kind.replace('_', " ")
-            )),
-            None => {
-                missing.insert((*name).to_string(), configuration.clone());
-            }
-        }
-    }
-    if wrong.is_empty() {
-        Ok((title, missing))
-    } else {
-        Err(NotionError::Setup(format!(
-            "{}: rename or delete it in Notion (patchbay then adds its own), or point the job at another database; nothing was written",
-            wrong.join("; ")
-        )))
-    }
 }
 
 /// A job's data source, checked and completed once per process (again after an error).
@@ -189,25 +153,24 @@ impl IncidentLog {
                     }
                     Err(error) => {
                         ready.remove(&job.name);
-                        let client = self.notion.client(&job.token);
                         let failures = failing.get(&job.name).map_or(0, |(n, _)| *n);
-                        let wait = if error.kind() == "setup"
-                            || matches!(error.kind(), "auth" | "client" | "bad_response")
-                        {
-                            REFUSED_RETRY
-                        } else {
-                            policy
-                                .delay_for(failures.min(16), None)
-                                .unwrap_or(policy.max_delay)
-                                .max(Duration::from_millis(200))
-                        };
+                        let wait =
+                            if matches!(error.kind(), "setup" | "auth" | "client" | "bad_response")
+                            {
+                                REFUSED_RETRY
+                            } else {
+                                policy
+                                    .delay_for(failures.min(16), None)
+                                    .unwrap_or(policy.max_delay)
+                                    .max(Duration::from_millis(200))
+                            };
                         tracing::warn!(
                             job = %job.name,
                             kind = error.kind(),
                             request_id = error.request_id().unwrap_or("none"),
                             retry_in_ms = wait.as_millis() as u64,
                             "the incident log could not write to Notion: {error}; {}",
-                            error.what_to_do(client.token_variable())
+                            error.what_to_do(&job.token.variable)
                         );
                         failing.insert(
                             job.name.clone(),
@@ -247,8 +210,7 @@ impl IncidentLog {
                 crate::model::now(),
                 super::holder_is_dead,
             )
-            .await
-            .map_err(|err| store_error(&err))?;
+            .await?;
         if !held {
             return Ok(false);
         }
@@ -265,26 +227,17 @@ impl IncidentLog {
     }
 }
 
-fn store_error(err: &crate::store::StoreError) -> NotionError {
-    NotionError::Setup(format!("patchbay's database failed: {err}"))
-}
-
 /// `/sync run` of an incident log: writes every event waiting, now, and counts the pages
 /// created and updated.
 pub(super) async fn run(work: &mut super::Work<'_>) -> Result<(), NotionError> {
     work.report(super::Phase::Resolving);
     let mut target = None;
     if work.dry_run {
-        let cursor = work
-            .store
-            .log_cursor(&work.job.name)
-            .await
-            .map_err(|err| store_error(&err))?;
+        let cursor = work.store.log_cursor(&work.job.name).await?;
         let waiting = work
             .store
             .events_after(cursor.after_event, usize::MAX >> 1)
-            .await
-            .map_err(|err| store_error(&err))?;
+            .await?;
         let resolved = prepare(work.client, work.job, true).await?;
         work.schema_added = resolved.1;
         work.counts.total = waiting.len() as u64;
@@ -326,14 +279,8 @@ async fn next_batch(
     target: &mut Option<Ready>,
     on_change: &mut (dyn FnMut((i64, super::Change)) + Send),
 ) -> Result<bool, NotionError> {
-    let cursor = store
-        .log_cursor(&job.name)
-        .await
-        .map_err(|e| store_error(&e))?;
-    let events = store
-        .events_after(cursor.after_event, BATCH)
-        .await
-        .map_err(|e| store_error(&e))?;
+    let cursor = store.log_cursor(&job.name).await?;
+    let events = store.events_after(cursor.after_event, BATCH).await?;
     let Some(first) = events.first() else {
         return Ok(false);
     };
@@ -363,10 +310,7 @@ async fn next_batch(
     {
         on_change((incident, change));
     }
-    store
-        .advance_log(&job.name, last)
-        .await
-        .map_err(|e| store_error(&e))?;
+    store.advance_log(&job.name, last).await?;
     Ok(batch.len() < events.len() || events.len() == BATCH)
 }
 
@@ -381,13 +325,16 @@ async fn prepare(
         .resolve(&job.database_id, job.data_source.as_deref())
         .await?;
     let schema = client.data_source(&target.data_source.id).await?;
-    let (title, missing) = plan_schema(&schema, &wanted_properties())?;
-    let added: Vec<String> = missing.keys().cloned().collect();
+    let (title, missing) = super::plan_schema(&schema, &wanted_properties())?;
+    let added: Vec<String> = missing.iter().map(|(name, _)| name.clone()).collect();
     if !missing.is_empty() && !dry_run {
-        tracing::info!(job = %job.name, properties = ?missing.keys().collect::<Vec<_>>(),
+        tracing::info!(job = %job.name, properties = ?added,
             "adding the incident log's properties to the Notion database");
         client
-            .update_data_source(&target.data_source.id, Value::Object(missing))
+            .update_data_source(
+                &target.data_source.id,
+                Value::Object(missing.into_iter().collect()),
+            )
             .await?;
     }
     Ok((
@@ -407,10 +354,6 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    fn store_error(err: &crate::store::StoreError) -> NotionError {
-        store_error(err)
-    }
-
     /// Writes `events` (all of `incident`, in order) to its page, creating the page first.
     async fn write(
         &self,
@@ -418,22 +361,13 @@ impl Writer<'_> {
         events: &[&LogEvent],
         sending: Option<i64>,
     ) -> Result<Option<super::Change>, NotionError> {
-        let Some(record) = self
-            .store
-            .incident_record(incident)
-            .await
-            .map_err(|e| Self::store_error(&e))?
-        else {
+        let Some(record) = self.store.incident_record(incident).await? else {
             // Retention removed it: there is nothing left to write.
             return Ok(None);
         };
         let key = format!("incident:{incident}");
         let last = events.last().map_or(0, |e| e.id);
-        let kept = self
-            .store
-            .kept_page(&self.target.data_source, &key)
-            .await
-            .map_err(|e| Self::store_error(&e))?;
+        let kept = self.store.kept_page(&self.target.data_source, &key).await?;
         let title = page_title(&record);
         let page = if let Some(page) = kept {
             page.page_id
@@ -459,10 +393,7 @@ impl Writer<'_> {
             entries.retain(|text| !present.contains(text));
         }
         if !entries.is_empty() {
-            self.store
-                .set_log_sending(self.job, Some(last))
-                .await
-                .map_err(|e| Self::store_error(&e))?;
+            self.store.set_log_sending(self.job, Some(last)).await?;
             let blocks: Vec<Value> = entries
                 .iter()
                 .map(|text| text_block("bulleted_list_item", text))
@@ -483,11 +414,7 @@ impl Writer<'_> {
         title: &str,
         last: i64,
     ) -> Result<(), NotionError> {
-        let timeline = self
-            .store
-            .events_of(record.id, last)
-            .await
-            .map_err(|e| Self::store_error(&e))?;
+        let timeline = self.store.events_of(record.id, last).await?;
         let mut children = vec![callout_block(summary_emoji(record), &summary(record))];
         children.push(text_block("heading_3", "Timeline"));
         children.extend(
@@ -503,10 +430,7 @@ impl Writer<'_> {
         };
         // Should the answer be lost, the next try finds the page by its title and reads it
         // back before appending anything.
-        self.store
-            .set_log_sending(self.job, Some(last))
-            .await
-            .map_err(|e| Self::store_error(&e))?;
+        self.store.set_log_sending(self.job, Some(last)).await?;
         let created = self
             .client
             .create_page(
@@ -531,8 +455,8 @@ impl Writer<'_> {
                 None,
                 crate::model::now(),
             )
-            .await
-            .map_err(|e| Self::store_error(&e))
+            .await?;
+        Ok(())
     }
 
     /// The page of an earlier create whose answer was lost, by its title.

@@ -415,9 +415,51 @@ impl Work<'_> {
             Ok(())
         }
     }
+}
 
-    fn store_error(err: &StoreError) -> NotionError {
+/// A run stopped by patchbay's own database is reported like a setup problem, with the
+/// database's error.
+impl From<StoreError> for NotionError {
+    fn from(err: StoreError) -> Self {
         NotionError::Setup(format!("patchbay's database failed: {err}"))
+    }
+}
+
+/// A property a job needs: its name, its type, and the configuration sent when adding it.
+type Wanted = (&'static str, &'static str, serde_json::Value);
+
+/// Checks a data source's schema against what a job writes: the title property's name (the
+/// one every data source has, whatever it is called) and the properties to add, in `wanted`'s
+/// order; a property that exists with another type is an error naming it, since retyping it
+/// would lose what people wrote there.
+fn plan_schema(
+    schema: &crate::notion::wire::DataSource,
+    wanted: &[Wanted],
+) -> Result<(String, Vec<(String, serde_json::Value)>), NotionError> {
+    let title = schema
+        .title_property()
+        .ok_or_else(|| NotionError::Setup("the data source has no title property".into()))?
+        .to_string();
+    let mut missing = Vec::new();
+    let mut wrong = Vec::new();
+    for (name, kind, configuration) in wanted {
+        match schema.properties.get(*name) {
+            Some(existing) if existing.kind == *kind => {}
+            Some(existing) => wrong.push(format!(
+                "\"{name}\" is a {} property in Notion, patchbay writes a {} there",
+                existing.kind.replace('_', " "),
+                kind.replace('_', " ")
+            )),
+            None => missing.push(((*name).to_string(), configuration.clone())),
+        }
+    }
+    if wrong.is_empty() {
+        Ok((title, missing))
+    } else {
+        Err(NotionError::Setup(format!(
+            "{}: rename or delete it in Notion (patchbay then adds its own), or point the job at another database; nothing was written",
+            wrong.join("; ")
+        )))
     }
 }
 
