@@ -77,6 +77,16 @@ impl Gate {
     }
 }
 
+/// Whether the member behind `ctx` holds `permission`: autocomplete suggests names only to
+/// members who may see them.
+fn holds(ctx: Context<'_>, permission: Permission) -> bool {
+    ctx.data()
+        .plane
+        .policy()
+        .admit(&super::invocation(ctx).caller, permission)
+        .is_ok()
+}
+
 /// The commands that run (not the groups that only hold subcommands), in registration order,
 /// each with its qualified name (`alerts silence`). poise sets `qualified_name` only once the
 /// framework is built, so the names are composed here from the tree.

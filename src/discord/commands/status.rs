@@ -13,12 +13,8 @@ async fn integration_names(
     ctx: Context<'_>,
     partial: &str,
 ) -> serenity::CreateAutocompleteResponse {
-    let invocation = invocation(ctx);
     let plane = &ctx.data().plane;
-    let allowed = plane
-        .policy()
-        .admit(&invocation.caller, Permission::StatusView)
-        .is_ok();
+    let allowed = super::holds(ctx, Permission::StatusView);
     let choices = if allowed {
         service::suggest_integrations(&plane.config(), partial, 25)
     } else {

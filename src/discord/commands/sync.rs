@@ -17,14 +17,10 @@ use crate::sync::Progress;
 /// The least time between two progress edits of one reply.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
-/// Autocompletes sync job names, for members who may run them.
+/// Autocompletes sync job names, for members who may see them (`status.view`).
 async fn job_names(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocompleteResponse {
-    let invocation = invocation(ctx);
     let plane = &ctx.data().plane;
-    let allowed = plane
-        .policy()
-        .admit(&invocation.caller, Permission::StatusView)
-        .is_ok();
+    let allowed = super::holds(ctx, Permission::StatusView);
     let choices = if allowed {
         plane.suggest_jobs(partial, 25)
     } else {
