@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 pub mod fake_discord;
 pub mod fake_notion;
+pub mod fake_retool;
 pub mod process;
 pub mod stack;
 pub mod tls_upstream;
