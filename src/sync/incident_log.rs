@@ -104,7 +104,7 @@ impl IncidentLog {
             notion,
             config: std::sync::RwLock::new(Arc::new(config.clone())),
             changes,
-            holder: super::holder_id(),
+            holder: crate::store::lease::holder_id(),
         }
     }
 
@@ -208,7 +208,7 @@ impl IncidentLog {
                 &self.holder,
                 super::LEASE_TTL,
                 crate::model::now(),
-                super::holder_is_dead,
+                crate::store::lease::holder_is_dead,
             )
             .await?;
         if !held {
