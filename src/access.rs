@@ -254,6 +254,24 @@ pub enum Denied {
     DirectMessage,
     /// None of the member's roles holds the permission.
     Missing(Permission),
+    /// The action is limited to roles the member holds none of.
+    ActionRoles {
+        /// The action.
+        action: String,
+        /// The roles it is limited to.
+        roles: Vec<Snowflake>,
+    },
+    /// The action is limited by roles, and this API key is not among them.
+    ActionKey {
+        /// The action.
+        action: String,
+        /// The key's name.
+        key: String,
+    },
+    /// A member may not approve their own request.
+    OwnRequest,
+    /// Only the member who asked may confirm or cancel a request.
+    NotRequester,
 }
 
 impl fmt::Display for Denied {
@@ -263,6 +281,24 @@ impl fmt::Display for Denied {
                 f.write_str("patchbay's commands work in a server, not in direct messages")
             }
             Denied::Missing(permission) => write!(f, "you need the {permission} permission"),
+            Denied::ActionRoles { action, roles } => {
+                let roles: Vec<String> = roles.iter().map(|r| r.0.to_string()).collect();
+                write!(
+                    f,
+                    "{action} is limited to members with one of the roles {}; you hold none of them",
+                    roles.join(", ")
+                )
+            }
+            Denied::ActionKey { action, key } => write!(
+                f,
+                "{action} is limited by roles: add \"apikey:{key}\" to its roles for this key to run it"
+            ),
+            Denied::OwnRequest => f.write_str(
+                "you asked for this action: another member holding action.approve must approve it",
+            ),
+            Denied::NotRequester => {
+                f.write_str("only the member who asked for this action may confirm or cancel it")
+            }
         }
     }
 }

@@ -114,12 +114,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 store.clone(),
                 notion,
                 Some(metrics.clone()),
+            )))
+            .with_actions(Arc::new(crate::actions::Actions::new(
+                store.clone(),
+                Arc::new(crate::retool::Retool::new(Some(metrics.clone()))),
             ))),
     );
     // Sync jobs with a schedule run on their own, as the scheduler, through the control plane;
     // incident logs follow the incidents' timelines as the alert pipeline commits them.
     let sync_stop = CancellationToken::new();
     tokio::spawn(plane.clone().run_schedules(sync_stop.clone()));
+    // Action requests waiting for a confirmation or an approval expire on time.
+    tokio::spawn(plane.clone().run_action_timers(sync_stop.clone()));
     let incident_log = Arc::new(IncidentLog::new(
         store.clone(),
         notion_for_log,

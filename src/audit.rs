@@ -171,7 +171,8 @@ pub fn redact(options: &[InvocationOption]) -> serde_json::Value {
 pub struct AuditQuery {
     /// Only this actor id.
     pub actor_id: Option<String>,
-    /// Only this command (exact path).
+    /// Only this command (its path: `alerts silence`), or the commands of this group
+    /// (`alerts`).
     pub command: Option<String>,
     /// Only this outcome.
     pub outcome: Option<Outcome>,

@@ -8,6 +8,8 @@
 
 /// Permissions, grants, callers and the access decision every front asks for.
 pub mod access;
+/// Actions: running Retool workflows once requested, confirmed and approved (lease, cooldown, call).
+pub mod actions;
 /// Incidents, routing, the alert outbox and its dispatcher.
 pub mod alerts;
 /// Wiring for `patchbay run`: opens the store, starts the engine and the fronts, handles signals.
@@ -38,6 +40,8 @@ pub mod monitor;
 pub mod notion;
 /// The resilience layer every outbound API client goes through.
 pub mod resilience;
+/// The Retool client: starts workflows through their webhook triggers, on the resilience layer.
+pub mod retool;
 /// Values that must never be printed.
 pub mod secret;
 /// The control-plane service the fronts call: one invocation path, answers in values.

@@ -49,6 +49,9 @@ pub struct Metrics {
     /// `patchbay_notion_requests_total{token,outcome}`: requests sent to Notion (retries
     /// included), by token variable and outcome (`ok`, `rate_limited`, `server`, ...).
     pub notion_requests: IntCounterVec,
+    /// `patchbay_retool_requests_total{action,outcome}`: requests sent to Retool workflows
+    /// (each attempt), by outcome (`ok` or the error kind).
+    pub retool_requests: IntCounterVec,
     /// `patchbay_sync_runs_total{job,outcome}`: sync runs finished, by outcome (`ok`,
     /// `failed`).
     pub sync_runs: IntCounterVec,
@@ -145,6 +148,15 @@ impl Metrics {
                 &["token", "outcome"],
             )
             .expect("valid metric"),
+            retool_requests: IntCounterVec::new(
+                Opts::new(
+                    "patchbay_retool_requests_total",
+                    "Requests sent to Retool workflows, retries included, by action and outcome \
+                     (ok, rate_limited, server, timeout, ...).",
+                ),
+                &["action", "outcome"],
+            )
+            .expect("valid metric"),
             sync_runs: IntCounterVec::new(
                 Opts::new(
                     "patchbay_sync_runs_total",
@@ -180,6 +192,7 @@ impl Metrics {
             Box::new(metrics.alert_deliveries.clone()),
             Box::new(metrics.alert_outbox_pending.clone()),
             Box::new(metrics.notion_requests.clone()),
+            Box::new(metrics.retool_requests.clone()),
             Box::new(metrics.sync_runs.clone()),
             Box::new(build_info),
         ];
@@ -196,6 +209,13 @@ impl Metrics {
     pub fn notion_request(&self, variable: &str, outcome: &str) {
         self.notion_requests
             .with_label_values(&[variable, outcome])
+            .inc();
+    }
+
+    /// Counts one request sent to the workflow of `action`.
+    pub fn retool_request(&self, action: &str, outcome: &str) {
+        self.retool_requests
+            .with_label_values(&[action, outcome])
             .inc();
     }
 

@@ -35,7 +35,7 @@ fn bad_configs_give_exact_errors() {
         (
             "[bot]\ncolour = 1\n",
             &[
-                "test.toml:2: bot.colour: unknown key (fix: remove it; known keys here: guilds, audit_channel, public_status, command_rate)",
+                "test.toml:2: bot.colour: unknown key (fix: remove it; known keys here: guilds, audit_channel, approval_channel, action_confirm_timeout, action_approval_timeout, public_status, command_rate)",
             ],
         ),
         (

@@ -459,14 +459,14 @@ async fn the_cli_registers_and_lists_commands_over_rest() {
     assert_eq!(
         String::from_utf8(registered.stdout).unwrap(),
         format!(
-            "registered 6 commands in guild {}\n",
+            "registered 7 commands in guild {}\n",
             fake_discord::GUILD_ID
         )
     );
     let put = fake
         .wait_for_request("the registration", |r| r.method == "PUT")
         .await;
-    assert_eq!(put.body.unwrap().as_array().unwrap().len(), 6);
+    assert_eq!(put.body.unwrap().as_array().unwrap().len(), 7);
 
     let listed = run("list").await.unwrap();
     assert!(
@@ -1023,6 +1023,8 @@ async fn every_text_option_has_a_length_and_every_number_a_range() {
             "/audit command 32",
             "/sync run job 64",
             "/sync history job 64",
+            "/action run name 64",
+            "/action run args 1000",
         ]
     );
     let limit = &options

@@ -10,6 +10,7 @@
 //! getters; `integration.rs` reads `[[integration]]` and `[defaults]`; `alerts.rs` reads
 //! `[alerts]`, its routes and `[[maintenance]]`; `error.rs` collects the errors.
 
+mod actions;
 mod alerts;
 mod error;
 mod integration;
@@ -26,6 +27,10 @@ use reqwest::Url;
 use crate::model::Snowflake;
 use crate::secret::Secret;
 use crate::suggest;
+pub use actions::{
+    Action, ActionKind, ActionParam, ActionRole, DEFAULT_ACTION_TIMEOUT, DEFAULT_MAX_LEN,
+    MAX_PARAMS, ParamKind,
+};
 pub use alerts::{
     AlertRoute, AlertsConfig, DEFAULT_WEBHOOK_ENV, MaintenanceTarget, MaintenanceWindow,
     RouteTarget,
@@ -36,7 +41,9 @@ pub use integration::{
     CaFile, CheckSpec, DegradedLimits, HeaderValue, HttpCheck, Integration, NotionCheck,
 };
 use raw::Table;
-pub use sync::{DEFAULT_NOTION_API, DEFAULT_NOTION_TOKEN, NotionToken, SyncJob, SyncKind};
+pub use sync::{
+    DEFAULT_NOTION_API, DEFAULT_NOTION_TOKEN, EnvSecret, NotionToken, SyncJob, SyncKind,
+};
 
 /// The default config path, used when neither `--config` nor `PATCHBAY_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "patchbay.toml";
@@ -66,6 +73,8 @@ pub struct Config {
     pub maintenance: Vec<MaintenanceWindow>,
     /// `[[sync]]` jobs, in file order.
     pub sync: Vec<SyncJob>,
+    /// The `[[action]]`s (Retool workflows), in file order.
+    pub actions: Vec<Action>,
     /// `NOTION_API_BASE`: where Notion calls go (Notion itself unless set).
     pub notion_api_base: Url,
 }
@@ -74,6 +83,11 @@ impl Config {
     /// The sync job named `name`.
     pub fn sync_job(&self, name: &str) -> Option<&SyncJob> {
         self.sync.iter().find(|job| job.name == name)
+    }
+
+    /// The action named `name`.
+    pub fn action(&self, name: &str) -> Option<&Action> {
+        self.actions.iter().find(|action| action.name == name)
     }
 }
 
@@ -84,6 +98,12 @@ pub struct BotConfig {
     pub guilds: Vec<Snowflake>,
     /// Channel to mirror the audit log into.
     pub audit_channel: Option<Snowflake>,
+    /// Where approval requests of actions started from the REST API are posted.
+    pub approval_channel: Option<Snowflake>,
+    /// How long a member has to confirm an action they asked for.
+    pub action_confirm_timeout: Duration,
+    /// How long an action request waits for an approval.
+    pub action_approval_timeout: Duration,
     /// `DISCORD_TOKEN`; without it the bot runs headless.
     pub token: Option<Secret>,
     /// `DISCORD_API_BASE`: where serenity sends REST calls (a proxy or a fake in tests).
@@ -267,8 +287,17 @@ const TOP_KEYS: &[&str] = &[
     "alerts",
     "maintenance",
     "sync",
+    "action",
 ];
-const BOT_KEYS: &[&str] = &["guilds", "audit_channel", "public_status", "command_rate"];
+const BOT_KEYS: &[&str] = &[
+    "guilds",
+    "audit_channel",
+    "approval_channel",
+    "action_confirm_timeout",
+    "action_approval_timeout",
+    "public_status",
+    "command_rate",
+];
 const GRANT_KEYS: &[&str] = &["role", "permissions"];
 const HTTP_KEYS: &[&str] = &["listen"];
 const STORAGE_KEYS: &[&str] = &[
@@ -297,6 +326,8 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ("alerts.route.match", alerts::MATCH_KEYS),
     ("maintenance", alerts::MAINTENANCE_KEYS),
     ("sync", sync::SYNC_KEYS),
+    ("action", actions::ACTION_KEYS),
+    ("action.params", actions::PARAM_KEYS),
 ];
 
 /// Parses and validates config text. `file` names it in errors.
@@ -336,6 +367,7 @@ pub fn parse(
     let alerts = alerts::read_alerts(&root, &mut d, env, &known);
     let maintenance = alerts::read_maintenance(&root, &mut d, &known);
     let sync = sync::read_jobs(&root, &mut d, env);
+    let actions = actions::read_actions(&root, &mut d, env);
 
     let mut config = Config {
         source: source.map(Path::to_path_buf),
@@ -351,6 +383,7 @@ pub fn parse(
         alerts,
         maintenance,
         sync,
+        actions,
         notion_api_base: Url::parse(sync::DEFAULT_NOTION_API).expect("static URL"),
     };
     apply_environment(&mut config, env, &mut d.errors);
@@ -368,6 +401,9 @@ fn read_bot(root: &Table<'_, '_>, d: &mut Diagnostics) -> BotConfig {
     let mut bot = BotConfig {
         guilds: Vec::new(),
         audit_channel: None,
+        approval_channel: None,
+        action_confirm_timeout: Duration::from_secs(60),
+        action_approval_timeout: Duration::from_secs(15 * 60),
         token: None,
         api_base: Url::parse("https://discord.com").expect("static URL"),
         public_status: true,
@@ -380,6 +416,36 @@ fn read_bot(root: &Table<'_, '_>, d: &mut Diagnostics) -> BotConfig {
         table.check_keys(d, BOT_KEYS);
         bot.guilds = table.snowflakes(d, "guilds").unwrap_or_default();
         bot.audit_channel = table.snowflake(d, "audit_channel");
+        bot.approval_channel = table.snowflake(d, "approval_channel");
+        // A confirmation is edited through its interaction, which Discord keeps 15 minutes; an
+        // approval message is the bot's own and may wait a day.
+        for (key, slot, max, why) in [
+            (
+                "action_confirm_timeout",
+                &mut bot.action_confirm_timeout,
+                Duration::from_secs(14 * 60),
+                "use 1s to 14m: Discord lets a command's reply be edited for 15 minutes",
+            ),
+            (
+                "action_approval_timeout",
+                &mut bot.action_approval_timeout,
+                Duration::from_secs(24 * 3600),
+                "use 1s to 24h",
+            ),
+        ] {
+            match table.duration(d, key) {
+                Some((wait, at)) if wait.is_zero() || wait > max => {
+                    d.error(
+                        Some(at),
+                        table.key(key),
+                        format!("{} is out of range", crate::duration::compact(wait)),
+                        Some(why.into()),
+                    );
+                }
+                Some((wait, _)) => *slot = wait,
+                None => {}
+            }
+        }
         if let Some(public) = table.boolean(d, "public_status") {
             bot.public_status = public;
         }

@@ -29,15 +29,18 @@ pub(super) const SYNC_KEYS: &[&str] = &[
     "token",
 ];
 
-/// A Notion integration token: the variable it is read from (named in messages) and its value
-/// (never printed).
+/// A secret read from the environment (`token = "env:NAME"`): the variable it is read from
+/// (named in messages) and its value (never printed).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotionToken {
+pub struct EnvSecret {
     /// The environment variable, e.g. `NOTION_TOKEN`.
     pub variable: String,
     /// Its value.
     pub value: Secret,
 }
+
+/// A Notion integration token.
+pub type NotionToken = EnvSecret;
 
 /// What a sync job keeps in Notion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -88,37 +91,73 @@ pub(super) fn read_token(
     start: usize,
     what: &str,
 ) -> Option<NotionToken> {
-    let (variable, at) = match table.string(d, "token") {
-        Some((text, at)) => match text.strip_prefix("env:") {
+    read_env_secret(
+        table,
+        d,
+        env,
+        ("token", Some(DEFAULT_NOTION_TOKEN)),
+        start,
+        &format!("{what} needs a Notion token"),
+        &|variable| {
+            format!(
+                "create an internal integration at notion.so/my-integrations and set {variable} to its secret (in the environment or .env)"
+            )
+        },
+    )
+}
+
+/// Reads `key = "env:NAME"` from the environment (`NAME` is `default` when the key is absent;
+/// without a default the key is required). A secret written in the file itself, or a variable
+/// that is not set, is an error naming the key, the variable and `what` needs it; `how` says
+/// how to fix that, given the variable.
+pub(super) fn read_env_secret(
+    table: &Table<'_, '_>,
+    d: &mut Diagnostics,
+    env: &Environment,
+    (key, default): (&str, Option<&str>),
+    start: usize,
+    what: &str,
+    how: &dyn Fn(&str) -> String,
+) -> Option<EnvSecret> {
+    let example = default.unwrap_or("MY_SECRET");
+    let (variable, at) = if let Some((text, at)) = table.string(d, key) {
+        match text.strip_prefix("env:") {
             Some(variable) if !variable.is_empty() => (variable.to_string(), at),
             _ => {
                 d.error(
                     Some(at),
-                    table.key("token"),
-                    "a token is never written in the config file".to_string(),
-                    Some(
-                        "name the environment variable that holds it: token = \"env:NOTION_TOKEN\""
-                            .into(),
-                    ),
+                    table.key(key),
+                    format!("a {key} is never written in the config file"),
+                    Some(format!(
+                        "name the environment variable that holds it: {key} = \"env:{example}\""
+                    )),
                 );
                 return None;
             }
-        },
-        None => (DEFAULT_NOTION_TOKEN.to_string(), start),
+        }
+    } else {
+        let Some(variable) = default else {
+            table.require(
+                d,
+                key,
+                start,
+                &format!("add {key} = \"env:{example}\" naming the variable that holds it"),
+            );
+            return None;
+        };
+        (variable.to_string(), start)
     };
     if let Some(value) = env.get(&variable) {
-        Some(NotionToken {
+        Some(EnvSecret {
             variable,
             value: Secret::new(value),
         })
     } else {
         d.error(
             Some(at),
-            table.key("token"),
-            format!("environment variable {variable} is not set; {what} needs a Notion token"),
-            Some(format!(
-                "create an internal integration at notion.so/my-integrations and set {variable} to its secret (in the environment or .env)"
-            )),
+            table.key(key),
+            format!("environment variable {variable} is not set; {what}"),
+            Some(how(&variable)),
         );
         None
     }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use poise::serenity_prelude as serenity;
 
 use super::commands::Gate;
+use super::commands::action;
 use super::custom_id::Press;
 use super::render::{self, Reply};
 use super::{DEFER_AFTER, Data, member_of, snowflake};
@@ -61,6 +62,31 @@ impl Press {
                 Some(Permission::StatusRecheck),
                 vec![number("incident", *notice)],
             ),
+            Press::ActionConfirm(request) => (
+                "action confirm",
+                gate("action run"),
+                vec![text("request", request.clone())],
+            ),
+            Press::ActionCancel(request) => (
+                "action cancel",
+                gate("action run"),
+                vec![text("request", request.clone())],
+            ),
+            Press::ActionApprove(request) => (
+                "action approve",
+                Some(Permission::ActionApprove),
+                vec![text("request", request.clone())],
+            ),
+            Press::ActionReject(request) => (
+                "action reject",
+                Some(Permission::ActionApprove),
+                vec![text("request", request.clone())],
+            ),
+            Press::ActionForm(action) => (
+                "action run",
+                gate("action run"),
+                vec![text("name", action.clone())],
+            ),
             Press::AuditPage(query) => (
                 "audit page",
                 gate("audit"),
@@ -88,11 +114,21 @@ pub(super) async fn on_event(
     event: &serenity::FullEvent,
     data: &Data,
 ) -> Result<(), CommandError> {
-    if let serenity::FullEvent::InteractionCreate {
-        interaction: serenity::Interaction::Component(press),
-    } = event
-    {
-        handle(ctx, press, data).await;
+    match event {
+        serenity::FullEvent::InteractionCreate {
+            interaction: serenity::Interaction::Component(press),
+        } => handle(ctx, press, data).await,
+        serenity::FullEvent::InteractionCreate {
+            interaction: serenity::Interaction::Modal(form),
+        } => {
+            if let Some(Press::ActionForm(action)) = Press::parse(&form.data.custom_id) {
+                let invocation = action::form_invocation(&ctx.cache, form, &action);
+                action::on_form(&ctx.http, &data.plane, form, action, invocation).await;
+            } else {
+                tracing::warn!(custom_id = %form.data.custom_id, "a form patchbay does not know was submitted");
+            }
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -184,6 +220,13 @@ async fn handle(ctx: &serenity::Context, press: &serenity::ComponentInteraction,
                 )))
             });
             reply_in_time(ctx, press, answer).await;
+        }
+        Press::ActionConfirm(_)
+        | Press::ActionCancel(_)
+        | Press::ActionApprove(_)
+        | Press::ActionReject(_)
+        | Press::ActionForm(_) => {
+            action::on_press(&ctx.http, plane, press, what, &invocation).await;
         }
         Press::AuditPage(query) => {
             let answer = plane.invoke(&invocation, || async {

@@ -44,6 +44,16 @@ pub enum Press {
     AlertSilence(i64),
     /// Check an alert's integrations now.
     AlertRecheck(i64),
+    /// The requester confirms an action request (its request id).
+    ActionConfirm(String),
+    /// The requester cancels an action request.
+    ActionCancel(String),
+    /// A second member approves an action request.
+    ActionApprove(String),
+    /// A second member rejects an action request.
+    ActionReject(String),
+    /// The modal of an action's parameters was submitted (the action's name).
+    ActionForm(String),
 }
 
 impl Press {
@@ -57,6 +67,11 @@ impl Press {
             Press::AlertAck(notice) => format!("pb:alert:ack:{notice}"),
             Press::AlertSilence(notice) => format!("pb:alert:silence:{notice}"),
             Press::AlertRecheck(notice) => format!("pb:alert:recheck:{notice}"),
+            Press::ActionConfirm(request) => format!("pb:act:confirm:{request}"),
+            Press::ActionCancel(request) => format!("pb:act:cancel:{request}"),
+            Press::ActionApprove(request) => format!("pb:act:approve:{request}"),
+            Press::ActionReject(request) => format!("pb:act:reject:{request}"),
+            Press::ActionForm(action) => format!("pb:act:form:{action}"),
             Press::AuditPage(query) => format!(
                 "pb:audit:{}:{}:{}:{}:{}",
                 query.before.unwrap_or(0),
@@ -91,6 +106,18 @@ impl Press {
                 "ack" => Some(Press::AlertAck(notice)),
                 "silence" => Some(Press::AlertSilence(notice)),
                 "recheck" => Some(Press::AlertRecheck(notice)),
+                _ => None,
+            };
+        }
+        if let Some(step) = rest.strip_prefix("act:") {
+            let (step, id) = step.split_once(':')?;
+            let id = id.to_string();
+            return match step {
+                "confirm" => Some(Press::ActionConfirm(id)),
+                "cancel" => Some(Press::ActionCancel(id)),
+                "approve" => Some(Press::ActionApprove(id)),
+                "reject" => Some(Press::ActionReject(id)),
+                "form" => Some(Press::ActionForm(id)),
                 _ => None,
             };
         }
@@ -133,6 +160,11 @@ mod tests {
             Press::AlertAck(12),
             Press::AlertSilence(3),
             Press::AlertRecheck(4),
+            Press::ActionConfirm("act-0123456789ab".into()),
+            Press::ActionCancel("act-0123456789ab".into()),
+            Press::ActionApprove("act-0123456789ab".into()),
+            Press::ActionReject("act-0123456789ab".into()),
+            Press::ActionForm("x".repeat(64)),
         ] {
             assert_eq!(Press::parse(&press.encode()), Some(press));
         }

@@ -319,6 +319,11 @@ pub async fn run(plane: Arc<ControlPlane>, stop: CancellationToken) -> anyhow::R
             entries,
         ));
     }
+    tokio::spawn(commands::action::run_approvals(
+        client.http.clone(),
+        data_plane.clone(),
+        stop.clone(),
+    ));
     let shards = client.shard_manager.clone();
     // A stop that comes before the shards are up must still end `start`: a shutdown sent to a
     // shard manager that has not launched its shards yet is lost, and `start` then runs on

@@ -30,6 +30,20 @@ pub enum CommandError {
     /// The sync ran and failed; the report says how far it got, why, and what to do.
     #[error("sync job {} failed: {}", .0.job, .0.failure.as_ref().map_or("", |f| f.message.as_str()))]
     SyncFailed(Box<crate::sync::SyncReport>),
+    /// Another run of the action holds its lease.
+    #[error("{} is already running (request {}, started by {})", .0.action, .0.request_id, .0.requested_by.parts().2)]
+    ActionBusy(Box<crate::store::actions::ActionRun>),
+    /// The action ran recently and cools down.
+    #[error("{action} is cooling down: try again in {}", crate::duration::human(*.left))]
+    CoolingDown {
+        /// The action.
+        action: String,
+        /// How long until it may run again.
+        left: std::time::Duration,
+    },
+    /// The action's workflow was called and the call failed; the run says how.
+    #[error("{} failed: {}", .0.action, .0.error.as_deref().unwrap_or("unknown error"))]
+    ActionFailed(Box<crate::store::actions::ActionRun>),
     /// Something failed on our side; details are logged under the reference.
     #[error("something went wrong (ref {reference})")]
     Internal {
@@ -155,6 +169,34 @@ pub enum Invalid {
     /// Sync jobs need the Notion clients, which this front was built without.
     #[error("sync jobs run in the patchbay process; this front has none")]
     NoSyncs,
+    /// No action has this name (or none this caller may run).
+    #[error("there is no action named {}", echo(.name))]
+    UnknownAction {
+        /// The name asked for.
+        name: String,
+        /// The nearest names this caller may run.
+        suggestions: Vec<String>,
+    },
+    /// The action's parameters were refused.
+    #[error("{0}")]
+    Param(crate::actions::ParamError),
+    /// No action request has this id.
+    #[error("there is no action request {}", echo(.request))]
+    UnknownRequest {
+        /// The request id asked for.
+        request: String,
+    },
+    /// The request is past the step asked for (confirmed, decided, expired, run).
+    #[error("request {request} is {state} already")]
+    RequestSettled {
+        /// The request id.
+        request: String,
+        /// Where it stands, in words.
+        state: String,
+    },
+    /// Actions need the Retool client, which this front was built without.
+    #[error("actions run in the patchbay process; this front has none")]
+    NoActions,
 }
 
 impl From<Invalid> for CommandError {
@@ -177,9 +219,12 @@ impl CommandError {
             CommandError::Denied(_) => Outcome::Denied,
             CommandError::RateLimited { .. } => Outcome::RateLimited,
             CommandError::Invalid(_) => Outcome::Invalid,
-            CommandError::Internal { .. } | CommandError::Busy(_) | CommandError::SyncFailed(_) => {
-                Outcome::Failed
-            }
+            CommandError::Internal { .. }
+            | CommandError::Busy(_)
+            | CommandError::SyncFailed(_)
+            | CommandError::ActionBusy(_)
+            | CommandError::CoolingDown { .. }
+            | CommandError::ActionFailed(_) => Outcome::Failed,
         }
     }
 
@@ -187,7 +232,11 @@ impl CommandError {
     pub(super) fn error_kind(&self) -> Option<String> {
         match self {
             CommandError::Internal { kind, .. } => Some((*kind).to_string()),
-            CommandError::Busy(_) => Some("busy".into()),
+            CommandError::Busy(_) | CommandError::ActionBusy(_) => Some("busy".into()),
+            CommandError::CoolingDown { .. } => Some("cooldown".into()),
+            CommandError::ActionFailed(run) => {
+                run.error_kind.as_ref().map(|kind| format!("retool_{kind}"))
+            }
             CommandError::SyncFailed(report) => report
                 .failure
                 .as_ref()

@@ -10,6 +10,7 @@
 //! - [`status_overview`] answers from stored state and rollups only; it never waits for a live
 //!   check.
 
+mod actions;
 mod alerts;
 mod error;
 mod perms;
@@ -30,6 +31,7 @@ use crate::model::{Actor, Snowflake};
 use crate::monitor::Engine;
 use crate::store::{Store, StoreError};
 
+pub use actions::{ActionInfo, ActionRequest, step_options};
 pub use alerts::{
     AlertsOverview, BUTTON_SILENCE, IncidentAcked, NoticeSilenced, REASON_LIMIT, Silenced,
     Unsilenced,
@@ -74,6 +76,9 @@ pub struct ControlPlane {
     limiter: std::sync::RwLock<Arc<MemberLimiter>>,
     alerts: Option<Arc<crate::alerts::Alerts>>,
     syncs: Option<Arc<crate::sync::Syncs>>,
+    actions: Option<Arc<crate::actions::Actions>>,
+    action_changes: tokio::sync::broadcast::Sender<String>,
+    action_deadlines: tokio::sync::Notify,
     audit_sink: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<AuditEntry>>,
 }
 
@@ -114,6 +119,9 @@ impl ControlPlane {
             limiter: std::sync::RwLock::new(Arc::new(MemberLimiter::new(config.bot.command_rate))),
             alerts: None,
             syncs: None,
+            actions: None,
+            action_changes: tokio::sync::broadcast::channel(256).0,
+            action_deadlines: tokio::sync::Notify::new(),
             audit_sink: std::sync::OnceLock::new(),
         })
     }

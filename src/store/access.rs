@@ -133,7 +133,16 @@ impl Store {
             sql.push(" AND actor_id = ").push_bind(actor.clone());
         }
         if let Some(command) = &query.command {
-            sql.push(" AND command = ").push_bind(command.clone());
+            // A group names its commands too: `action` finds `action run`, `action approve`...
+            let escaped = command
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            sql.push(" AND (command = ")
+                .push_bind(command.clone())
+                .push(" OR command LIKE ")
+                .push_bind(format!("{escaped} %"))
+                .push(" ESCAPE '\\')");
         }
         if let Some(outcome) = query.outcome {
             sql.push(" AND outcome = ").push_bind(outcome.as_str());

@@ -9,7 +9,9 @@
 //! Writes arrive in batches from [`writer`]: one transaction per batch, never one per row.
 
 mod access;
+pub mod actions;
 pub mod alerts;
+pub mod lease;
 pub mod rollup;
 pub mod sync;
 pub mod writer;

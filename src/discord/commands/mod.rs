@@ -3,6 +3,7 @@
 //! Discord's client refuses what does not fit; [`check_options`] checks integer options again
 //! when they arrive, for the clients that do not.
 
+pub(crate) mod action;
 mod alerts;
 mod audit;
 mod help;
@@ -124,6 +125,7 @@ pub fn all() -> Vec<poise::Command<Data, CommandError>> {
         perms::perms(),
         audit::audit(),
         sync::sync(),
+        action::action(),
         help::help(),
     ]
 }
@@ -245,7 +247,7 @@ mod tests {
         let leaves = leaves(&commands);
         assert_eq!(
             leaves.len(),
-            14,
+            16,
             "{:?}",
             leaves.iter().map(|(n, _)| n).collect::<Vec<_>>()
         );

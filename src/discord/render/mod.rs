@@ -22,7 +22,12 @@ use crate::service::{
 /// The one cutting helper, the domain's: answers everywhere cut text the same way.
 pub use crate::model::shorten;
 
+pub mod actions;
 mod sync;
+pub use actions::{
+    action_list, approval_message, confirm_prompt, outcome as action_outcome,
+    outcome_text as action_outcome_text, params_modal, sent_for_approval,
+};
 pub use sync::{sync_history, sync_list, sync_progress, sync_report};
 
 /// Discord's limit on a message's content, in characters.
@@ -296,6 +301,8 @@ pub struct Reply {
     components: Option<Vec<serenity::CreateActionRow>>,
     /// Whether only the member sees it.
     ephemeral: bool,
+    /// Files attached: name and bytes.
+    files: Vec<(String, Vec<u8>)>,
 }
 
 impl Reply {
@@ -326,6 +333,20 @@ impl Reply {
         self
     }
 
+    /// Attaches a file named `name`.
+    pub fn file(mut self, name: impl Into<String>, bytes: Vec<u8>) -> Reply {
+        self.files.push((name.into(), bytes));
+        self
+    }
+
+    /// The attached files as serenity sends them.
+    fn attachments(files: Vec<(String, Vec<u8>)>) -> Vec<serenity::CreateAttachment> {
+        files
+            .into_iter()
+            .map(|(name, bytes)| serenity::CreateAttachment::bytes(bytes, name))
+            .collect()
+    }
+
     /// Whether only the member sees the answer (where Discord allows the choice).
     pub fn ephemeral(mut self, ephemeral: bool) -> Reply {
         self.ephemeral = ephemeral;
@@ -339,6 +360,7 @@ impl Reply {
             embeds: fit_embeds(self.embeds),
             components: self.components,
             ephemeral: self.ephemeral,
+            files: self.files,
         }
     }
 
@@ -354,10 +376,14 @@ impl Reply {
             embeds,
             components,
             ephemeral,
+            files,
         } = self.fit();
         let mut reply = poise::CreateReply::default()
             .ephemeral(ephemeral)
             .allowed_mentions(no_pings());
+        for file in Reply::attachments(files) {
+            reply = reply.attachment(file);
+        }
         for embed in Reply::built_embeds(embeds) {
             reply = reply.embed(embed);
         }
@@ -377,10 +403,12 @@ impl Reply {
             embeds,
             components,
             ephemeral,
+            files,
         } = self.fit();
         let mut message = serenity::CreateInteractionResponseMessage::new()
             .ephemeral(ephemeral)
-            .allowed_mentions(no_pings());
+            .allowed_mentions(no_pings())
+            .add_files(Reply::attachments(files));
         if !embeds.is_empty() {
             message = message.embeds(Reply::built_embeds(embeds));
         }
@@ -399,9 +427,13 @@ impl Reply {
             content,
             embeds,
             components,
+            files,
             ..
         } = self.fit();
         let mut edit = serenity::EditInteractionResponse::new().allowed_mentions(no_pings());
+        for file in Reply::attachments(files) {
+            edit = edit.new_attachment(file);
+        }
         if !embeds.is_empty() {
             edit = edit.embeds(Reply::built_embeds(embeds));
         }
@@ -421,10 +453,12 @@ impl Reply {
             embeds,
             components,
             ephemeral,
+            files,
         } = self.fit();
         let mut followup = serenity::CreateInteractionResponseFollowup::new()
             .ephemeral(ephemeral)
-            .allowed_mentions(no_pings());
+            .allowed_mentions(no_pings())
+            .add_files(Reply::attachments(files));
         if !embeds.is_empty() {
             followup = followup.embeds(Reply::built_embeds(embeds));
         }
@@ -437,15 +471,38 @@ impl Reply {
         followup
     }
 
-    /// A message posted in a channel (the audit mirror).
-    pub fn into_channel_message(self) -> serenity::CreateMessage {
+    /// An edit of a message patchbay posted (an approval message).
+    pub fn into_message_edit(self) -> serenity::EditMessage {
         let Reply {
             content,
             embeds,
             components,
             ..
         } = self.fit();
-        let mut message = serenity::CreateMessage::new().allowed_mentions(no_pings());
+        let mut edit = serenity::EditMessage::new()
+            .allowed_mentions(no_pings())
+            .embeds(Reply::built_embeds(embeds));
+        if let Some(content) = content {
+            edit = edit.content(content);
+        }
+        if let Some(rows) = components {
+            edit = edit.components(rows);
+        }
+        edit
+    }
+
+    /// A message posted in a channel (the audit mirror).
+    pub fn into_channel_message(self) -> serenity::CreateMessage {
+        let Reply {
+            content,
+            embeds,
+            components,
+            files,
+            ..
+        } = self.fit();
+        let mut message = serenity::CreateMessage::new()
+            .allowed_mentions(no_pings())
+            .add_files(Reply::attachments(files));
         if !embeds.is_empty() {
             message = message.embeds(Reply::built_embeds(embeds));
         }
@@ -464,6 +521,25 @@ impl Reply {
 /// courier sets their `allowed_mentions` itself).
 fn no_pings() -> serenity::CreateAllowedMentions {
     serenity::CreateAllowedMentions::new()
+}
+
+/// Autocomplete suggestions of actions: the name as the value, shown with its description.
+pub fn action_choices(found: Vec<(String, String)>) -> serenity::CreateAutocompleteResponse {
+    serenity::CreateAutocompleteResponse::new().set_choices(
+        found
+            .into_iter()
+            .filter(|(name, _)| (1..=CHOICE_LIMIT).contains(&chars(name)))
+            .take(CHOICES_LIMIT)
+            .map(|(name, description)| {
+                let shown = if description.is_empty() {
+                    name.clone()
+                } else {
+                    shorten(&format!("{name} — {description}"), CHOICE_LIMIT)
+                };
+                serenity::AutocompleteChoice::new(shown, name)
+            })
+            .collect(),
+    )
 }
 
 /// Autocomplete suggestions as Discord takes them: at most 25, each at most 100 characters. A
@@ -495,6 +571,14 @@ fn error_text(err: &CommandError) -> String {
         ),
         CommandError::Invalid(invalid) => format!("⚠️ {}", invalid_text(invalid)),
         CommandError::Busy(run) => sync::busy_text(run),
+        CommandError::ActionBusy(run) => actions::busy_text(run),
+        CommandError::CoolingDown { action, left } => format!(
+            "⏳ `{action}` is cooling down: it may run again <t:{}:R>",
+            (crate::model::now() + chrono::Duration::from_std(*left).unwrap_or_default())
+                .timestamp()
+        ),
+        CommandError::ActionFailed(run) => actions::outcome_text(run),
+        CommandError::Denied(denied) => format!("⛔ {denied}"),
         CommandError::SyncFailed(report) => sync_report(report).content.unwrap_or_default(),
         CommandError::Internal { .. } => format!("💥 {err}"),
     }
@@ -542,7 +626,15 @@ fn invalid_text(invalid: &Invalid) -> String {
             (None, true) => format!("{invalid}: no [[sync]] job is configured"),
             (None, false) => format!("{invalid}; the jobs are {}", known.join(", ")),
         },
+        Invalid::UnknownAction { suggestions, .. } => match suggestions.first() {
+            Some(close) => format!("{invalid}; did you mean {close}? /action list shows yours"),
+            None => format!("{invalid}; /action list shows the actions you may run"),
+        },
+        Invalid::Param(_) => format!("{invalid}; /action list shows each parameter"),
         Invalid::AlreadyAcknowledged { .. }
+        | Invalid::UnknownRequest { .. }
+        | Invalid::RequestSettled { .. }
+        | Invalid::NoActions
         | Invalid::SilenceLength
         | Invalid::Paused { .. }
         | Invalid::Stopped { .. }

@@ -59,6 +59,20 @@ impl FakeDiscord {
         self.dispatch_interaction(st, id, payload)
     }
 
+    /// A modal submission (MODAL_SUBMIT, type 5) of the modal `custom_id` in [`CHANNEL_ID`], with
+    /// one text input per `(custom_id, value)` field, as Discord sends it.
+    pub async fn modal_submit(
+        &self,
+        custom_id: &str,
+        fields: &[(&str, &str)],
+        member: FakeMember,
+    ) -> u64 {
+        let mut st = self.inner.lock();
+        let (id, token) = st.new_interaction(Kind::ModalSubmit, CHANNEL_ID, true);
+        let payload = payload::modal_interaction(id, &token, CHANNEL_ID, custom_id, fields, member);
+        self.dispatch_interaction(st, id, payload)
+    }
+
     /// The first callback the bot POSTed for interaction `id` (waits for it).
     pub async fn callback_for(&self, id: u64) -> Value {
         self.wait(&format!("the callback for interaction {id}"), |st| {
@@ -232,6 +246,8 @@ pub(super) fn callback(st: &mut St, path: &str, id: &str, token: &str, body: Val
         Kind::Command => &[4, 5, 9],
         Kind::Component => &[4, 5, 6, 7, 9],
         Kind::Autocomplete => &[8],
+        // A modal submit may not answer with another modal.
+        Kind::ModalSubmit => &[4, 5, 6, 7],
     };
     match ty {
         Some(t @ (1 | 4 | 5 | 6 | 7 | 8 | 9)) if !allowed.contains(&t) => problems.push(format!(

@@ -344,6 +344,7 @@ enum Kind {
     Command,
     Component,
     Autocomplete,
+    ModalSubmit,
 }
 
 struct Interaction {

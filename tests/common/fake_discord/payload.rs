@@ -359,6 +359,27 @@ pub fn component_interaction(
     i
 }
 
+pub fn modal_interaction(
+    id: u64,
+    token: &str,
+    channel_id: u64,
+    custom_id: &str,
+    fields: &[(&str, &str)],
+    member_of: FakeMember,
+) -> Value {
+    let mut i = base(id, token, 5, channel_id, Place::Guild(member_of));
+    let rows: Vec<Value> = fields
+        .iter()
+        .map(|(field, value)| {
+            json!({"type": 1, "components": [
+                {"type": 4, "custom_id": field, "value": value}
+            ]})
+        })
+        .collect();
+    i["data"] = json!({"custom_id": custom_id, "components": rows});
+    i
+}
+
 /// Snowflake option values become strings and get their `resolved` entries, as Discord does.
 fn resolve_options(options: &mut Value, resolved: &mut Value, in_guild: bool) {
     let Some(list) = options.as_array_mut() else {
