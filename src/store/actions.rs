@@ -679,22 +679,30 @@ impl Store {
         offset: usize,
         limit: usize,
     ) -> Result<(Vec<ActionRun>, usize), StoreError> {
-        let filter = "WHERE ($1 IS NULL OR action = $1)";
+        // Two statements rather than a `$1 IS NULL OR` trick, which PostgreSQL cannot type.
+        let (filter, first) = match action {
+            Some(_) => ("WHERE action = $1", 2),
+            None => ("", 1),
+        };
         let sql = format!(
-            "SELECT {COLUMNS} FROM action_runs {filter} ORDER BY id DESC LIMIT $2 OFFSET $3"
+            "SELECT {COLUMNS} FROM action_runs {filter} ORDER BY id DESC LIMIT ${first} OFFSET ${}",
+            first + 1
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(action)
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(action) = action {
+            query = query.bind(action);
+        }
+        let rows = query
             .bind(limit as i64)
             .bind(offset as i64)
             .fetch_all(&self.pool)
             .await?;
         let count_sql = format!("SELECT COUNT(*) AS n FROM action_runs {filter}");
-        let total: i64 = sqlx::query(sqlx::AssertSqlSafe(count_sql))
-            .bind(action)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?;
+        let mut count = sqlx::query(sqlx::AssertSqlSafe(count_sql));
+        if let Some(action) = action {
+            count = count.bind(action);
+        }
+        let total: i64 = count.fetch_one(&self.pool).await?.try_get("n")?;
         Ok((
             rows.iter().map(run_of).collect::<Result<_, _>>()?,
             total as usize,
