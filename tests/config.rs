@@ -847,3 +847,100 @@ fn grants_and_bot_settings_load() {
     );
     assert!(defaults.grants.is_empty());
 }
+
+/// The errors of one `[[action]]` named `act` with `extra` lines, `RETOOL_KEY` set.
+fn action_errors(extra: &str) -> Vec<String> {
+    let text = format!(
+        "[[action]]\nname = \"act\"\nkind = \"retool-workflow\"\ndescription = \"Does it\"\n\
+         url = \"https://api.retool.com/v1/workflows/abc/startTrigger\"\n{extra}"
+    );
+    errors(&text, &[("RETOOL_KEY", "retool_wk_x")])
+}
+
+#[test]
+fn actions_are_validated_like_everything_else() {
+    let key = "api_key = \"env:RETOOL_KEY\"\n";
+    assert_eq!(action_errors(key), Vec::<String>::new());
+    let config = config::parse(
+        &format!(
+            "[[action]]\nname = \"act\"\nkind = \"retool-workflow\"\ndescription = \"d\"\n\
+             url = \"https://x.example/t\"\n{key}roles = [\"444\", \"apikey:retool\"]\n\
+             params = [{{ name = \"n\", type = \"integer\", min = 1, max = 3, required = true }}]\n"
+        ),
+        "test.toml",
+        None,
+        &Environment::from_pairs([("RETOOL_KEY", "retool_wk_x")]),
+    )
+    .unwrap();
+    let action = &config.actions[0];
+    assert!(action.confirm, "confirm is on unless turned off");
+    assert!(!action.approval);
+    assert_eq!(action.timeout, Duration::from_secs(120));
+    assert_eq!(action.api_key.variable, "RETOOL_KEY");
+    assert!(
+        !format!("{action:?}").contains("retool_wk_x"),
+        "the key is never printed"
+    );
+    assert_eq!(
+        action.roles,
+        [
+            config::ActionRole::Role(patchbay::model::Snowflake(444)),
+            config::ActionRole::ApiKey("retool".into())
+        ]
+    );
+    for (extra, expected) in [
+        (
+            "",
+            "test.toml:1: action.act.api_key: is missing (fix: add api_key = \"env:MY_SECRET\" naming the variable that holds it)",
+        ),
+        (
+            "api_key = \"retool_wk_abc\"\n",
+            "test.toml:6: action.act.api_key: an api_key is never written in the config file (fix: name the environment variable that holds it: api_key = \"env:MY_SECRET\")",
+        ),
+        (
+            "api_key = \"env:OTHER\"\n",
+            "test.toml:6: action.act.api_key: environment variable OTHER is not set; action \"act\" needs its workflow API key (fix: copy the API key from the workflow's webhook trigger in Retool into OTHER (in the environment or .env))",
+        ),
+        (
+            &format!("{key}timeout = \"20m\"\n"),
+            "test.toml:7: action.act.timeout: timeout 20m is out of range (fix: use 1s to 14m; Retool answers a synchronous trigger within 120s)",
+        ),
+        (
+            &format!("{key}roles = [\"ops\"]\n"),
+            "test.toml:7: action.act.roles[0]: \"ops\" is neither a role ID nor apikey:<name> (fix: copy the role's ID with Discord's developer mode, or write \"apikey:<name>\")",
+        ),
+        (
+            &format!("{key}params = [{{ name = \"n\", type = \"integr\" }}]\n"),
+            "test.toml:7: action.act.params[0].type: unknown parameter type \"integr\" (fix: did you mean \"integer\"?)",
+        ),
+        (
+            &format!("{key}params = [{{ name = \"n\", type = \"integer\", min = 5, max = 1 }}]\n"),
+            "test.toml:7: action.act.params[0].max: max 1 is below min 5 (fix: swap them)",
+        ),
+        (
+            &format!("{key}params = [{{ name = \"n\", type = \"string\", choices = [\"a\"] }}]\n"),
+            "test.toml:7: action.act.params[0].choices: a string parameter has no choices (fix: remove choices, or change the type)",
+        ),
+        (
+            &format!("{key}params = [{{ name = \"n\", type = \"choice\" }}]\n"),
+            "test.toml:7: action.act.params[0].choices: is missing (fix: add choices = [\"a\", \"b\"] to this choice parameter)",
+        ),
+        (
+            &format!("{key}params = [{{ name = \"N\", type = \"boolean\" }}]\n"),
+            "test.toml:7: action.act.params[0].name: \"N\" is not a valid parameter name (fix: use 1 to 32 characters from a-z, 0-9 and _)",
+        ),
+    ] {
+        assert_eq!(action_errors(extra), [expected], "{extra}");
+    }
+    // A key in the URL is refused: it would sit in logs.
+    let text = format!(
+        "[[action]]\nname = \"act\"\nkind = \"retool-workflow\"\ndescription = \"d\"\n\
+         url = \"https://api.retool.com/v1/workflows/abc/startTrigger?workflowApiKey=k\"\n{key}"
+    );
+    assert_eq!(
+        errors(&text, &[("RETOOL_KEY", "x")]),
+        [
+            "test.toml:5: action.act.url: the URL carries the workflow API key (fix: remove ?workflowApiKey=... from the URL and set api_key = \"env:VAR\" instead)"
+        ]
+    );
+}

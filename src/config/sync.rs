@@ -127,7 +127,14 @@ pub(super) fn read_env_secret(
                 d.error(
                     Some(at),
                     table.key(key),
-                    format!("a {key} is never written in the config file"),
+                    format!(
+                        "{} {key} is never written in the config file",
+                        if key.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                            "an"
+                        } else {
+                            "a"
+                        }
+                    ),
                     Some(format!(
                         "name the environment variable that holds it: {key} = \"env:{example}\""
                     )),
