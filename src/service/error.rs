@@ -155,6 +155,32 @@ pub enum Invalid {
     /// Sync jobs need the Notion clients, which this front was built without.
     #[error("sync jobs run in the patchbay process; this front has none")]
     NoSyncs,
+    /// An API key name that does not follow the pattern.
+    #[error("the key name {} is not valid: {problem}", echo(.name))]
+    KeyName {
+        /// The name asked for.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// An API key (not revoked) has this name already.
+    #[error("an API key named {} exists already", echo(.name))]
+    DuplicateKey {
+        /// The name asked for.
+        name: String,
+    },
+    /// No API key (not revoked) has this name.
+    #[error("there is no API key named {}", echo(.name))]
+    UnknownKey {
+        /// The name asked for.
+        name: String,
+    },
+    /// A permission list that names an unknown permission, or none.
+    #[error("{problem}")]
+    Permissions {
+        /// What is wrong, with the known permission names.
+        problem: String,
+    },
 }
 
 impl From<Invalid> for CommandError {

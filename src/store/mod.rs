@@ -10,6 +10,7 @@
 
 mod access;
 pub mod alerts;
+mod api_keys;
 pub mod rollup;
 pub mod sync;
 pub mod writer;

@@ -548,7 +548,11 @@ fn invalid_text(invalid: &Invalid) -> String {
         | Invalid::Stopped { .. }
         | Invalid::NoEngine
         | Invalid::NoAlerts
-        | Invalid::NoSyncs => invalid.to_string(),
+        | Invalid::NoSyncs
+        | Invalid::KeyName { .. }
+        | Invalid::DuplicateKey { .. }
+        | Invalid::UnknownKey { .. }
+        | Invalid::Permissions { .. } => invalid.to_string(),
     }
 }
 
