@@ -155,6 +155,12 @@ pub enum Invalid {
     /// Sync jobs need the Notion clients, which this front was built without.
     #[error("sync jobs run in the patchbay process; this front has none")]
     NoSyncs,
+    /// No sync run has this id.
+    #[error("there is no sync run {run}")]
+    UnknownRun {
+        /// The run asked for.
+        run: i64,
+    },
     /// An API key name that does not follow the pattern.
     #[error("the key name {} is not valid: {problem}", echo(.name))]
     KeyName {

@@ -32,15 +32,15 @@ use crate::monitor::Engine;
 use crate::store::{Store, StoreError};
 
 pub use alerts::{
-    AlertsOverview, BUTTON_SILENCE, IncidentAcked, NoticeSilenced, REASON_LIMIT, Silenced,
-    Unsilenced,
+    AlertsOverview, BUTTON_SILENCE, IncidentAcked, IncidentPage, NoticeSilenced, REASON_LIMIT,
+    Silenced, Unsilenced,
 };
 pub use apikeys::{ApiKeyRevoked, CreatedApiKey};
 pub use error::{CommandError, Invalid};
 pub use perms::{GrantChange, GrantChanged};
 pub use status::{
-    OverviewPage, StatusDetail, StatusRow, WindowFigures, overview_rows, status_detail,
-    status_overview, suggest_integrations,
+    HourFigures, IntegrationHistory, OverviewPage, RECENT_CHECKS, StatusDetail, StatusRow,
+    WindowFigures, overview_rows, status_detail, status_overview, suggest_integrations,
 };
 pub use sync::{HISTORY_PAGE, JobSummary, SyncHistory};
 

@@ -549,6 +549,7 @@ fn invalid_text(invalid: &Invalid) -> String {
         | Invalid::NoEngine
         | Invalid::NoAlerts
         | Invalid::NoSyncs
+        | Invalid::UnknownRun { .. }
         | Invalid::KeyName { .. }
         | Invalid::DuplicateKey { .. }
         | Invalid::UnknownKey { .. }
