@@ -4,7 +4,8 @@
 //! line.
 //!
 //! Floors, from the ground up: `model`, `duration`, `suggest`, `check`, `secret` (the ground
-//! floor: vocabulary and leaf tools, naming only each other); `access`, `resilience`; `config`;
+//! floor: vocabulary and leaf tools, naming only each other); `access`, `apikey`, `resilience`;
+//! `config`;
 //! `audit`, `metrics`, `logging`; `store`, `notion`; `monitor`, `alerts`, `sync`; `service`;
 //! the fronts `discord`, `http`, `cli`, `app`. Arrows point down.
 
