@@ -911,36 +911,23 @@ async fn the_apikey_command_line_creates_lists_and_revokes() {
     assert!(!key.contains(' '), "the key is alone on its line: {out}");
     assert_eq!(api.get("/api/v1/integrations", &key).await.status, 200);
 
-    let (code, _, err) = run(&[
-        "apikey",
-        "create",
-        "--name",
-        "retool",
-        "--permissions",
-        "status.view",
-    ]);
-    assert_eq!(code, Some(1));
-    assert!(err.contains("exists already"), "{err}");
-    let (code, _, err) = run(&[
-        "apikey",
-        "create",
-        "--name",
-        "Retool",
-        "--permissions",
-        "status.view",
-    ]);
-    assert_eq!(code, Some(1));
-    assert!(err.contains("not valid"), "{err}");
-    let (code, _, err) = run(&[
-        "apikey",
-        "create",
-        "--name",
-        "x",
-        "--permissions",
-        "status.vew",
-    ]);
-    assert_eq!(code, Some(1));
-    assert!(err.contains("known: status.view, status.recheck"), "{err}");
+    // Refused: a name in use, a name off the pattern, an unknown permission.
+    for (name, permissions, said) in [
+        ("retool", "status.view", "exists already"),
+        ("Retool", "status.view", "not valid"),
+        ("x", "status.vew", "known: status.view, status.recheck"),
+    ] {
+        let (code, _, err) = run(&[
+            "apikey",
+            "create",
+            "--name",
+            name,
+            "--permissions",
+            permissions,
+        ]);
+        assert_eq!(code, Some(1), "{name} {permissions}");
+        assert!(err.contains(said), "{err}");
+    }
 
     let (code, out, _) = run(&["apikey", "list"]);
     assert_eq!(code, Some(0));

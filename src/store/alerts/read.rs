@@ -182,21 +182,7 @@ impl Store {
         let records = rows
             .iter()
             .map(|row| {
-                let acknowledged = match row.try_get::<Option<i64>, _>("acked_by")? {
-                    Some(_) => Some(Acknowledgement {
-                        by: actor_of(
-                            &row.try_get::<Option<String>, _>("acked_kind")?
-                                .unwrap_or_else(|| "discord".into()),
-                            row.try_get::<Option<String>, _>("acked_id")?,
-                            &row.try_get::<Option<String>, _>("acked_name")?
-                                .unwrap_or_default(),
-                        )?,
-                        at: from_millis(
-                            row.try_get::<Option<i64>, _>("acked_at_ms")?.unwrap_or(0),
-                        )?,
-                    }),
-                    None => None,
-                };
+                let acknowledged = acknowledgement_of(row)?;
                 Ok(IncidentRecord {
                     id: row.try_get("id")?,
                     number: row.try_get("notice_id")?,
@@ -372,19 +358,7 @@ pub(super) async fn notice_view_in(
         .try_get::<Option<i64>, _>("resolved_at_ms")?
         .map(from_millis)
         .transpose()?;
-    let acknowledged = match row.try_get::<Option<i64>, _>("acked_by")? {
-        Some(_) => Some(Acknowledgement {
-            by: actor_of(
-                &row.try_get::<Option<String>, _>("acked_kind")?
-                    .unwrap_or_else(|| "discord".into()),
-                row.try_get::<Option<String>, _>("acked_id")?,
-                &row.try_get::<Option<String>, _>("acked_name")?
-                    .unwrap_or_default(),
-            )?,
-            at: from_millis(row.try_get::<Option<i64>, _>("acked_at_ms")?.unwrap_or(0))?,
-        }),
-        None => None,
-    };
+    let acknowledged = acknowledgement_of(&row)?;
     let severity = lines
         .iter()
         .filter(|l| l.resolved_at.is_none())
@@ -409,5 +383,24 @@ pub(super) async fn notice_view_in(
             .map(from_millis)
             .transpose()?,
         flapping: row.try_get("flapping")?,
+    }))
+}
+
+/// Who acknowledged a notice and when, from its `acked_*` columns (`None` when nobody has).
+fn acknowledgement_of(
+    row: &sqlx::sqlite::SqliteRow,
+) -> Result<Option<Acknowledgement>, StoreError> {
+    if row.try_get::<Option<i64>, _>("acked_by")?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Acknowledgement {
+        by: actor_of(
+            &row.try_get::<Option<String>, _>("acked_kind")?
+                .unwrap_or_else(|| "discord".into()),
+            row.try_get::<Option<String>, _>("acked_id")?,
+            &row.try_get::<Option<String>, _>("acked_name")?
+                .unwrap_or_default(),
+        )?,
+        at: from_millis(row.try_get::<Option<i64>, _>("acked_at_ms")?.unwrap_or(0))?,
     }))
 }
