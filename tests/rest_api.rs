@@ -98,6 +98,17 @@ async fn start(text: &str) -> Patchbay {
     .await
 }
 
+/// A route's path with its parameters filled in.
+fn concrete(path: &str) -> String {
+    path.replace("{name}", "x")
+        .replace("{number}", "1")
+        .replace("{id}", "1")
+}
+
+/// One integration checked hourly against a closed port.
+const ONE_INTEGRATION: &str =
+    "[[integration]]\nname = \"api\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"1h\"\n";
+
 const ALL: &str = "status.view,status.recheck,alerts.manage,sync.run,audit.view";
 
 /// Waits until `done` holds for what `read` answers, or fails after 20 s.
@@ -287,10 +298,7 @@ async fn missing_malformed_unknown_and_revoked_keys_are_refused() {
     assert_eq!(api.get("/api/v1/integrations", &key).await.status, 200);
     // Every route but the document refuses a call without a key, before anything else.
     for (method, path) in patchbay::http::api::routes() {
-        let path = path
-            .replace("{name}", "x")
-            .replace("{number}", "1")
-            .replace("{id}", "1");
+        let path = concrete(path);
         let answer = api.send(method.clone(), &path, None, None).await;
         if path.ends_with("openapi.json") {
             assert_eq!(answer.status, 200);
@@ -355,10 +363,7 @@ async fn missing_malformed_unknown_and_revoked_keys_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_holds_only_its_permissions() {
-    let bot = start(
-        "[[integration]]\nname = \"api\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"1h\"\n",
-    )
-    .await;
+    let bot = start(ONE_INTEGRATION).await;
     let api = Api::of(&bot);
     let viewer = key(&bot, "viewer", "status.view").await;
     let silence = json!({"target": "api", "duration": "1h", "reason": "deploy"});
@@ -552,10 +557,7 @@ async fn each_key_is_rate_limited_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_are_limited_parsed_and_validated_naming_the_field() {
-    let bot = start(
-        "[api]\nbody_limit = 1024\n[[integration]]\nname = \"api\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"1h\"\n",
-    )
-    .await;
+    let bot = start(&format!("[api]\nbody_limit = 1024\n{ONE_INTEGRATION}")).await;
     let api = Api::of(&bot);
     let key = key(&bot, "retool", "alerts.manage,sync.run").await;
     let raw = |body: String| {
@@ -700,10 +702,7 @@ async fn the_openapi_document_lists_every_route_and_only_those() {
     // Each documented operation is served (a key is asked for; an unrouted one would be a
     // 404 or 405), and what is not routed is a JSON 404 or 405.
     for (method, path) in &documented {
-        let path = path
-            .replace("{name}", "x")
-            .replace("{number}", "1")
-            .replace("{id}", "1");
+        let path = concrete(path);
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let answer = api.send(method.clone(), &path, None, None).await;
         assert!(
