@@ -20,8 +20,8 @@ use serde::Serialize;
 
 use crate::model::Snowflake;
 
-/// Something a member may be allowed to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+/// Something a member may be allowed to do. Serialized as its stable name (`status.view`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Permission {
     /// `/status`: read integration health.
     StatusView,
@@ -66,6 +66,12 @@ impl Permission {
             Permission::AuditView => "audit.view",
             Permission::PermsManage => "perms.manage",
         }
+    }
+}
+
+impl Serialize for Permission {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

@@ -72,17 +72,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding the HTTP server to {}", config.http.listen))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, "HTTP server listening (healthz, readyz, metrics)");
-    let http_shutdown = CancellationToken::new();
-    let http_task = tokio::spawn(http::serve(
-        listener,
-        http::AppState {
-            store: store.clone(),
-            engine: engine.clone(),
-            metrics: metrics.clone(),
-        },
-        http_shutdown.clone(),
-    ));
 
     // Alerts: transitions become incidents and outbox rows; the dispatcher delivers them.
     let alerts = Arc::new(Alerts::new(store.clone(), &config));
@@ -120,6 +109,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 Arc::new(crate::retool::Retool::new(Some(metrics.clone()))),
             ))),
     );
+    // The HTTP server starts once the control plane exists (the REST API calls it); the port
+    // was bound above, so a busy one fails the start before anything else runs.
+    tracing::info!(%address, "HTTP server listening (healthz, readyz, metrics, REST API)");
+    let http_shutdown = CancellationToken::new();
+    let http_task = tokio::spawn(http::serve(
+        listener,
+        http::AppState {
+            store: store.clone(),
+            engine: engine.clone(),
+            metrics: metrics.clone(),
+            plane: plane.clone(),
+            body_limit: config.api.body_limit,
+        },
+        http_shutdown.clone(),
+    ));
     // Sync jobs with a schedule run on their own, as the scheduler, through the control plane;
     // incident logs follow the incidents' timelines as the alert pipeline commits them.
     let sync_stop = CancellationToken::new();
@@ -213,10 +217,12 @@ impl Running {
     /// Applies a reloaded config (what SIGHUP does after validating the file): integrations,
     /// grants, routing and the rest; `[storage]` and `[http]` keep their running values.
     pub async fn reload(&mut self, new: Config) {
-        if new.storage.url != self.config.storage.url || new.http.listen != self.config.http.listen
+        if new.storage.url != self.config.storage.url
+            || new.http.listen != self.config.http.listen
+            || new.api.body_limit != self.config.api.body_limit
         {
             tracing::warn!(
-                "[storage] and [http] changes need a restart; the new integrations are applied"
+                "[storage], [http] and [api].body_limit changes need a restart; the new integrations and [api].rate are applied"
             );
         }
         if new.bot.guilds != self.config.bot.guilds

@@ -12,6 +12,8 @@ pub mod access;
 pub mod actions;
 /// Incidents, routing, the alert outbox and its dispatcher.
 pub mod alerts;
+/// REST API keys: their shape, hashing, names and permissions.
+pub mod apikey;
 /// Wiring for `patchbay run`: opens the store, starts the engine and the fronts, handles signals.
 pub mod app;
 /// The audit log's vocabulary: entries, outcomes, typed and redacted options.

@@ -180,6 +180,21 @@ fn bad_configs_give_exact_errors() {
             ],
         ),
         (
+            "[api]\nrate = \"20 a second\"\nbody_limit = 10\nbursts = 4\n",
+            &[
+                "test.toml:2: api.rate: \"20 a second\" is not a rate; write it like \"10/m\" (fix: write it like \"20/s\" (20 calls a second per key))",
+                "test.toml:3: api.body_limit: 10 is out of range (fix: use a whole number of at least 1024)",
+                "test.toml:4: api.bursts: unknown key (fix: did you mean `burst`?)",
+            ],
+        ),
+        (
+            "[api]\nbody_limit = 999999999\nburst = 0\n",
+            &[
+                "test.toml:2: api.body_limit: 999999999 bytes is more than the API needs (fix: use at most 16777216 (16 MiB); the default is 65536)",
+                "test.toml:3: api.burst: 0 is out of range (fix: use a whole number of at least 1)",
+            ],
+        ),
+        (
             &format!("{BASE}enabled = \"yes\"\n"),
             &["test.toml:4: integration.api.enabled: expected true or false, found a string"],
         ),
@@ -943,4 +958,25 @@ fn actions_are_validated_like_everything_else() {
             "test.toml:5: action.act.url: the URL carries the workflow API key (fix: remove ?workflowApiKey=... from the URL and set api_key = \"env:VAR\" instead)"
         ]
     );
+}
+
+#[test]
+fn the_api_table_has_defaults_and_reads_its_rate_and_burst() {
+    let parse = |text: &str| {
+        config::parse(text, "test.toml", None, &Environment::default())
+            .unwrap()
+            .api
+    };
+    let default = parse("");
+    assert_eq!(default.rate.burst, 40);
+    assert_eq!(default.rate.refill_every(), Duration::from_millis(50));
+    assert_eq!(default.body_limit, 65_536);
+    // A rate alone: a burst of twice its count, refilled at its speed.
+    let rate = parse("[api]\nrate = \"2/s\"\n");
+    assert_eq!(rate.rate.burst, 4);
+    assert_eq!(rate.rate.refill_every(), Duration::from_millis(500));
+    let both = parse("[api]\nrate = \"60/m\"\nburst = 3\nbody_limit = 2048\n");
+    assert_eq!(both.rate.burst, 3);
+    assert_eq!(both.rate.refill_every(), Duration::from_secs(1));
+    assert_eq!(both.body_limit, 2048);
 }

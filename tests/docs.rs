@@ -1,6 +1,7 @@
 //! The docs stay in step with the code: every CLI subcommand is documented in commands.md, so is
-//! every slash command option and the limit it is registered with, and the README's two set-up
-//! commands are the ones `.ci/run` and a user run.
+//! every slash command option and the limit it is registered with, every REST API route the
+//! router serves (with the permission the OpenAPI document names for it), and the README's two
+//! set-up commands are the ones `.ci/run` and a user run.
 
 use clap::CommandFactory;
 use patchbay::cli::Cli;
@@ -134,4 +135,40 @@ fn commands_md_lists_every_option_limit_as_registered() {
         }
     }
     assert_eq!(table, expected);
+}
+
+#[test]
+fn commands_md_documents_every_rest_route_and_its_permission() {
+    let commands = std::fs::read_to_string("commands.md").unwrap();
+    let section = commands
+        .split("\n## REST API\n")
+        .nth(1)
+        .expect("commands.md has a REST API section");
+    let document = patchbay::http::api::openapi_document();
+    let routes = patchbay::http::api::routes();
+    assert!(routes.len() > 10, "{routes:?}");
+    for (method, path) in routes {
+        let row = section
+            .lines()
+            .find(|line| {
+                // The path alone, or with its query parameters.
+                [
+                    format!("| `{method} {path}`"),
+                    format!("| `{method} {path}?"),
+                ]
+                .iter()
+                .any(|start| line.starts_with(start.as_str()))
+            })
+            .unwrap_or_else(|| {
+                panic!("commands.md's REST API table has no row for {method} {path}")
+            });
+        let operation = &document["paths"][path][method.as_str().to_lowercase()];
+        match operation["x-permission"].as_str() {
+            Some(permission) => assert!(
+                row.contains(&format!("| `{permission}` |")),
+                "commands.md gives {method} {path} another permission than {permission}: {row}"
+            ),
+            None => assert!(row.contains("| none |"), "{row}"),
+        }
+    }
 }

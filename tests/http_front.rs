@@ -5,6 +5,7 @@ use std::time::Duration;
 use patchbay::config::{self, Environment};
 use patchbay::http::{AppState, serve};
 use patchbay::monitor::{Engine, EngineParts};
+use patchbay::service::ControlPlane;
 use patchbay::store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -28,12 +29,19 @@ async fn readyz_names_the_part_that_is_not_ready() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
+    let plane = std::sync::Arc::new(
+        ControlPlane::new(&config, store.clone(), Some(engine.clone()))
+            .await
+            .unwrap(),
+    );
     let server = tokio::spawn(serve(
         listener,
         AppState {
             store: store.clone(),
             engine: engine.clone(),
             metrics,
+            plane,
+            body_limit: config.api.body_limit,
         },
         stop.clone(),
     ));

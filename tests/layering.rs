@@ -4,9 +4,9 @@
 //! line.
 //!
 //! Floors, from the ground up: `model`, `duration`, `suggest`, `check`, `secret` (the ground
-//! floor: vocabulary and leaf tools, naming only each other); `access`, `resilience`; `config`;
-//! `audit`, `metrics`, `logging`; `store`, `notion`, `retool`; `monitor`, `alerts`, `sync`,
-//! `actions`; `service`;
+//! floor: vocabulary and leaf tools, naming only each other); `access`, `apikey`, `resilience`;
+//! `config`; `audit`, `metrics`, `logging`; `store`, `notion`, `retool`; `monitor`, `alerts`,
+//! `sync`, `actions`; `service`;
 //! the fronts `discord`, `http`, `cli`, `app`. Arrows point down.
 
 use std::collections::{BTreeMap, BTreeSet};

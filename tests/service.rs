@@ -194,7 +194,9 @@ async fn secret_options_never_reach_the_database_file() {
 
 #[tokio::test]
 async fn every_kind_of_actor_is_admitted_by_its_own_rule_and_audited_as_itself() {
-    let (plane, store, _dir) = plane("[bot]\ncommand_rate = \"1/m\"\n").await;
+    // API keys have their own rate ([api].rate), apart from members' command rate.
+    let (plane, store, _dir) =
+        plane("[bot]\ncommand_rate = \"1/m\"\n[api]\nrate = \"1/m\"\nburst = 1\n").await;
     let run = |actor: Actor, caller: Caller| Invocation {
         actor,
         caller,
@@ -231,7 +233,7 @@ async fn every_kind_of_actor_is_admitted_by_its_own_rule_and_audited_as_itself()
         assert_eq!(plane.invoke(&scheduler, || async { ok(()) }).await, Ok(()));
         assert_eq!(plane.invoke(&cli, || async { ok(()) }).await, Ok(()));
     }
-    // The key's one command a minute is spent: refused before its scopes are read.
+    // The key's one call a minute is spent: refused before its scopes are read.
     let limited = plane
         .invoke(&key(vec![Permission::StatusView]), || async { ok(()) })
         .await;

@@ -2,6 +2,7 @@
 //! goes before or after the subcommand. `status`, `migrate` and `backup` work on the database
 //! directly, with or without a running bot; `healthcheck` asks the running bot.
 
+mod apikey;
 mod sync;
 
 use std::path::PathBuf;
@@ -60,6 +61,38 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: SyncAction,
+    },
+    /// Create, list or revoke the REST API's keys.
+    Apikey {
+        /// What to do.
+        #[command(subcommand)]
+        action: ApikeyAction,
+    },
+}
+
+/// `patchbay apikey ...`.
+#[derive(Debug, Subcommand)]
+pub enum ApikeyAction {
+    /// Make a key; it is printed once, alone on the last line, and only its hash is kept.
+    Create {
+        /// Its name: lower-case letters, digits, - and _ (at most 32; the audit log shows
+        /// `apikey:<name>`).
+        #[arg(long)]
+        name: String,
+        /// What it may do, comma-separated, e.g. status.view,sync.run.
+        #[arg(long, value_name = "LIST")]
+        permissions: String,
+    },
+    /// List the keys (never the keys themselves): name, permissions, created, last used.
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: requests carrying it are refused at once.
+    Revoke {
+        /// The key's name.
+        name: String,
     },
 }
 
@@ -136,6 +169,15 @@ pub fn main() -> ExitCode {
                 return match action {
                     SyncAction::List => sync::list(&config).await,
                     SyncAction::Run { job, dry_run } => sync::run(&config, &job, dry_run).await,
+                };
+            }
+            Command::Apikey { action } => {
+                return match action {
+                    ApikeyAction::Create { name, permissions } => {
+                        apikey::create(&config, &name, &permissions).await
+                    }
+                    ApikeyAction::List { json } => apikey::list(&config, json).await,
+                    ApikeyAction::Revoke { name } => apikey::revoke(&config, &name).await,
                 };
             }
             Command::Check => unreachable!("handled above"),

@@ -55,8 +55,10 @@ pub struct Config {
     pub source: Option<PathBuf>,
     /// Discord front settings.
     pub bot: BotConfig,
-    /// The HTTP server (health, metrics).
+    /// The HTTP server (health, metrics, the REST API).
     pub http: HttpConfig,
+    /// The REST API: its per-key rate limit and request body limit.
+    pub api: ApiConfig,
     /// The database.
     pub storage: StorageConfig,
     /// The check scheduler.
@@ -148,6 +150,37 @@ impl CommandRate {
     /// The time one command takes to refill (`per / burst`).
     pub fn refill_every(&self) -> Duration {
         self.per / self.burst
+    }
+
+    /// The same refill speed with a burst of `burst`: `"20/s"` with a burst of 40 refills one
+    /// call every 50 ms and allows 40 at once.
+    pub fn with_burst(self, burst: u32) -> CommandRate {
+        CommandRate {
+            burst,
+            per: self.refill_every() * burst,
+        }
+    }
+}
+
+/// `[api]`: the REST API, served on the `[http]` server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// The per-key rate limit: `rate` refills, `burst` at once (default `"20/s"`, burst 40).
+    pub rate: CommandRate,
+    /// The largest request body accepted, in bytes (default 64 KiB).
+    pub body_limit: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> ApiConfig {
+        ApiConfig {
+            rate: CommandRate {
+                burst: 20,
+                per: Duration::from_secs(1),
+            }
+            .with_burst(40),
+            body_limit: 64 * 1024,
+        }
     }
 }
 
@@ -288,6 +321,7 @@ const TOP_KEYS: &[&str] = &[
     "maintenance",
     "sync",
     "action",
+    "api",
 ];
 const BOT_KEYS: &[&str] = &[
     "guilds",
@@ -300,6 +334,7 @@ const BOT_KEYS: &[&str] = &[
 ];
 const GRANT_KEYS: &[&str] = &["role", "permissions"];
 const HTTP_KEYS: &[&str] = &["listen"];
+const API_KEYS: &[&str] = &["rate", "burst", "body_limit"];
 const STORAGE_KEYS: &[&str] = &[
     "url",
     "retention",
@@ -316,6 +351,7 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ("bot", BOT_KEYS),
     ("grant", GRANT_KEYS),
     ("http", HTTP_KEYS),
+    ("api", API_KEYS),
     ("storage", STORAGE_KEYS),
     ("scheduler", SCHEDULER_KEYS),
     ("defaults", integration::DEFAULTS_KEYS),
@@ -355,6 +391,7 @@ pub fn parse(
 
     let bot = read_bot(&root, &mut d);
     let http = read_http(&root, &mut d);
+    let api = read_api(&root, &mut d);
     let storage = read_storage(&root, &mut d);
     let scheduler = read_scheduler(&root, &mut d);
     let defaults = integration::read_defaults(&root, &mut d);
@@ -373,6 +410,7 @@ pub fn parse(
         source: source.map(Path::to_path_buf),
         bot,
         http,
+        api,
         storage,
         scheduler,
         log: LogConfig {
@@ -529,6 +567,56 @@ fn read_http(root: &Table<'_, '_>, d: &mut Diagnostics) -> HttpConfig {
         }
     }
     http
+}
+
+/// The largest `[api].body_limit`: 16 MiB (the API's bodies are a few hundred bytes).
+const MAX_BODY_LIMIT: u32 = 16 * 1024 * 1024;
+
+fn read_api(root: &Table<'_, '_>, d: &mut Diagnostics) -> ApiConfig {
+    let mut api = ApiConfig::default();
+    let Some(table) = root.table(d, "api") else {
+        return api;
+    };
+    table.check_keys(d, API_KEYS);
+    let rate = match table.string(d, "rate") {
+        Some((text, at)) => match CommandRate::parse(&text) {
+            Ok(rate) => Some(rate),
+            Err(message) => {
+                d.error(
+                    Some(at),
+                    table.key("rate"),
+                    message,
+                    Some("write it like \"20/s\" (20 calls a second per key)".into()),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    // Without a burst, a key may spend two periods' worth at once.
+    let burst = table.positive(d, "burst");
+    match (rate, burst) {
+        (Some(rate), burst) => {
+            api.rate = rate.with_burst(burst.unwrap_or(rate.burst.saturating_mul(2)));
+        }
+        (None, Some(burst)) => api.rate = api.rate.with_burst(burst),
+        (None, None) => {}
+    }
+    if let Some(limit) = table.at_least(d, "body_limit", 1024) {
+        if limit > MAX_BODY_LIMIT {
+            d.error(
+                table.get("body_limit").map(|v| v.span().start),
+                table.key("body_limit"),
+                format!("{limit} bytes is more than the API needs"),
+                Some(format!(
+                    "use at most {MAX_BODY_LIMIT} (16 MiB); the default is 65536"
+                )),
+            );
+        } else {
+            api.body_limit = limit as usize;
+        }
+    }
+    api
 }
 
 fn read_storage(root: &Table<'_, '_>, d: &mut Diagnostics) -> StorageConfig {

@@ -1,6 +1,9 @@
-//! The HTTP front: `/healthz`, `/readyz` and `/metrics` (the REST API and signed webhooks arrive
-//! in later releases). The only module that imports axum. Handlers are thin: they ask the
-//! engine, the store or the metrics registry and render the answer.
+//! The HTTP front: `/healthz`, `/readyz` and `/metrics` here, and the REST API under `/api/v1`
+//! in [`api`]. The only module that imports axum. Handlers are thin: they ask the engine, the
+//! store, the metrics registry or the control plane and render the answer. Every path no route
+//! serves, and every method a route does not take, is answered in JSON like the API's errors.
+
+pub mod api;
 
 use std::sync::Arc;
 
@@ -14,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::monitor::Engine;
+use crate::service::ControlPlane;
 use crate::store::Store;
 
 /// What the handlers need.
@@ -25,6 +29,10 @@ pub struct AppState {
     pub engine: Engine,
     /// The registry rendered at `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The control plane the REST API calls.
+    pub plane: Arc<ControlPlane>,
+    /// The largest request body the API takes (`[api].body_limit`, read at start).
+    pub body_limit: usize,
 }
 
 /// The router, separate from serving so tests can drive it on their own listener.
@@ -33,6 +41,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(api::router(state.body_limit))
+        .fallback(api::error::no_route)
+        .method_not_allowed_fallback(api::error::wrong_method)
         .with_state(state)
 }
 

@@ -160,6 +160,18 @@ impl Actor {
         Actor::Cli { user }
     }
 
+    /// The actor as one stable text: `discord:<user id>`, `apikey:<key name>`,
+    /// `scheduler:<job>`, `cli:<user>` (what the REST API shows, and what an action's `roles`
+    /// names a key by).
+    pub fn reference(&self) -> String {
+        match self {
+            Actor::Discord { user, .. } => format!("discord:{}", user.0),
+            Actor::ApiKey { key } => format!("apikey:{key}"),
+            Actor::Scheduler { job } => format!("scheduler:{job}"),
+            Actor::Cli { user } => format!("cli:{user}"),
+        }
+    }
+
     /// The name people read.
     pub fn name(&self) -> &str {
         match self {
@@ -373,6 +385,13 @@ mod tests {
             assert_eq!(Actor::from_parts(kind, &id, &name), Ok(actor));
         }
         assert!(Actor::from_parts("discord", "x", "ana").is_err());
+        assert_eq!(
+            Actor::ApiKey {
+                key: "retool".into()
+            }
+            .reference(),
+            "apikey:retool"
+        );
         assert!(Actor::from_parts("robot", "x", "x").is_err());
     }
 

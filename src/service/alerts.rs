@@ -9,7 +9,7 @@ use super::status::unknown_integration;
 use super::{CommandError, ControlPlane, Invalid};
 use crate::model::notice::NoticeView;
 use crate::model::{Actor, shorten};
-use crate::store::alerts::{OpenIncident, Silence};
+use crate::store::alerts::{IncidentRecord, OpenIncident, Silence};
 
 /// The longest silence reason kept, in characters: the limit `/alerts silence` registers for its
 /// `reason` option, which Discord enforces only in its own client.
@@ -69,6 +69,15 @@ pub struct Unsilenced {
     pub silence: i64,
 }
 
+/// A page of the incident list, newest first, and where the next (older) page starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentPage {
+    /// The incidents of this page.
+    pub incidents: Vec<IncidentRecord>,
+    /// Pass as `before` for the next page; `None` on the last one.
+    pub next: Option<i64>,
+}
+
 impl ControlPlane {
     fn alerts(&self) -> Result<&crate::alerts::Alerts, CommandError> {
         self.alerts
@@ -98,6 +107,24 @@ impl ControlPlane {
             recorded,
             silences: self.store.active_silences(now).await?,
         })
+    }
+
+    /// A page of incidents, newest first: only open ones when `open_only`, only those
+    /// older than `before` (the previous page's `next`), at most `limit`. Pages never overlap
+    /// or skip, even while incidents open.
+    pub async fn incidents(
+        &self,
+        open_only: bool,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<IncidentPage, CommandError> {
+        let (incidents, next) = self.store.incidents_page(open_only, before, limit).await?;
+        Ok(IncidentPage { incidents, next })
+    }
+
+    /// The silences in force, oldest first.
+    pub async fn silences(&self) -> Result<Vec<Silence>, CommandError> {
+        Ok(self.store.active_silences(crate::model::now()).await?)
     }
 
     /// `/alerts ack` and the Acknowledge button.

@@ -197,6 +197,38 @@ pub enum Invalid {
     /// Actions need the Retool client, which this front was built without.
     #[error("actions run in the patchbay process; this front has none")]
     NoActions,
+    /// No sync run has this id.
+    #[error("there is no sync run {run}")]
+    UnknownRun {
+        /// The run asked for.
+        run: i64,
+    },
+    /// An API key name that does not follow the pattern.
+    #[error("the key name {} is not valid: {problem}", echo(.name))]
+    KeyName {
+        /// The name asked for.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// An API key (not revoked) has this name already.
+    #[error("an API key named {} exists already", echo(.name))]
+    DuplicateKey {
+        /// The name asked for.
+        name: String,
+    },
+    /// No API key (not revoked) has this name.
+    #[error("there is no API key named {}", echo(.name))]
+    UnknownKey {
+        /// The name asked for.
+        name: String,
+    },
+    /// A permission list that names an unknown permission, or none.
+    #[error("{problem}")]
+    Permissions {
+        /// What is wrong, with the known permission names.
+        problem: String,
+    },
 }
 
 impl From<Invalid> for CommandError {

@@ -12,6 +12,7 @@
 
 mod actions;
 mod alerts;
+mod apikeys;
 mod error;
 mod perms;
 mod status;
@@ -33,14 +34,15 @@ use crate::store::{Store, StoreError};
 
 pub use actions::{ActionInfo, ActionRequest, step_options};
 pub use alerts::{
-    AlertsOverview, BUTTON_SILENCE, IncidentAcked, NoticeSilenced, REASON_LIMIT, Silenced,
-    Unsilenced,
+    AlertsOverview, BUTTON_SILENCE, IncidentAcked, IncidentPage, NoticeSilenced, REASON_LIMIT,
+    Silenced, Unsilenced,
 };
+pub use apikeys::{ApiKeyRevoked, CreatedApiKey};
 pub use error::{CommandError, Invalid};
 pub use perms::{GrantChange, GrantChanged};
 pub use status::{
-    OverviewPage, StatusDetail, StatusRow, WindowFigures, overview_rows, status_detail,
-    status_overview, suggest_integrations,
+    HourFigures, IntegrationHistory, OverviewPage, RECENT_CHECKS, StatusDetail, StatusRow,
+    WindowFigures, overview_rows, status_detail, status_overview, suggest_integrations,
 };
 pub use sync::{HISTORY_PAGE, JobSummary, SyncHistory};
 
@@ -74,6 +76,8 @@ pub struct ControlPlane {
     config: std::sync::RwLock<Arc<Config>>,
     command_grants: std::sync::RwLock<Vec<Grant>>,
     limiter: std::sync::RwLock<Arc<MemberLimiter>>,
+    /// The per-key limiter of REST API calls (`[api].rate`), apart from members' commands.
+    api_limiter: std::sync::RwLock<Arc<MemberLimiter>>,
     alerts: Option<Arc<crate::alerts::Alerts>>,
     syncs: Option<Arc<crate::sync::Syncs>>,
     actions: Option<Arc<crate::actions::Actions>>,
@@ -117,6 +121,7 @@ impl ControlPlane {
             config: std::sync::RwLock::new(Arc::new(config.clone())),
             command_grants: std::sync::RwLock::new(command_grants),
             limiter: std::sync::RwLock::new(Arc::new(MemberLimiter::new(config.bot.command_rate))),
+            api_limiter: std::sync::RwLock::new(Arc::new(MemberLimiter::new(config.api.rate))),
             alerts: None,
             syncs: None,
             actions: None,
@@ -143,11 +148,16 @@ impl ControlPlane {
     }
 
     /// Takes a reloaded config: integrations listed and suggested, config grants, whether
-    /// status is public, and the command rate all follow it from the next invocation on.
+    /// status is public, and the command and API rates all follow it from the next invocation
+    /// on.
     pub fn reload(&self, config: &Config) {
-        let rate = config.bot.command_rate;
-        if self.limiter.read().expect("limiter lock").rate != rate {
-            *self.limiter.write().expect("limiter lock") = Arc::new(MemberLimiter::new(rate));
+        for (limiter, rate) in [
+            (&self.limiter, config.bot.command_rate),
+            (&self.api_limiter, config.api.rate),
+        ] {
+            if limiter.read().expect("limiter lock").rate != rate {
+                *limiter.write().expect("limiter lock") = Arc::new(MemberLimiter::new(rate));
+            }
         }
         *self.config.write().expect("config lock") = Arc::new(config.clone());
     }
@@ -204,7 +214,12 @@ impl ControlPlane {
     fn admit(&self, invocation: &Invocation) -> Result<Option<Allowed>, CommandError> {
         if invocation.caller != Caller::Local {
             let (kind, id, _) = invocation.actor.parts();
-            let limiter = self.limiter.read().expect("limiter lock").clone();
+            // API keys have their own rate (`[api].rate`): a dashboard polls more than a person.
+            let limiter = match invocation.caller {
+                Caller::ApiKey { .. } => &self.api_limiter,
+                _ => &self.limiter,
+            };
+            let limiter = limiter.read().expect("limiter lock").clone();
             if let Err(not_until) = limiter.limiter.check_key(&format!("{kind}:{id}")) {
                 return Err(CommandError::RateLimited {
                     retry_in: not_until.wait_time_from(DefaultClock::default().now()),

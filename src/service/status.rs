@@ -10,7 +10,8 @@ use serde::Serialize;
 use super::{CommandError, ControlPlane, Invalid};
 use crate::config::Config;
 use crate::model::{ECHO_LIMIT, IntegrationState, State};
-use crate::monitor::RecheckError;
+use crate::monitor::{Engine, RecheckError};
+use crate::store::rollup::Aggregate;
 use crate::store::{StatsWindow, Store, StoreError};
 
 /// One integration's line in a status overview.
@@ -262,6 +263,93 @@ impl ControlPlane {
         }
     }
 }
+
+/// One hour of an integration's checks, from its hourly rollup (for charts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HourFigures {
+    /// When the hour began.
+    pub start: DateTime<Utc>,
+    /// Checks that hour.
+    pub checks: i64,
+    /// Percent that passed (`None` without checks).
+    pub uptime_pct: Option<f64>,
+    /// Estimated median latency (ms).
+    pub latency_p50_ms: Option<f64>,
+    /// Estimated 95th percentile latency (ms).
+    pub latency_p95_ms: Option<f64>,
+}
+
+/// One integration with what a dashboard charts: the detail, the last 24 hours hour by hour
+/// (oldest first), and its latest checks (newest first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntegrationHistory {
+    /// What `/status <integration>` shows.
+    pub detail: StatusDetail,
+    /// The last 24 hours, oldest first, the current hour last.
+    pub hours: Vec<HourFigures>,
+    /// The latest checks, newest first.
+    pub recent_checks: Vec<crate::model::CheckResult>,
+}
+
+/// How many of the latest checks [`ControlPlane::history`] returns.
+pub const RECENT_CHECKS: u32 = 50;
+
+impl ControlPlane {
+    /// Every integration's overview line (worst state first, then by name) with its open
+    /// incident: what a dashboard's table shows. Live states when the engine runs.
+    pub async fn status_list(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(StatusRow, Option<crate::store::alerts::OpenIncident>)>, CommandError> {
+        let live = self.engine.as_ref().map(Engine::snapshot);
+        let rows = status_overview(&self.config(), &self.store, live, now).await?;
+        let mut open: HashMap<String, crate::store::alerts::OpenIncident> = HashMap::new();
+        for incident in self.store.open_incidents().await? {
+            // Oldest first, so the newest open incident of an integration wins.
+            open.insert(incident.integration.clone(), incident);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let incident = open.remove(&row.name);
+                (row, incident)
+            })
+            .collect())
+    }
+
+    /// One integration in detail, with its hourly figures and latest checks.
+    pub async fn history(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IntegrationHistory, CommandError> {
+        let detail = self.detail(name, now).await?;
+        let current = crate::store::rollup::bucket_of(now.timestamp_millis(), HOUR_SECS);
+        let hours = self
+            .store
+            .hourly(name, 24, now)
+            .await?
+            .into_iter()
+            .enumerate()
+            .map(|(index, hour)| HourFigures {
+                start: DateTime::from_timestamp(current - (23 - index as i64) * HOUR_SECS, 0)
+                    .unwrap_or(now),
+                checks: hour.as_ref().map_or(0, |h| h.count),
+                uptime_pct: hour.as_ref().and_then(Aggregate::uptime_pct).map(round1),
+                latency_p50_ms: hour.as_ref().and_then(|h| h.quantile(0.5)).map(round1),
+                latency_p95_ms: hour.as_ref().and_then(|h| h.quantile(0.95)).map(round1),
+            })
+            .collect();
+        Ok(IntegrationHistory {
+            detail,
+            hours,
+            recent_checks: self.store.latest_results(name, RECENT_CHECKS).await?,
+        })
+    }
+}
+
+/// An hour, in seconds (the rollups' resolution).
+const HOUR_SECS: i64 = crate::store::rollup::HOUR;
 
 /// Everything `/status <integration>` shows.
 #[derive(Debug, Clone, PartialEq)]

@@ -146,6 +146,14 @@ impl ControlPlane {
         })
     }
 
+    /// One run of any job, by id (the REST API follows a run it started so).
+    pub async fn sync_run_record(&self, id: i64) -> Result<SyncRun, CommandError> {
+        self.store
+            .sync_run(id)
+            .await?
+            .ok_or_else(|| Invalid::UnknownRun { run: id }.into())
+    }
+
     /// Runs every job that has a schedule when it is due, as the scheduler, through
     /// [`ControlPlane::invoke`] (so each run is audited), until `stop`. A job is due `every`
     /// after its latest run started (at once when it never ran); a job already running is

@@ -11,6 +11,7 @@
 mod access;
 pub mod actions;
 pub mod alerts;
+mod api_keys;
 pub mod lease;
 pub mod rollup;
 pub mod sync;
@@ -197,6 +198,20 @@ pub(crate) fn id(value: Snowflake) -> i64 {
 /// A stored BIGINT id back as a Discord id.
 pub(crate) fn snowflake(value: i64) -> Snowflake {
     Snowflake(value as u64)
+}
+
+/// A `check_results` row (integration, at_ms, success, latency_ms, status, error_kind,
+/// message) as a result.
+fn check_result_of(row: &sqlx::sqlite::SqliteRow) -> Result<CheckResult, StoreError> {
+    Ok(CheckResult {
+        integration: row.try_get("integration")?,
+        at: from_millis(row.try_get("at_ms")?)?,
+        success: row.try_get("success")?,
+        latency_ms: row.try_get("latency_ms")?,
+        status: row.try_get::<Option<i64>, _>("status")?.map(|s| s as u16),
+        error_kind: row.try_get("error_kind")?,
+        message: row.try_get("message")?,
+    })
 }
 
 fn millis(at: DateTime<Utc>) -> i64 {
@@ -423,19 +438,25 @@ impl Store {
         .bind(millis(since))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(CheckResult {
-                    integration: row.try_get("integration")?,
-                    at: from_millis(row.try_get("at_ms")?)?,
-                    success: row.try_get("success")?,
-                    latency_ms: row.try_get("latency_ms")?,
-                    status: row.try_get::<Option<i64>, _>("status")?.map(|s| s as u16),
-                    error_kind: row.try_get("error_kind")?,
-                    message: row.try_get("message")?,
-                })
-            })
-            .collect()
+        rows.iter().map(check_result_of).collect()
+    }
+
+    /// The latest `limit` results of one integration, newest first.
+    #[instrument(skip_all)]
+    pub async fn latest_results(
+        &self,
+        integration: &str,
+        limit: u32,
+    ) -> Result<Vec<CheckResult>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT integration, at_ms, success, latency_ms, status, error_kind, message \
+             FROM check_results WHERE integration = $1 ORDER BY at_ms DESC LIMIT $2",
+        )
+        .bind(integration)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(check_result_of).collect()
     }
 
     /// Number of raw results stored (all, or of one integration).

@@ -640,7 +640,12 @@ fn invalid_text(invalid: &Invalid) -> String {
         | Invalid::Stopped { .. }
         | Invalid::NoEngine
         | Invalid::NoAlerts
-        | Invalid::NoSyncs => invalid.to_string(),
+        | Invalid::NoSyncs
+        | Invalid::UnknownRun { .. }
+        | Invalid::KeyName { .. }
+        | Invalid::DuplicateKey { .. }
+        | Invalid::UnknownKey { .. }
+        | Invalid::Permissions { .. } => invalid.to_string(),
     }
 }
 

@@ -120,6 +120,34 @@ pub struct OpenIncident {
     pub suppressed: Option<String>,
 }
 
+/// One incident as the incident list shows it (`GET /api/v1/incidents`): open or resolved,
+/// notified or only recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentRecord {
+    /// The incident's own id (the list's order and cursor).
+    pub id: i64,
+    /// The number people know it by: its alert message's (notice's) number, which `/alerts
+    /// ack` and the API's acknowledge take; `None` while it is recorded without a message.
+    /// Incidents grouped into one message share it.
+    pub number: Option<i64>,
+    /// The integration.
+    pub integration: String,
+    /// Its severity.
+    pub severity: Severity,
+    /// The state it went to.
+    pub state: State,
+    /// Why (the transition's reason).
+    pub reason: String,
+    /// When it opened.
+    pub opened_at: DateTime<Utc>,
+    /// When it resolved, once it has.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Who acknowledged its message, when someone did.
+    pub acknowledged: Option<Acknowledgement>,
+    /// Why it is recorded without a message (`silence:3`, `maintenance:nightly`), when it is.
+    pub suppressed: Option<String>,
+}
+
 /// An incident about to open: which integration, how bad, and why.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NewIncident<'a> {

@@ -149,6 +149,65 @@ impl Store {
         rows.iter().map(open_incident_of).collect()
     }
 
+    /// A page of incidents, newest first: at most `limit`, only open ones when `open_only`,
+    /// only those older than the incident `before` (the previous page's last). Paging by id,
+    /// not by offset, so incidents opened between two pages neither shift nor repeat them.
+    /// Returns the page and the `before` of the next one (`None` on the last page).
+    #[instrument(skip_all)]
+    pub async fn incidents_page(
+        &self,
+        open_only: bool,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<IncidentRecord>, Option<i64>), StoreError> {
+        let mut sql: sqlx::QueryBuilder<Sqlite> = sqlx::QueryBuilder::new(
+            "SELECT i.id, i.notice_id, i.integration, i.severity, i.state, i.reason, \
+             i.opened_at_ms, i.resolved_at_ms, i.suppressed, n.acked_by, n.acked_kind, \
+             n.acked_id, n.acked_name, n.acked_at_ms \
+             FROM incidents i LEFT JOIN notices n ON n.id = i.notice_id WHERE 1 = 1",
+        );
+        if open_only {
+            sql.push(" AND i.resolved_at_ms IS NULL");
+        }
+        if let Some(before) = before {
+            sql.push(" AND i.id < ").push_bind(before);
+        }
+        let limit = limit.max(1);
+        // One more than asked, to know whether an older page exists.
+        sql.push(" ORDER BY i.id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let mut rows = sql.build().fetch_all(&self.pool).await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let records = rows
+            .iter()
+            .map(|row| {
+                let acknowledged = acknowledgement_of(row)?;
+                Ok(IncidentRecord {
+                    id: row.try_get("id")?,
+                    number: row.try_get("notice_id")?,
+                    integration: row.try_get("integration")?,
+                    severity: severity_of(&row.try_get::<String, _>("severity")?)?,
+                    state: state_of(&row.try_get::<String, _>("state")?)?,
+                    reason: row.try_get("reason")?,
+                    opened_at: from_millis(row.try_get("opened_at_ms")?)?,
+                    resolved_at: row
+                        .try_get::<Option<i64>, _>("resolved_at_ms")?
+                        .map(from_millis)
+                        .transpose()?,
+                    acknowledged,
+                    suppressed: row.try_get("suppressed")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let next = if more {
+            records.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok((records, next))
+    }
+
     /// The silences in force at `now`.
     #[instrument(skip_all)]
     pub async fn active_silences(&self, now: DateTime<Utc>) -> Result<Vec<Silence>, StoreError> {
@@ -299,19 +358,7 @@ pub(super) async fn notice_view_in(
         .try_get::<Option<i64>, _>("resolved_at_ms")?
         .map(from_millis)
         .transpose()?;
-    let acknowledged = match row.try_get::<Option<i64>, _>("acked_by")? {
-        Some(_) => Some(Acknowledgement {
-            by: actor_of(
-                &row.try_get::<Option<String>, _>("acked_kind")?
-                    .unwrap_or_else(|| "discord".into()),
-                row.try_get::<Option<String>, _>("acked_id")?,
-                &row.try_get::<Option<String>, _>("acked_name")?
-                    .unwrap_or_default(),
-            )?,
-            at: from_millis(row.try_get::<Option<i64>, _>("acked_at_ms")?.unwrap_or(0))?,
-        }),
-        None => None,
-    };
+    let acknowledged = acknowledgement_of(&row)?;
     let severity = lines
         .iter()
         .filter(|l| l.resolved_at.is_none())
@@ -336,5 +383,24 @@ pub(super) async fn notice_view_in(
             .map(from_millis)
             .transpose()?,
         flapping: row.try_get("flapping")?,
+    }))
+}
+
+/// Who acknowledged a notice and when, from its `acked_*` columns (`None` when nobody has).
+fn acknowledgement_of(
+    row: &sqlx::sqlite::SqliteRow,
+) -> Result<Option<Acknowledgement>, StoreError> {
+    if row.try_get::<Option<i64>, _>("acked_by")?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Acknowledgement {
+        by: actor_of(
+            &row.try_get::<Option<String>, _>("acked_kind")?
+                .unwrap_or_else(|| "discord".into()),
+            row.try_get::<Option<String>, _>("acked_id")?,
+            &row.try_get::<Option<String>, _>("acked_name")?
+                .unwrap_or_default(),
+        )?,
+        at: from_millis(row.try_get::<Option<i64>, _>("acked_at_ms")?.unwrap_or(0))?,
     }))
 }

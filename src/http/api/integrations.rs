@@ -1,0 +1,187 @@
+//! `GET /integrations` (flat rows for a Retool table), `GET /integrations/{name}` (the detail,
+//! the last 24 hours hour by hour, the latest checks) and `POST /integrations/{name}/recheck`:
+//! `/status` and its "Re-check now" button.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Serialize;
+
+use super::auth::Key;
+use super::error::{ApiError, Named};
+use super::{text, time};
+use crate::access::Permission;
+use crate::http::AppState;
+use crate::service::{StatusDetail, StatusRow};
+use crate::store::alerts::OpenIncident;
+
+/// One integration as a table row.
+#[derive(Debug, Serialize)]
+pub(super) struct IntegrationRow {
+    name: String,
+    kind: String,
+    state: crate::model::State,
+    since: String,
+    last_checked: Option<String>,
+    last_error: Option<String>,
+    latency_p95_ms: Option<f64>,
+    uptime_24h: Option<f64>,
+    open_incident: Option<i64>,
+    open_incident_since: Option<String>,
+    tags: Vec<String>,
+}
+
+fn row(row: StatusRow, incident: Option<&OpenIncident>) -> IntegrationRow {
+    IntegrationRow {
+        name: row.name,
+        kind: row.kind,
+        state: row.state,
+        since: time(row.since),
+        last_checked: row.last_check.map(time),
+        last_error: row.last_error,
+        latency_p95_ms: row.latency_p95_ms,
+        uptime_24h: row.uptime_24h,
+        open_incident: incident.and_then(|i| i.notice),
+        open_incident_since: incident.map(|i| time(i.opened_at)),
+        tags: row.tags,
+    }
+}
+
+/// `GET /api/v1/integrations`.
+pub(super) async fn list(
+    key: Key,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<IntegrationRow>>, ApiError> {
+    let invocation = key.invocation("status", Permission::StatusView, Vec::new());
+    let plane = &state.plane;
+    let rows = plane
+        .invoke(&invocation, || plane.status_list(crate::model::now()))
+        .await
+        .map_err(|err| ApiError::command(err, Named::Path))?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(status, incident)| row(status, incident.as_ref()))
+            .collect(),
+    ))
+}
+
+/// Figures over one window.
+#[derive(Debug, Serialize)]
+struct WindowFigures {
+    window: &'static str,
+    checks: i64,
+    uptime_pct: f64,
+    latency_p50_ms: f64,
+    latency_p95_ms: f64,
+}
+
+/// One hour, for charts.
+#[derive(Debug, Serialize)]
+struct Hour {
+    start: String,
+    checks: i64,
+    uptime_pct: Option<f64>,
+    latency_p50_ms: Option<f64>,
+    latency_p95_ms: Option<f64>,
+}
+
+/// One check.
+#[derive(Debug, Serialize)]
+struct Check {
+    at: String,
+    success: bool,
+    latency_ms: f64,
+    status: Option<u16>,
+    error_kind: Option<String>,
+    message: Option<String>,
+}
+
+/// `GET /integrations/{name}`.
+#[derive(Debug, Serialize)]
+pub(super) struct Detail {
+    #[serde(flatten)]
+    row: IntegrationRow,
+    windows: Vec<WindowFigures>,
+    hourly: Vec<Hour>,
+    recent_checks: Vec<Check>,
+}
+
+fn windows(detail: &StatusDetail) -> Vec<WindowFigures> {
+    detail
+        .windows
+        .iter()
+        .filter_map(|(window, figures)| {
+            figures.as_ref().map(|f| WindowFigures {
+                window: window.label(),
+                checks: f.checks,
+                uptime_pct: f.uptime_pct,
+                latency_p50_ms: f.latency_p50_ms,
+                latency_p95_ms: f.latency_p95_ms,
+            })
+        })
+        .collect()
+}
+
+/// `GET /api/v1/integrations/{name}`.
+pub(super) async fn show(
+    key: Key,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Detail>, ApiError> {
+    let invocation = key.invocation(
+        "status",
+        Permission::StatusView,
+        vec![text("integration", &name)],
+    );
+    let plane = &state.plane;
+    let history = plane
+        .invoke(&invocation, || plane.history(&name, crate::model::now()))
+        .await
+        .map_err(|err| ApiError::command(err, Named::Path))?;
+    let detail = &history.detail;
+    Ok(Json(Detail {
+        row: row(detail.row.clone(), detail.incident.as_ref()),
+        windows: windows(detail),
+        hourly: history
+            .hours
+            .iter()
+            .map(|h| Hour {
+                start: time(h.start),
+                checks: h.checks,
+                uptime_pct: h.uptime_pct,
+                latency_p50_ms: h.latency_p50_ms,
+                latency_p95_ms: h.latency_p95_ms,
+            })
+            .collect(),
+        recent_checks: history
+            .recent_checks
+            .into_iter()
+            .map(|c| Check {
+                at: time(c.at),
+                success: c.success,
+                latency_ms: c.latency_ms,
+                status: c.status,
+                error_kind: c.error_kind,
+                message: c.message,
+            })
+            .collect(),
+    }))
+}
+
+/// `POST /api/v1/integrations/{name}/recheck`: runs a check now and answers the row after it.
+pub(super) async fn recheck(
+    key: Key,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<IntegrationRow>, ApiError> {
+    let invocation = key.invocation(
+        "status recheck",
+        Permission::StatusRecheck,
+        vec![text("integration", &name)],
+    );
+    let plane = &state.plane;
+    let detail = plane
+        .invoke(&invocation, || plane.recheck(&name))
+        .await
+        .map_err(|err| ApiError::command(err, Named::Path))?;
+    Ok(Json(row(detail.row, detail.incident.as_ref())))
+}
