@@ -42,6 +42,8 @@ pub struct ActionInfo {
     pub cooldown_secs: Option<u64>,
     /// How long it still cools down, in seconds.
     pub cooldown_left_secs: Option<u64>,
+    /// Whether this caller may run it (`action.run` and the action's roles).
+    pub may_run: bool,
     /// The run going on now.
     pub running: Option<ActionRun>,
     /// Its latest run that called the workflow.
@@ -249,17 +251,28 @@ impl ControlPlane {
         Ok(action.clone())
     }
 
-    /// `/action list`: the actions `caller` may run, with their cooldown, the run going on and
-    /// the latest run.
+    /// `/action list` (`only_runnable`: the actions `caller` may run) and `GET /actions` (every
+    /// action, each saying whether `caller` may run it), with their cooldown, the run going on
+    /// and the latest run.
     pub async fn list_actions(
         &self,
         caller: &Caller,
         actor: &Actor,
+        only_runnable: bool,
     ) -> Result<Vec<ActionInfo>, CommandError> {
         let now = crate::model::now();
         let mut last = self.store.last_action_runs().await?;
+        let runnable: Vec<String> = self
+            .runnable_actions(caller, actor)
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
         let mut out = Vec::new();
-        for action in self.runnable_actions(caller, actor) {
+        for action in self.config().actions.iter().cloned() {
+            let may_run = runnable.contains(&action.name);
+            if only_runnable && !may_run {
+                continue;
+            }
             let running = self.store.running_action_run(&action.name, now).await?;
             let cooldown_left = self.cooldown_left(&action).await?;
             out.push(ActionInfo {
@@ -269,6 +282,7 @@ impl ControlPlane {
                 approval: action.approval,
                 cooldown_secs: action.cooldown.map(|c| c.as_secs()),
                 cooldown_left_secs: cooldown_left.map(|left| left.as_secs().max(1)),
+                may_run,
                 running,
                 last_run: last.remove(&action.name),
                 name: action.name,

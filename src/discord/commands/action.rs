@@ -97,7 +97,7 @@ pub async fn list(ctx: Context<'_>) -> Result<(), CommandError> {
         .invoke(&invocation, || async {
             Ok(render::action_list(
                 &plane
-                    .list_actions(&invocation.caller, &invocation.actor)
+                    .list_actions(&invocation.caller, &invocation.actor, true)
                     .await?,
             ))
         })

@@ -3,13 +3,14 @@
 //! [`Invocation`](crate::service::Invocation) and calls `ControlPlane::invoke`. Handlers are
 //! thin: check the key ([`auth`]), read the path, query and body, invoke, render JSON.
 //!
-//! One file per resource (`integrations`, `incidents`, `silences`, `sync`, `audit`); `error`
+//! One file per resource (`integrations`, `incidents`, `silences`, `sync`, `actions`, `audit`); `error`
 //! maps every error to its status once; `openapi` is the document Retool imports, kept equal to
 //! [`routes`] by a test.
 
 pub mod auth;
 pub mod error;
 
+mod actions;
 mod audit;
 mod incidents;
 mod integrations;
@@ -81,6 +82,9 @@ fn api() -> Api {
         .add(Method::GET, "/api/v1/sync/jobs", sync::jobs)
         .add(Method::POST, "/api/v1/sync/jobs/{name}/runs", sync::start)
         .add(Method::GET, "/api/v1/sync/runs/{id}", sync::run)
+        .add(Method::GET, "/api/v1/actions", actions::list)
+        .add(Method::POST, "/api/v1/actions/{name}/runs", actions::start)
+        .add(Method::GET, "/api/v1/actions/runs/{id}", actions::run)
         .add(Method::GET, "/api/v1/audit", audit::page)
 }
 

@@ -209,6 +209,34 @@ pub(super) fn document() -> Value {
                     ("404", error("No run has this id")),
                 ])), vec![path_parameter("id", "The run's id", true)]),
         },
+        "/api/v1/actions": {
+            "get": operation("listActions", "Every action, with whether this key may run it, its cooldown and last run",
+                "status.view", responses(&[("200", json!({ "description": "The actions",
+                    "content": { "application/json": { "schema": {
+                        "type": "array", "items": schema("Action") } } } }))])),
+        },
+        "/api/v1/actions/{name}/runs": {
+            "post": with_body(with_parameters(operation("startActionRun",
+                "Ask for a run of an action: it runs in the background, or waits for an approval in Discord",
+                "action.run", responses(&[
+                    ("202", json!({ "description": "Accepted: running, or awaiting approval",
+                        "headers": { "Location": { "description": "The run, to follow",
+                            "schema": { "type": "string" } } },
+                        "content": { "application/json": { "schema": schema("ActionRun") } } })),
+                    ("400", error("The body is not JSON")),
+                    ("404", error("No action has this name")),
+                    ("409", error("A run of the action is going on (named), or it cools down (Retry-After)")),
+                    ("413", error("The body is larger than [api].body_limit")),
+                    ("422", error("A parameter is unknown, missing or wrong (field names it)")),
+                ])), vec![path_parameter("name", "The action's name", false)]), "ActionRunRequest", false),
+        },
+        "/api/v1/actions/runs/{id}": {
+            "get": with_parameters(operation("getActionRun", "One action run by its request id",
+                "status.view", responses(&[
+                    ("200", answer("The run", "ActionRun")),
+                    ("404", error("No run has this request id")),
+                ])), vec![path_parameter("id", "The run's request id (act-...)", false)]),
+        },
         "/api/v1/audit": {
             "get": with_parameters(operation("listAudit", "The audit log, newest first, a page at a time",
                 "audit.view", responses(&[
@@ -261,7 +289,36 @@ pub(super) fn document() -> Value {
             "removed": { "type": "integer" }, "requests": { "type": "integer" } } },
         "error_kind": { "type": ["string", "null"] }, "error": { "type": ["string", "null"] },
     });
-    json!({
+    let action_schema = json!({ "type": "object", "properties": {
+                    "name": { "type": "string" }, "description": { "type": "string" },
+                    "params": { "type": "array", "items": { "type": "object", "properties": {
+                        "name": { "type": "string" },
+                        "type": { "type": "string", "enum": ["string", "integer", "boolean", "choice"] },
+                        "required": { "type": "boolean" }, "description": { "type": ["string", "null"] },
+                        "max_len": { "type": "integer" }, "min": { "type": ["integer", "null"] },
+                        "max": { "type": ["integer", "null"] },
+                        "choices": { "type": "array", "items": { "type": "string" } } } } },
+                    "approval": { "type": "boolean" },
+                    "cooldown_seconds": { "type": ["integer", "null"] },
+                    "cooldown_left_seconds": { "type": ["integer", "null"] },
+                    "may_run": { "type": "boolean", "description": "This key holds action.run and passes the action's roles" },
+                    "running": { "oneOf": [schema("ActionRun"), { "type": "null" }] },
+                    "last_run": { "oneOf": [schema("ActionRun"), { "type": "null" }] } } });
+    let action_run_schema = json!({ "type": "object", "properties": {
+                    "request_id": { "type": "string" }, "action": { "type": "string" },
+                    "params": { "type": "object" },
+                    "state": { "type": "string", "enum": ["confirming", "awaiting_approval", "ready", "running",
+                        "succeeded", "started", "failed", "cancelled", "rejected", "expired", "refused"] },
+                    "requested_by": { "type": "string" }, "approved_by": { "type": ["string", "null"] },
+                    "created_at": time, "expires_at": nullable_time, "started_at": nullable_time,
+                    "finished_at": nullable_time,
+                    "response_status": { "type": ["integer", "null"], "description": "The workflow's Response block status" },
+                    "response": { "description": "The workflow's Response block body" },
+                    "retool_run_id": { "type": ["string", "null"], "description": "Retool's run id, for a workflow without a Response block" },
+                    "error_kind": { "type": ["string", "null"] }, "error": { "type": ["string", "null"] } } });
+    let action_run_request = json!({ "type": "object", "additionalProperties": false, "properties": {
+                    "params": { "type": "object", "description": "Parameter names and values, checked against the action's params" } } });
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "patchbay REST API",
@@ -278,7 +335,7 @@ pub(super) fn document() -> Value {
             },
             "schemas": {
                 "Error": { "type": "object", "required": ["error", "message"], "properties": {
-                    "error": { "type": "string", "description": "The kind: bad_request, unauthorized, forbidden, not_found, method_not_allowed, conflict, already_running, payload_too_large, unsupported_media_type, invalid, rate_limited, sync_failed, unavailable, internal" },
+                    "error": { "type": "string", "description": "The kind: bad_request, unauthorized, forbidden, not_found, method_not_allowed, conflict, already_running, cooling_down, action_failed, payload_too_large, unsupported_media_type, invalid, rate_limited, sync_failed, unavailable, internal" },
                     "message": { "type": "string" },
                     "field": { "type": "string", "description": "The member or parameter at fault (422)" },
                     "permission": { "type": "string", "description": "The permission missing (403)" },
@@ -330,5 +387,11 @@ pub(super) fn document() -> Value {
                     "next_cursor": { "type": ["string", "null"] } } },
             }
         }
-    })
+    });
+    // Added apart: one json! of every schema is deeper than the macro's recursion limit.
+    let schemas = &mut document["components"]["schemas"];
+    schemas["Action"] = action_schema;
+    schemas["ActionRun"] = action_run_schema;
+    schemas["ActionRunRequest"] = action_run_request;
+    document
 }
