@@ -704,3 +704,72 @@ async fn a_large_answer_is_attached_and_errors_say_what_to_do() {
     );
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_waited_out_within_the_timeout_and_a_silent_workflow_times_out() {
+    let retool = FakeRetool::start().await;
+    retool.add_workflow(
+        "limited",
+        KEY,
+        Answer::RateLimited {
+            retry_after_secs: 1,
+            times: 1,
+            then: Box::new(Answer::Sync {
+                status: 200,
+                body: json!({"ok": true}),
+            }),
+        },
+    );
+    retool.add_workflow(
+        "silent",
+        KEY,
+        Answer::Hold {
+            then: Box::new(Answer::Async),
+        },
+    );
+    let bot = bot(
+        &retool,
+        &format!(
+            "{}{}",
+            action("limited", "confirm = false"),
+            action(
+                "silent",
+                "confirm = false\ntimeout = \"1s\"\ncooldown = \"1h\""
+            ),
+        ),
+    )
+    .await;
+    let fake = &bot.fake;
+    let id = fake
+        .command("action", run_options("limited", None), FakeMember::OPS)
+        .await;
+    wait_original(fake, id, "the outcome", |t| t.contains("✅")).await;
+    let attempts = retool.requests("limited");
+    assert_eq!(attempts.len(), 2, "refused once, then sent again");
+    let gap = attempts[1].received.duration_since(attempts[0].received);
+    assert!(gap >= std::time::Duration::from_secs(1), "waited {gap:?}");
+    assert!(retool.violations().is_empty(), "{:?}", retool.violations());
+
+    let id = fake
+        .command("action", run_options("silent", None), FakeMember::OPS)
+        .await;
+    let failed = wait_original(fake, id, "the timeout", |t| t.contains("❌")).await;
+    let text = text_of(&failed);
+    let request = retool.requests("silent")[0].body["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains(&format!(
+            "Retool did not answer within 1s; the workflow may still be running (request id {request})"
+        )),
+        "{text}"
+    );
+    // It may have run: the cooldown starts.
+    let again = fake
+        .command("action", run_options("silent", None), FakeMember::OPS)
+        .await;
+    assert!(callback_text(&fake.callback_for(again).await).contains("cooling down"));
+    retool.release("silent");
+    bot.stop().await;
+}
