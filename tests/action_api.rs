@@ -255,10 +255,7 @@ async fn an_api_run_needing_approval_waits_for_a_member_in_the_approval_channel(
         .channel_messages(fake_discord::ALERT_CHANNEL_ID)
         .pop()
         .unwrap();
-    let approve = posted["components"][0]["components"][0]["custom_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let approve = stack::button_id(&posted, 0);
     let pressed = fake.button(&approve, posted, FakeMember::OPS).await;
     fake.callback_for(pressed).await;
     let done = follow(&bot, &location.unwrap(), &dash, "started").await;

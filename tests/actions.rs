@@ -348,10 +348,7 @@ async fn confirm_runs_cancel_stops_and_an_unanswered_confirmation_expires() {
     assert_eq!(prompt["data"]["flags"], 64, "the confirmation is ephemeral");
     assert!(callback_text(&prompt).contains("Run rotate?"), "{prompt}");
     let original = fake.original_message(id).await;
-    let confirm = original["components"][0]["components"][0]["custom_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let confirm = stack::button_id(&original, 0);
     let other = fake
         .button(&confirm, original.clone(), FakeMember::ADMIN)
         .await;
@@ -379,10 +376,7 @@ async fn confirm_runs_cancel_stops_and_an_unanswered_confirmation_expires() {
         .await;
     fake.callback_for(id).await;
     let original = fake.original_message(id).await;
-    let cancel_id = original["components"][0]["components"][1]["custom_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let cancel_id = stack::button_id(&original, 1);
     let pressed = fake.button(&cancel_id, original, FakeMember::OPS).await;
     let cancelled = fake.callback_for(pressed).await;
     assert_eq!(cancelled["type"], 7, "{cancelled}");
@@ -395,10 +389,7 @@ async fn confirm_runs_cancel_stops_and_an_unanswered_confirmation_expires() {
     fake.callback_for(id).await;
     let original = fake.original_message(id).await;
     wait_original(fake, id, "the expiry", |t| t.contains("expired unanswered")).await;
-    let confirm_late = original["components"][0]["components"][0]["custom_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let confirm_late = stack::button_id(&original, 0);
     let late = fake.button(&confirm_late, original, FakeMember::OPS).await;
     assert!(callback_text(&fake.callback_for(late).await).contains("is expired already"));
     assert_eq!(
@@ -456,10 +447,7 @@ async fn approval_by_another_member_runs_it_and_self_approval_is_refused() {
         "{text}"
     );
     assert!(text.contains("`order` = \"A-17\""), "{text}");
-    let approve = posted["components"][0]["components"][0]["custom_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let approve = stack::button_id(&posted, 0);
 
     // The requester may not approve their own request.
     let own = fake.button(&approve, posted.clone(), FakeMember::OPS).await;
@@ -507,10 +495,7 @@ async fn a_rejected_or_expired_approval_runs_nothing_and_says_so() {
         .await;
     fake.callback_for(id).await;
     let posted = approval_post(fake, 1).await;
-    let reject = posted["components"][0]["components"][1]["custom_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let reject = stack::button_id(&posted, 1);
     let rejected = fake
         .button(&reject, posted.clone(), FakeMember::ADMIN)
         .await;

@@ -8,10 +8,9 @@ use reqwest::Url;
 
 use super::Environment;
 use super::error::Diagnostics;
-use super::raw::{Table, read_name};
+use super::raw::{Table, read_name, read_word};
 use super::sync::{EnvSecret, read_env_secret};
 use crate::model::Snowflake;
-use crate::suggest;
 
 pub(super) const ACTION_KEYS: &[&str] = &[
     "name",
@@ -262,25 +261,13 @@ pub(super) fn read_actions(
 }
 
 fn read_kind(table: &Table<'_, '_>, d: &mut Diagnostics, start: usize) -> Option<ActionKind> {
-    let Some((kind, at)) = table.string(d, "kind") else {
-        table.require(d, "kind", start, "add kind = \"retool-workflow\"");
-        return None;
-    };
-    if let Some(known) = ActionKind::ALL.into_iter().find(|k| k.as_str() == kind) {
-        return Some(known);
-    }
-    let names: Vec<&str> = ActionKind::ALL.iter().map(|k| k.as_str()).collect();
-    let fix = match suggest::closest(&kind, &names) {
-        Some(close) => format!("did you mean \"{close}\"?"),
-        None => format!("use one of {}", names.join(", ")),
-    };
-    d.error(
-        Some(at),
-        table.key("kind"),
-        format!("unknown action kind {kind:?}"),
-        Some(fix),
-    );
-    None
+    read_word(
+        table,
+        d,
+        ("kind", start),
+        (&ActionKind::ALL, ActionKind::as_str),
+        ("action kind", "add kind = \"retool-workflow\""),
+    )
 }
 
 fn read_url(table: &Table<'_, '_>, d: &mut Diagnostics, start: usize) -> Option<Url> {
@@ -396,32 +383,20 @@ fn type_keys(kind: &str) -> &'static [&'static str] {
 
 fn read_param_kind(param: &Table<'_, '_>, d: &mut Diagnostics, start: usize) -> Option<ParamKind> {
     const TYPES: [&str; 4] = ["string", "integer", "boolean", "choice"];
-    let Some((kind, at)) = param.string(d, "type") else {
-        param.require(
-            d,
-            "type",
-            start,
+    let kind = read_word(
+        param,
+        d,
+        ("type", start),
+        (&TYPES, |word| word),
+        (
+            "parameter type",
             "add type = \"string\", \"integer\", \"boolean\" or \"choice\"",
-        );
-        return None;
-    };
-    if !TYPES.contains(&kind.as_str()) {
-        let fix = match suggest::closest(&kind, &TYPES) {
-            Some(close) => format!("did you mean \"{close}\"?"),
-            None => format!("use one of {}", TYPES.join(", ")),
-        };
-        d.error(
-            Some(at),
-            param.key("type"),
-            format!("unknown parameter type {kind:?}"),
-            Some(fix),
-        );
-        return None;
-    }
+        ),
+    )?;
     // A limit that belongs to another type is a mistake worth naming.
     for key in ["max_len", "min", "max", "choices"] {
         if let Some(value) = param.get(key)
-            && !type_keys(&kind).contains(&key)
+            && !type_keys(kind).contains(&key)
         {
             d.error(
                 Some(value.span().start),
@@ -431,7 +406,7 @@ fn read_param_kind(param: &Table<'_, '_>, d: &mut Diagnostics, start: usize) -> 
             );
         }
     }
-    match kind.as_str() {
+    match kind {
         "string" => {
             let max_len = match param.integer(d, "max_len") {
                 Some((len, at)) if len < 1 || len as usize > MAX_MAX_LEN => {

@@ -382,6 +382,36 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 }
 
+/// Reads `key`, one of the words `all` spells with `word` (a kind); a missing key is reported
+/// with `add` as the fix, an unknown word as "unknown {noun}" with a "did you mean".
+pub(crate) fn read_word<K: Copy>(
+    table: &Table<'_, '_>,
+    d: &mut Diagnostics,
+    (key, start): (&str, usize),
+    (all, word): (&[K], fn(K) -> &'static str),
+    (noun, add): (&str, &str),
+) -> Option<K> {
+    let Some((text, at)) = table.string(d, key) else {
+        table.require(d, key, start, add);
+        return None;
+    };
+    if let Some(known) = all.iter().copied().find(|k| word(*k) == text) {
+        return Some(known);
+    }
+    let names: Vec<&str> = all.iter().map(|k| word(*k)).collect();
+    let fix = match suggest::closest(&text, &names) {
+        Some(close) => format!("did you mean \"{close}\"?"),
+        None => format!("use one of {}", names.join(", ")),
+    };
+    d.error(
+        Some(at),
+        table.key(key),
+        format!("unknown {noun} {text:?}"),
+        Some(fix),
+    );
+    None
+}
+
 /// Reads the `name` of one table of the array `[[array]]` (an integration, a sync job): a
 /// valid name, reported when an earlier table of the array has it already (`noun` says what
 /// it names). Without a usable name the problem is reported, the table's other keys are

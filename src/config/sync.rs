@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use super::Environment;
 use super::error::Diagnostics;
-use super::raw::{Table, read_name};
+use super::raw::{Table, read_name, read_word};
 use crate::model::NotionId;
 use crate::secret::Secret;
-use crate::suggest;
 
 /// Notion's API, unless `NOTION_API_BASE` says otherwise.
 pub const DEFAULT_NOTION_API: &str = "https://api.notion.com";
@@ -265,28 +264,14 @@ pub(super) fn read_jobs(
 }
 
 fn read_kind(table: &Table<'_, '_>, d: &mut Diagnostics, start: usize) -> Option<SyncKind> {
-    let Some((kind, at)) = table.string(d, "kind") else {
-        table.require(
-            d,
-            "kind",
-            start,
+    read_word(
+        table,
+        d,
+        ("kind", start),
+        (&SyncKind::ALL, SyncKind::as_str),
+        (
+            "sync kind",
             "add kind = \"notion-status-board\" or kind = \"notion-incident-log\"",
-        );
-        return None;
-    };
-    if let Some(known) = SyncKind::ALL.into_iter().find(|k| k.as_str() == kind) {
-        return Some(known);
-    }
-    let names: Vec<&str> = SyncKind::ALL.iter().map(|k| k.as_str()).collect();
-    let fix = match suggest::closest(&kind, &names) {
-        Some(close) => format!("did you mean \"{close}\"?"),
-        None => format!("use one of {}", names.join(", ")),
-    };
-    d.error(
-        Some(at),
-        table.key("kind"),
-        format!("unknown sync kind {kind:?}"),
-        Some(fix),
-    );
-    None
+        ),
+    )
 }

@@ -260,3 +260,11 @@ pub async fn wait_state(running: &Running, integration: &str, state: patchbay::m
     .await
     .unwrap_or_else(|_| panic!("{integration} is {state} within 20 s"));
 }
+
+/// The `custom_id` of button `index` in the first row of `message`.
+pub fn button_id(message: &Value, index: usize) -> String {
+    message["components"][0]["components"][index]["custom_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no button {index} in the first row: {message}"))
+        .to_string()
+}
