@@ -37,8 +37,8 @@ pub use alerts::{
 pub use error::{CommandError, Invalid};
 pub use perms::{GrantChange, GrantChanged};
 pub use status::{
-    OverviewPage, StatusDetail, StatusRow, WindowFigures, overview_rows, status_detail,
-    status_overview, suggest_integrations,
+    Chart, OverviewPage, StatusDetail, StatusRow, WindowFigures, chart_data, overview_rows,
+    status_detail, status_overview, suggest_integrations,
 };
 pub use sync::{HISTORY_PAGE, JobSummary, SyncHistory};
 
