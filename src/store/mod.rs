@@ -636,8 +636,10 @@ impl Store {
 
     /// One integration's rollup rows of `resolution` ([`rollup::MINUTE`] or [`rollup::HOUR`])
     /// from bucket `first` (Unix seconds) on, oldest first, each with its bucket's start; buckets
-    /// without checks have no row. One index range scan (`rollups_by_integration`), so it costs
-    /// the same however many integrations the table holds.
+    /// without checks have no row. One range scan of `rollups_by_integration`, then a lookup
+    /// of each row in the table, where one integration's rows lie scattered among everyone's
+    /// (written minute by minute): those lookups are most of a day chart's read time
+    /// (`benches/chart.rs`).
     #[instrument(skip_all)]
     pub async fn rollups(
         &self,
