@@ -50,6 +50,18 @@ async fn start_bot_config(bot_extra: &str, tables: &str, integrations: &str) -> 
     stack::start_bot(&config_text(bot_extra, tables, integrations)).await
 }
 
+/// The commands the bot registered in the guild (waits for the registration).
+async fn registered_commands(fake: &FakeDiscord) -> Value {
+    fake.wait_for_request("guild command registration", |r| {
+        r.method == "PUT"
+            && r.path
+                .ends_with(&format!("/guilds/{}/commands", fake_discord::GUILD_ID))
+    })
+    .await
+    .body
+    .unwrap()
+}
+
 fn option(name: &str, value: &str) -> Value {
     json!([{ "name": name, "type": 3, "value": value }])
 }
@@ -60,14 +72,7 @@ async fn registers_answers_checks_permissions_and_survives_a_gateway_drop() {
     let fake = &bot.fake;
 
     // Registration: every command, per guild, with Discord's defaults for the admin ones.
-    let registration = fake
-        .wait_for_request("guild command registration", |r| {
-            r.method == "PUT"
-                && r.path
-                    .ends_with(&format!("/guilds/{}/commands", fake_discord::GUILD_ID))
-        })
-        .await;
-    let commands = registration.body.unwrap();
+    let commands = registered_commands(fake).await;
     let by_name = |name: &str| {
         commands
             .as_array()
@@ -241,14 +246,7 @@ async fn answer_with_files(fake: &FakeDiscord, id: u64) -> (Value, Vec<FilePart>
 async fn status_of_an_integration_attaches_its_chart_for_the_period_asked() {
     let bot = start_bot().await;
     let fake = &bot.fake;
-    let registration = fake
-        .wait_for_request("guild command registration", |r| {
-            r.method == "PUT"
-                && r.path
-                    .ends_with(&format!("/guilds/{}/commands", fake_discord::GUILD_ID))
-        })
-        .await;
-    let commands = registration.body.unwrap();
+    let commands = registered_commands(fake).await;
     let status = commands
         .as_array()
         .unwrap()
