@@ -328,8 +328,8 @@ fn pixels(
 /// One figure of every point, as lines through each run, and a dot for a run of one point.
 /// A line is three one-pixel paths, a pixel apart (right and down), for a two-pixel stroke:
 /// plotters mitres a wider path's sharp turns (a minute at 0% between two at 100%) into
-/// spikes far outside the pane, and drawing it a segment at a time instead cost six times as
-/// much for a day's 1,440 points.
+/// spikes far outside the pane, and drawing it a segment at a time instead made a day's chart
+/// (1,440 points) take 19 ms to draw rather than 9.
 fn plot_line(
     pane: &mut Pane<'_, '_>,
     segments: &[&[ChartPoint]],
