@@ -18,6 +18,8 @@ pub mod apikey;
 pub mod app;
 /// The audit log's vocabulary: entries, outcomes, typed and redacted options.
 pub mod audit;
+/// Status charts: latency and uptime over 24 hours or 7 days, incidents shaded, as a PNG.
+pub mod chart;
 /// What a check may ask of a response: conditions, the SSRF guard, TLS certificates.
 pub mod check;
 /// The command line (clap): `run`, `check`, `status`, `migrate`, `backup`, `healthcheck`.

@@ -8,9 +8,10 @@ use common::custom_ids;
 
 use std::time::Duration;
 
-use common::fake_discord::{self, FakeDiscord, FakeMember};
+use common::fake_discord::{self, FakeDiscord, FakeMember, FilePart};
 use common::stack::{self, Patchbay};
 use patchbay::audit::{AuditQuery, Outcome};
+use patchbay::chart::ChartSize;
 use patchbay::config::{self, Environment};
 use serde_json::{Value, json};
 
@@ -49,6 +50,18 @@ async fn start_bot_config(bot_extra: &str, tables: &str, integrations: &str) -> 
     stack::start_bot(&config_text(bot_extra, tables, integrations)).await
 }
 
+/// The commands the bot registered in the guild (waits for the registration).
+async fn registered_commands(fake: &FakeDiscord) -> Value {
+    fake.wait_for_request("guild command registration", |r| {
+        r.method == "PUT"
+            && r.path
+                .ends_with(&format!("/guilds/{}/commands", fake_discord::GUILD_ID))
+    })
+    .await
+    .body
+    .unwrap()
+}
+
 fn option(name: &str, value: &str) -> Value {
     json!([{ "name": name, "type": 3, "value": value }])
 }
@@ -59,14 +72,7 @@ async fn registers_answers_checks_permissions_and_survives_a_gateway_drop() {
     let fake = &bot.fake;
 
     // Registration: every command, per guild, with Discord's defaults for the admin ones.
-    let registration = fake
-        .wait_for_request("guild command registration", |r| {
-            r.method == "PUT"
-                && r.path
-                    .ends_with(&format!("/guilds/{}/commands", fake_discord::GUILD_ID))
-        })
-        .await;
-    let commands = registration.body.unwrap();
+    let commands = registered_commands(fake).await;
     let by_name = |name: &str| {
         commands
             .as_array()
@@ -212,6 +218,117 @@ async fn registers_answers_checks_permissions_and_survives_a_gateway_drop() {
         ]
     );
 
+    bot.stop().await;
+}
+
+/// The answer to interaction `id` and the files it carried: the data of a type 4 callback or,
+/// when the answer was deferred, the message sent after the deferral.
+async fn answer_with_files(fake: &FakeDiscord, id: u64) -> (Value, Vec<FilePart>) {
+    let first = fake.callback_for(id).await;
+    let token = fake.interaction_token(id).unwrap();
+    if first["type"] == 5 {
+        let message = fake
+            .wait_for_request("the answer after the deferral", |r| {
+                r.path.contains(&token) && !r.path.ends_with("/callback") && r.method != "DELETE"
+            })
+            .await;
+        return (message.body.unwrap(), message.files);
+    }
+    let callback = fake
+        .wait_for_request("the callback", |r| {
+            r.path.contains(&token) && r.path.ends_with("/callback")
+        })
+        .await;
+    (callback.body.unwrap()["data"].clone(), callback.files)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_of_an_integration_attaches_its_chart_for_the_period_asked() {
+    let bot = start_bot().await;
+    let fake = &bot.fake;
+    let commands = registered_commands(fake).await;
+    let status = commands
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "status")
+        .unwrap()
+        .clone();
+    let period = &status["options"][1];
+    assert_eq!(period["name"], "period", "{status}");
+    assert_eq!(period["required"], false, "{status}");
+    let choice = |name: &str| {
+        period["choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no choice {name}: {period}"))["value"]
+            .clone()
+    };
+
+    let mut charts = Vec::new();
+    for (options, filename) in [
+        (
+            option("integration", "payments-api"),
+            "payments-api-24h.png",
+        ),
+        (
+            json!([
+                { "name": "integration", "type": 3, "value": "payments-api" },
+                { "name": "period", "type": 4, "value": choice("7d") },
+            ]),
+            "payments-api-7d.png",
+        ),
+        (
+            json!([
+                { "name": "integration", "type": 3, "value": "payments-api" },
+                { "name": "period", "type": 4, "value": choice("24h") },
+            ]),
+            "payments-api-24h.png",
+        ),
+    ] {
+        let id = fake.command("status", options, FakeMember::NOBODY).await;
+        let (message, files) = answer_with_files(fake, id).await;
+        let embed = &message["embeds"][0];
+        assert!(
+            embed["title"].as_str().unwrap().contains("payments-api"),
+            "{message}"
+        );
+        // The embed shows the attachment, which the payload lists and the request carries.
+        assert_eq!(
+            embed["image"]["url"],
+            format!("attachment://{filename}"),
+            "{message}"
+        );
+        assert_eq!(message["attachments"][0]["filename"], filename, "{message}");
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(files[0].filename, filename);
+        let png = &files[0].bytes;
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let size = ChartSize::STANDARD;
+        assert_eq!(&png[12..16], b"IHDR");
+        assert_eq!(png[16..20], size.width.to_be_bytes());
+        assert_eq!(png[20..24], size.height.to_be_bytes());
+        // The re-check button stays.
+        assert_eq!(custom_ids(&message), ["pb:status:recheck:payments-api"]);
+        charts.push(png.clone());
+    }
+    assert_ne!(charts[0], charts[1], "24h and 7d sent the same chart");
+
+    // An overview has no chart, with or without a period.
+    let id = fake
+        .command(
+            "status",
+            json!([{ "name": "period", "type": 4, "value": choice("7d") }]),
+            FakeMember::NOBODY,
+        )
+        .await;
+    let (message, files) = answer_with_files(fake, id).await;
+    assert_eq!(message["embeds"][0]["title"], "2 integrations", "{message}");
+    assert!(files.is_empty() && message["embeds"][0]["image"].is_null());
+
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
     bot.stop().await;
 }
 

@@ -779,13 +779,26 @@ async fn payloads_deserialize_with_serenity_types() {
     ));
     assert_eq!(click.message.id, parsed.id);
 
-    // A multipart body (a message with a file): the payload_json part is what counts.
+    // A multipart body (a message with files): the payload_json part is the body, and each
+    // file part is kept byte for byte, binary ones included (a line break and invalid UTF-8
+    // inside must survive).
     let boundary = "fakeboundary";
-    let multipart = format!(
+    let binary: &[u8] = b"\x89PNG\r\n\x1a\n\xff\x00\r\n--not-the-boundary";
+    let mut multipart = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"files[0]\"; filename=\"a.txt\"\r\n\
          Content-Type: text/plain\r\n\r\nhello\r\n--{boundary}\r\n\
-         Content-Disposition: form-data; name=\"payload_json\"\r\n\r\n\
-         {{\"content\":\"with file\",\"attachments\":[{{\"id\":0,\"filename\":\"a.txt\"}}]}}\r\n--{boundary}--\r\n"
+         Content-Disposition: form-data; name=\"files[1]\"; filename=\"b.png\"\r\n\
+         Content-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    multipart.extend_from_slice(binary);
+    multipart.extend_from_slice(
+        format!(
+            "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"payload_json\"\r\n\r\n\
+             {{\"content\":\"with file\",\"attachments\":[{{\"id\":0,\"filename\":\"a.txt\"}},\
+             {{\"id\":1,\"filename\":\"b.png\"}}]}}\r\n--{boundary}--\r\n"
+        )
+        .as_bytes(),
     );
     let response = client
         .post(format!("{base}/channels/{CHANNEL_ID}/messages"))
@@ -804,6 +817,25 @@ async fn payloads_deserialize_with_serenity_types() {
     assert_eq!(with_file.attachments[0].filename, "a.txt");
     let recorded = fake.requests().last().cloned().unwrap();
     assert_eq!(recorded.body.unwrap()["content"], "with file");
+    let files: Vec<(&str, &str, Option<&str>, &[u8])> = recorded
+        .files
+        .iter()
+        .map(|f| {
+            (
+                f.field.as_str(),
+                f.filename.as_str(),
+                f.content_type.as_deref(),
+                f.bytes.as_slice(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("files[0]", "a.txt", Some("text/plain"), b"hello".as_slice()),
+            ("files[1]", "b.png", Some("image/png"), binary),
+        ]
+    );
 
     let commands = send(
         reqwest::Method::PUT,

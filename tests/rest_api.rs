@@ -963,3 +963,40 @@ async fn the_apikey_command_line_creates_lists_and_revokes() {
     assert!(entries.iter().all(|e| e.actor.kind() == "cli"));
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_is_served_as_a_png_for_retools_image_component() {
+    let bot = start(ONE_INTEGRATION).await;
+    let api = Api::of(&bot);
+    let viewer = key(&bot, "viewer", "status.view").await;
+    let response = reqwest::Client::new()
+        .get(format!(
+            "http://{}/api/v1/integrations/api/chart.png?period=7d",
+            bot.running().address()
+        ))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/png");
+    let png = response.bytes().await.unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // 960 x 480, from the IHDR chunk.
+    assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 960);
+    assert_eq!(u32::from_be_bytes(png[20..24].try_into().unwrap()), 480);
+    let wrong = api
+        .get("/api/v1/integrations/api/chart.png?period=1y", &viewer)
+        .await;
+    assert_eq!(
+        (wrong.status, wrong.body["field"].as_str()),
+        (422, Some("period")),
+        "{}",
+        wrong.body
+    );
+    let unknown = api
+        .get("/api/v1/integrations/nope/chart.png", &viewer)
+        .await;
+    assert_eq!(unknown.status, 404);
+    bot.stop().await;
+}

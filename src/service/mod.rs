@@ -41,8 +41,8 @@ pub use apikeys::{ApiKeyRevoked, CreatedApiKey};
 pub use error::{CommandError, Invalid};
 pub use perms::{GrantChange, GrantChanged};
 pub use status::{
-    HourFigures, IntegrationHistory, OverviewPage, RECENT_CHECKS, StatusDetail, StatusRow,
-    WindowFigures, overview_rows, status_detail, status_overview, suggest_integrations,
+    Chart, HourFigures, IntegrationHistory, OverviewPage, RECENT_CHECKS, StatusDetail, StatusRow,
+    WindowFigures, chart_data, overview_rows, status_detail, status_overview, suggest_integrations,
 };
 pub use sync::{HISTORY_PAGE, JobSummary, SyncHistory};
 

@@ -1,6 +1,6 @@
 //! `/status` and its REST twin: the health of every integration (a page of the overview, worst
 //! first) or of one in detail (24-hour, 7-day and 30-day figures, the hourly uptime, the open
-//! incident), and a live re-check. Answers are values; the fronts draw them.
+//! incident), its chart (a PNG), and a live re-check. Answers are values; the fronts draw them.
 
 use std::collections::HashMap;
 
@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{CommandError, ControlPlane, Invalid};
+use crate::chart::{self, ChartData, ChartPeriod, ChartPoint, ChartSize, IncidentSpan};
 use crate::config::Config;
 use crate::model::{ECHO_LIMIT, IntegrationState, State};
 use crate::monitor::{Engine, RecheckError};
@@ -348,8 +349,110 @@ impl ControlPlane {
     }
 }
 
+/// One integration's status chart: latency p50/p95 and uptime over the period, DOWN and
+/// DEGRADED spans shaded, as a PNG of [`ChartSize::STANDARD`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chart {
+    /// The integration.
+    pub integration: String,
+    /// The period drawn.
+    pub period: ChartPeriod,
+    /// The PNG.
+    pub png: Vec<u8>,
+}
+
+impl Chart {
+    /// A file name for the PNG (`payments-api-24h.png`): integration names are lower-case
+    /// letters, digits, `-` and `_`, so it needs no escaping anywhere.
+    pub fn filename(&self) -> String {
+        format!("{}-{}.png", self.integration, self.period.label())
+    }
+}
+
+impl ControlPlane {
+    /// The chart of `name` over the `period` ending now (see [`ControlPlane::status_chart_at`]).
+    pub async fn status_chart(
+        &self,
+        name: &str,
+        period: ChartPeriod,
+    ) -> Result<Chart, CommandError> {
+        self.status_chart_at(name, period, crate::model::now())
+            .await
+    }
+
+    /// The chart of `name` over the `period` ending at `now`, from the rollups (one-minute rows
+    /// for 24 hours, one-hour rows for 7 days) and the transitions. The PNG is drawn on tokio's
+    /// blocking pool, never on the runtime's worker threads.
+    pub async fn status_chart_at(
+        &self,
+        name: &str,
+        period: ChartPeriod,
+        now: DateTime<Utc>,
+    ) -> Result<Chart, CommandError> {
+        let data = chart_data(&self.config(), &self.store, name, period, now).await?;
+        let png =
+            tokio::task::spawn_blocking(move || chart::render_png(&data, ChartSize::STANDARD))
+                .await
+                .map_err(|err| CommandError::internal("chart", &err))?
+                .map_err(|err| CommandError::internal("chart", &err))?;
+        Ok(Chart {
+            integration: name.to_string(),
+            period,
+            png,
+        })
+    }
+}
+
 /// An hour, in seconds (the rollups' resolution).
 const HOUR_SECS: i64 = crate::store::rollup::HOUR;
+
+/// What the chart of `name` over the `period` ending at `now` shows: a point per rollup row
+/// whose bucket starts within the period, the DOWN and DEGRADED spans, and the uptime of every
+/// check counted.
+pub async fn chart_data(
+    config: &Config,
+    store: &Store,
+    name: &str,
+    period: ChartPeriod,
+    now: DateTime<Utc>,
+) -> Result<ChartData, CommandError> {
+    if !config.integrations.iter().any(|i| i.name == name) {
+        return Err(unknown_integration(config, name));
+    }
+    let start = now - chrono::Duration::from_std(period.length()).expect("a period fits");
+    let resolution = period.resolution_secs();
+    // The first bucket starting at or after `start`, so every point lies on the axis.
+    let first = (start.timestamp() + resolution - 1).div_euclid(resolution) * resolution;
+    let rows = store.rollups(name, resolution, first).await?;
+    let mut total = Aggregate::default();
+    let mut points = Vec::with_capacity(rows.len());
+    for (bucket, aggregate) in &rows {
+        total.merge(aggregate);
+        let figures = (
+            DateTime::from_timestamp(*bucket, 0),
+            aggregate.quantile(0.5),
+            aggregate.quantile(0.95),
+            aggregate.uptime_pct(),
+        );
+        if let (Some(at), Some(p50_ms), Some(p95_ms), Some(uptime_pct)) = figures {
+            points.push(ChartPoint {
+                at,
+                p50_ms,
+                p95_ms,
+                uptime_pct,
+            });
+        }
+    }
+    let (before, transitions) = store.state_history(name, start, now).await?;
+    Ok(ChartData {
+        integration: name.to_string(),
+        period,
+        end: now,
+        points,
+        incidents: IncidentSpan::from_transitions(before, &transitions, start, now),
+        uptime_pct: total.uptime_pct(),
+    })
+}
 
 /// Everything `/status <integration>` shows.
 #[derive(Debug, Clone, PartialEq)]

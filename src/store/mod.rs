@@ -189,6 +189,19 @@ fn aggregate_of(row: &sqlx::sqlite::SqliteRow) -> Result<Aggregate, StoreError> 
     })
 }
 
+/// Reads a `transitions` row (`integration`, `from_state`, `to_state`, `reason`, `at_ms`).
+fn transition_of(row: &sqlx::sqlite::SqliteRow) -> Result<Transition, StoreError> {
+    let from: String = row.try_get("from_state")?;
+    let to: String = row.try_get("to_state")?;
+    Ok(Transition {
+        integration: row.try_get("integration")?,
+        from: State::from_str(&from).map_err(StoreError::Corrupt)?,
+        to: State::from_str(&to).map_err(StoreError::Corrupt)?,
+        reason: row.try_get("reason")?,
+        at: from_millis(row.try_get("at_ms")?)?,
+    })
+}
+
 /// A Discord id as the database stores it (BIGINT). Snowflakes stay below 2^63: their top bits
 /// are a timestamp.
 pub(crate) fn id(value: Snowflake) -> i64 {
@@ -508,19 +521,7 @@ impl Store {
                 .await?
             }
         };
-        rows.into_iter()
-            .map(|row| {
-                let from: String = row.try_get("from_state")?;
-                let to: String = row.try_get("to_state")?;
-                Ok(Transition {
-                    integration: row.try_get("integration")?,
-                    from: State::from_str(&from).map_err(StoreError::Corrupt)?,
-                    to: State::from_str(&to).map_err(StoreError::Corrupt)?,
-                    reason: row.try_get("reason")?,
-                    at: from_millis(row.try_get("at_ms")?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(transition_of).collect()
     }
 
     /// Uptime and latency over `window` ending at `now`, per integration (all, or one), answered
@@ -646,26 +647,80 @@ impl Store {
     ) -> Result<Vec<Option<Aggregate>>, StoreError> {
         let current = rollup::bucket_of(millis(now), rollup::HOUR);
         let first = current - i64::from(hours.saturating_sub(1)) * rollup::HOUR;
+        let mut series = vec![None; hours as usize];
+        for (bucket, aggregate) in self.rollups(integration, rollup::HOUR, first).await? {
+            let slot = ((bucket - first) / rollup::HOUR) as usize;
+            if let Some(entry) = series.get_mut(slot) {
+                *entry = Some(aggregate);
+            }
+        }
+        Ok(series)
+    }
+
+    /// One integration's rollup rows of `resolution` ([`rollup::MINUTE`] or [`rollup::HOUR`])
+    /// from bucket `first` (Unix seconds) on, oldest first, each with its bucket's start; buckets
+    /// without checks have no row. One range scan of `rollups_by_integration`, then a lookup
+    /// of each row in the table, where one integration's rows lie scattered among everyone's
+    /// (written minute by minute): those lookups are most of a day chart's read time
+    /// (`benches/chart.rs`).
+    #[instrument(skip_all)]
+    pub async fn rollups(
+        &self,
+        integration: &str,
+        resolution: i64,
+        first: i64,
+    ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
         let columns = HISTOGRAM_COLUMNS.join(", ");
         // Built only from constant column names: no user text.
         let sql = format!(
             "SELECT bucket, count, failures, latency_sum, latency_min, latency_max, {columns} \
-             FROM rollups WHERE resolution = $1 AND integration = $2 AND bucket >= $3 ORDER BY bucket"
+             FROM rollups WHERE integration = $1 AND resolution = $2 AND bucket >= $3 ORDER BY bucket"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rollup::HOUR)
             .bind(integration)
+            .bind(resolution)
             .bind(first)
             .fetch_all(&self.pool)
             .await?;
-        let mut series = vec![None; hours as usize];
-        for row in rows {
-            let bucket: i64 = row.try_get("bucket")?;
-            let slot = ((bucket - first) / rollup::HOUR) as usize;
-            if let Some(entry) = series.get_mut(slot) {
-                *entry = Some(aggregate_of(&row)?);
-            }
-        }
-        Ok(series)
+        rows.iter()
+            .map(|row| Ok((row.try_get("bucket")?, aggregate_of(row)?)))
+            .collect()
+    }
+
+    /// What `integration`'s state did from `from` to `until`: the state it was in at `from`
+    /// (the newest earlier transition's, `None` without one) and its transitions in between,
+    /// oldest first. Two statements on `transitions_by_integration`.
+    #[instrument(skip_all)]
+    pub async fn state_history(
+        &self,
+        integration: &str,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<(Option<State>, Vec<Transition>), StoreError> {
+        let before: Option<String> = sqlx::query_scalar(
+            "SELECT to_state FROM transitions WHERE integration = $1 AND at_ms < $2 \
+             ORDER BY at_ms DESC, id DESC LIMIT 1",
+        )
+        .bind(integration)
+        .bind(millis(from))
+        .fetch_optional(&self.pool)
+        .await?;
+        let before = before
+            .map(|state| State::from_str(&state).map_err(StoreError::Corrupt))
+            .transpose()?;
+        let rows = sqlx::query(
+            "SELECT integration, from_state, to_state, reason, at_ms FROM transitions \
+             WHERE integration = $1 AND at_ms >= $2 AND at_ms <= $3 ORDER BY at_ms, id",
+        )
+        .bind(integration)
+        .bind(millis(from))
+        .bind(millis(until))
+        .fetch_all(&self.pool)
+        .await?;
+        let transitions = rows
+            .iter()
+            .map(transition_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((before, transitions))
     }
 }

@@ -130,7 +130,7 @@ pub fn outcome(run: &ActionRun) -> Reply {
     }
     let mut reply = Reply::embed(embed).components(Vec::new());
     if let Some((name, bytes)) = file {
-        reply = reply.file(name, bytes);
+        reply = reply.attach(name, bytes);
     }
     reply
 }

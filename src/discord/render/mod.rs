@@ -15,8 +15,8 @@ use crate::audit::{AuditPage, AuditQuery};
 use crate::duration;
 use crate::model::{Actor, State, echo};
 use crate::service::{
-    CommandError, GrantChange, GrantChanged, IncidentAcked, Invalid, NoticeSilenced, OverviewPage,
-    Silenced, StatusDetail, Unsilenced,
+    Chart, CommandError, GrantChange, GrantChanged, IncidentAcked, Invalid, NoticeSilenced,
+    OverviewPage, Silenced, StatusDetail, Unsilenced,
 };
 
 /// The one cutting helper, the domain's: answers everywhere cut text the same way.
@@ -74,6 +74,8 @@ pub struct Embed {
     footer: String,
     /// The time shown beside the footer.
     timestamp: Option<chrono::DateTime<chrono::Utc>>,
+    /// The file name of an attachment of the same reply shown as the embed's image.
+    image: Option<String>,
 }
 
 impl Embed {
@@ -120,6 +122,12 @@ impl Embed {
         self
     }
 
+    /// Shows the reply's attachment named `filename` as the embed's image (`attachment://`).
+    pub fn image_attachment(mut self, filename: impl Into<String>) -> Embed {
+        self.image = Some(filename.into());
+        self
+    }
+
     /// The characters Discord counts toward the 6,000 of a message's embeds.
     pub(super) fn size(&self) -> usize {
         chars(&self.title)
@@ -160,6 +168,7 @@ impl Embed {
                 .collect(),
             footer: shorten(&self.footer, FOOTER_LIMIT),
             timestamp: self.timestamp,
+            image: self.image,
         }
     }
 
@@ -183,6 +192,9 @@ impl Embed {
         }
         if let Some(at) = self.timestamp {
             embed = embed.timestamp(at);
+        }
+        if let Some(filename) = self.image {
+            embed = embed.attachment(filename);
         }
         embed
     }
@@ -288,8 +300,8 @@ pub(super) fn fit_lines<S: AsRef<str>>(lines: &[S], limit: usize) -> String {
     out
 }
 
-/// An answer as patchbay composes it: text, embeds, buttons, and whether only the member sees
-/// it. Every way to send it (`into_*`) fits it to Discord's limits first, which is why the
+/// An answer as patchbay composes it: text, embeds, buttons, files, and whether only the member
+/// sees it. Every way to send it (`into_*`) fits it to Discord's limits first, which is why the
 /// builders are made here and nowhere else.
 #[derive(Default)]
 pub struct Reply {
@@ -299,10 +311,10 @@ pub struct Reply {
     embeds: Vec<Embed>,
     /// Rows of buttons; `None` leaves a message's buttons as they are on an edit.
     components: Option<Vec<serenity::CreateActionRow>>,
+    /// Files sent with it (a chart), as (file name, bytes).
+    files: Vec<(String, Vec<u8>)>,
     /// Whether only the member sees it.
     ephemeral: bool,
-    /// Files attached: name and bytes.
-    files: Vec<(String, Vec<u8>)>,
 }
 
 impl Reply {
@@ -333,18 +345,10 @@ impl Reply {
         self
     }
 
-    /// Attaches a file named `name`.
-    pub fn file(mut self, name: impl Into<String>, bytes: Vec<u8>) -> Reply {
-        self.files.push((name.into(), bytes));
+    /// Sends a file with the answer; an embed shows it with [`Embed::image_attachment`].
+    pub fn attach(mut self, filename: impl Into<String>, bytes: Vec<u8>) -> Reply {
+        self.files.push((filename.into(), bytes));
         self
-    }
-
-    /// The attached files as serenity sends them.
-    fn attachments(files: Vec<(String, Vec<u8>)>) -> Vec<serenity::CreateAttachment> {
-        files
-            .into_iter()
-            .map(|(name, bytes)| serenity::CreateAttachment::bytes(bytes, name))
-            .collect()
     }
 
     /// Whether only the member sees the answer (where Discord allows the choice).
@@ -359,8 +363,8 @@ impl Reply {
             content: self.content.map(|text| fit_text(&text, CONTENT_LIMIT)),
             embeds: fit_embeds(self.embeds),
             components: self.components,
-            ephemeral: self.ephemeral,
             files: self.files,
+            ephemeral: self.ephemeral,
         }
     }
 
@@ -369,23 +373,31 @@ impl Reply {
         embeds.into_iter().map(Embed::build).collect()
     }
 
+    /// serenity's attachments, from the files.
+    fn built_files(files: Vec<(String, Vec<u8>)>) -> Vec<serenity::CreateAttachment> {
+        files
+            .into_iter()
+            .map(|(filename, bytes)| serenity::CreateAttachment::bytes(bytes, filename))
+            .collect()
+    }
+
     /// A command's reply (first answer, follow-up or edit: poise decides).
     pub fn into_poise(self) -> poise::CreateReply {
         let Reply {
             content,
             embeds,
             components,
-            ephemeral,
             files,
+            ephemeral,
         } = self.fit();
         let mut reply = poise::CreateReply::default()
             .ephemeral(ephemeral)
             .allowed_mentions(no_pings());
-        for file in Reply::attachments(files) {
-            reply = reply.attachment(file);
-        }
         for embed in Reply::built_embeds(embeds) {
             reply = reply.embed(embed);
+        }
+        for file in Reply::built_files(files) {
+            reply = reply.attachment(file);
         }
         if let Some(content) = content {
             reply = reply.content(content);
@@ -402,13 +414,13 @@ impl Reply {
             content,
             embeds,
             components,
-            ephemeral,
             files,
+            ephemeral,
         } = self.fit();
         let mut message = serenity::CreateInteractionResponseMessage::new()
             .ephemeral(ephemeral)
             .allowed_mentions(no_pings())
-            .add_files(Reply::attachments(files));
+            .add_files(Reply::built_files(files));
         if !embeds.is_empty() {
             message = message.embeds(Reply::built_embeds(embeds));
         }
@@ -431,7 +443,7 @@ impl Reply {
             ..
         } = self.fit();
         let mut edit = serenity::EditInteractionResponse::new().allowed_mentions(no_pings());
-        for file in Reply::attachments(files) {
+        for file in Reply::built_files(files) {
             edit = edit.new_attachment(file);
         }
         if !embeds.is_empty() {
@@ -452,13 +464,13 @@ impl Reply {
             content,
             embeds,
             components,
-            ephemeral,
             files,
+            ephemeral,
         } = self.fit();
         let mut followup = serenity::CreateInteractionResponseFollowup::new()
             .ephemeral(ephemeral)
             .allowed_mentions(no_pings())
-            .add_files(Reply::attachments(files));
+            .add_files(Reply::built_files(files));
         if !embeds.is_empty() {
             followup = followup.embeds(Reply::built_embeds(embeds));
         }
@@ -502,7 +514,7 @@ impl Reply {
         } = self.fit();
         let mut message = serenity::CreateMessage::new()
             .allowed_mentions(no_pings())
-            .add_files(Reply::attachments(files));
+            .add_files(Reply::built_files(files));
         if !embeds.is_empty() {
             message = message.embeds(Reply::built_embeds(embeds));
         }
@@ -938,6 +950,21 @@ pub fn alerts_overview(overview: &crate::service::AlertsOverview) -> Embed {
         lines.push("No open incidents and no silences. 🎉".into());
     }
     Embed::new(format!("{} open incidents", overview.open.len())).description(lines.join("\n"))
+}
+
+/// The `/status <integration>` answer: the detail with its chart as the embed's image, and the
+/// re-check button. A chart that could not be drawn leaves the detail whole and says why in the
+/// footer.
+pub fn detail_with_chart(detail: &StatusDetail, chart: Result<Chart, CommandError>) -> Reply {
+    let embed = self::detail(detail);
+    let reply = match chart {
+        Ok(chart) => {
+            let filename = chart.filename();
+            Reply::embed(embed.image_attachment(filename.clone())).attach(filename, chart.png)
+        }
+        Err(err) => Reply::embed(embed.footer(format!("No chart: {err}"))),
+    };
+    reply.components(vec![recheck_button(&detail.row.name)])
 }
 
 /// The `/status <integration>` detail.

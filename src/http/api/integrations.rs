@@ -185,3 +185,46 @@ pub(super) async fn recheck(
         .map_err(|err| ApiError::command(err, Named::Path))?;
     Ok(Json(row(detail.row, detail.incident.as_ref())))
 }
+
+/// The query of `GET /integrations/{name}/chart.png`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct ChartQuery {
+    period: Option<String>,
+}
+
+/// `GET /api/v1/integrations/{name}/chart.png?period=24h|7d`: the chart `/status <integration>`
+/// attaches, the same bytes, for Retool's Image component.
+pub(super) async fn chart(
+    key: Key,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<ChartQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let period_text = query.period.unwrap_or_else(|| "24h".into());
+    let invocation = key.invocation(
+        "status",
+        Permission::StatusView,
+        vec![text("integration", &name), text("period", &period_text)],
+    );
+    let plane = &state.plane;
+    let chart = plane
+        .invoke(&invocation, || async {
+            let period = period_text
+                .parse::<crate::chart::ChartPeriod>()
+                .map_err(|err| crate::service::Invalid::Option {
+                    problem: format!("period: {err}"),
+                })?;
+            plane.status_chart(&name, period).await
+        })
+        .await
+        .map_err(|err| ApiError::command(err, Named::Path))?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "image/png"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        chart.png,
+    )
+        .into_response())
+}

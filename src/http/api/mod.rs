@@ -70,6 +70,11 @@ fn api() -> Api {
             "/api/v1/integrations/{name}/recheck",
             integrations::recheck,
         )
+        .add(
+            Method::GET,
+            "/api/v1/integrations/{name}/chart.png",
+            integrations::chart,
+        )
         .add(Method::GET, "/api/v1/incidents", incidents::list)
         .add(
             Method::POST,

@@ -209,6 +209,18 @@ pub(super) fn document() -> Value {
                     ("404", error("No run has this id")),
                 ])), vec![path_parameter("id", "The run's id", true)]),
         },
+        "/api/v1/integrations/{name}/chart.png": {
+            "get": with_parameters(operation("getIntegrationChart",
+                "The integration's chart as a PNG: latency p50/p95 and uptime, DOWN and DEGRADED shaded (what /status attaches)",
+                "status.view", responses(&[
+                    ("200", json!({ "description": "The chart, 960x480",
+                        "content": { "image/png": { "schema": { "type": "string", "contentMediaType": "image/png" } } } })),
+                    ("404", error("No integration has this name")),
+                    ("422", error("period is not 24h or 7d")),
+                ])), vec![integration.clone(), json!({ "name": "period", "in": "query", "required": false,
+                    "description": "24h (one-minute points, the default) or 7d (one-hour points)",
+                    "schema": { "type": "string", "enum": ["24h", "7d"], "default": "24h" } })]),
+        },
         "/api/v1/actions": {
             "get": operation("listActions", "Every action, with whether this key may run it, its cooldown and last run",
                 "status.view", responses(&[("200", json!({ "description": "The actions",

@@ -18,7 +18,7 @@ use tracing::instrument;
 use chrono::{DateTime, Utc};
 use sqlx::{Row, Sqlite};
 
-use super::{Store, StoreError, from_millis, id, millis, snowflake};
+use super::{Store, StoreError, from_millis, id, millis, snowflake, transition_of};
 use crate::model::notice::{
     Acknowledgement, IncidentLine, MessageRef, NoticeStatus, NoticeView, ReplyKind,
 };

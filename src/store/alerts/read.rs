@@ -30,19 +30,8 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("id")?,
-                    Transition {
-                        integration: row.try_get("integration")?,
-                        from: state_of(&row.try_get::<String, _>("from_state")?)?,
-                        to: state_of(&row.try_get::<String, _>("to_state")?)?,
-                        reason: row.try_get("reason")?,
-                        at: from_millis(row.try_get("at_ms")?)?,
-                    },
-                ))
-            })
+        rows.iter()
+            .map(|row| Ok((row.try_get("id")?, transition_of(row)?)))
             .collect()
     }
 

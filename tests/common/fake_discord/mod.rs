@@ -37,7 +37,8 @@
 //!   the fake's state; starting it, the request log and violations, and waiting.
 //! - `gateway.rs`: the websocket: HELLO, IDENTIFY and READY, RESUME and its replay, heartbeats,
 //!   a dropped connection.
-//! - `rest.rs`: the REST handler, the routing table, and the route prefixes that
+//! - `rest.rs`: the REST handler (JSON and multipart bodies, file parts kept), the routing
+//!   table, and the route prefixes that
 //!   [`FakeDiscord::inject`] and [`FakeDiscord::attempts`] take.
 //! - `commands.rs`: application command registration.
 //! - `interactions.rs`: slash commands, autocomplete and button clicks sent to the bot, their
@@ -128,11 +129,26 @@ pub struct Recorded {
     pub query: Option<String>,
     /// The JSON body (for multipart requests, the `payload_json` part).
     pub body: Option<Value>,
+    /// The file parts of a multipart request (`files[n]`), in order.
+    pub files: Vec<FilePart>,
     /// When the request arrived, so that a test can check how far apart retries were.
     pub at: Instant,
     /// The status the fake answered. `None` for a request held by [`Fault::Hang`], which is never
     /// answered.
     pub status: Option<u16>,
+}
+
+/// One file part of a multipart request, as the bot uploaded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilePart {
+    /// The form field (`files[0]`).
+    pub field: String,
+    /// The `filename` of its `Content-Disposition`.
+    pub filename: String,
+    /// Its `Content-Type`, if it had one.
+    pub content_type: Option<String>,
+    /// The bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// A failure [`FakeDiscord::inject`] answers with instead of serving a request, so that tests can

@@ -55,6 +55,7 @@ pub(super) async fn rest_handler(
         .unwrap_or_default()
         .to_string();
     let parsed = parse_body(&content_type, &body);
+    let files = file_parts(&content_type, &body);
     let path = uri.path().to_string();
     let query = uri.query().map(str::to_string);
     let now = Instant::now();
@@ -66,6 +67,7 @@ pub(super) async fn rest_handler(
             path: path.clone(),
             query: query.clone(),
             body: parsed.clone().ok().flatten(),
+            files,
             at: now,
             status: None,
         });
@@ -426,30 +428,84 @@ pub(super) fn route_matches(prefix: &str, route: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
+/// The boundary delimiter (`--` and the boundary) of a multipart content type.
+fn boundary(content_type: &str) -> Option<String> {
+    content_type
+        .split(';')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("boundary="))
+        .map(|b| format!("--{}", b.trim_matches('"')))
+}
+
+/// The parts of a multipart body: each part's head (as text) and content (as bytes, without
+/// the line break before the next delimiter).
+fn parts<'a>(delimiter: &str, body: &'a [u8]) -> Vec<(String, &'a [u8])> {
+    let delimiter = delimiter.as_bytes();
+    let mut starts = Vec::new();
+    let mut at = 0;
+    while let Some(found) = body[at..]
+        .windows(delimiter.len())
+        .position(|w| w == delimiter)
+    {
+        starts.push(at + found);
+        at += found + delimiter.len();
+    }
+    starts
+        .windows(2)
+        .filter_map(|pair| {
+            let part = &body[pair[0] + delimiter.len()..pair[1]];
+            let split = part.windows(4).position(|w| w == b"\r\n\r\n")?;
+            let content = &part[split + 4..];
+            let content = content.strip_suffix(b"\r\n").unwrap_or(content);
+            Some((
+                String::from_utf8_lossy(&part[..split]).into_owned(),
+                content,
+            ))
+        })
+        .collect()
+}
+
+/// The value of `key="..."` in a part's head.
+fn disposition<'a>(head: &'a str, key: &str) -> Option<&'a str> {
+    let start = head.find(&format!("{key}=\""))? + key.len() + 2;
+    let len = head[start..].find('"')?;
+    Some(&head[start..start + len])
+}
+
+/// The file parts (those with a `filename`) of a multipart body; none for a JSON body.
+fn file_parts(content_type: &str, body: &[u8]) -> Vec<FilePart> {
+    let Some(delimiter) = boundary(content_type) else {
+        return Vec::new();
+    };
+    parts(&delimiter, body)
+        .into_iter()
+        .filter_map(|(head, content)| {
+            Some(FilePart {
+                field: disposition(&head, "name")?.to_string(),
+                filename: disposition(&head, "filename")?.to_string(),
+                content_type: head.lines().find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.trim()
+                        .eq_ignore_ascii_case("content-type")
+                        .then(|| value.trim().to_string())
+                }),
+                bytes: content.to_vec(),
+            })
+        })
+        .collect()
+}
+
 /// Parses a JSON body, or the `payload_json` part of a multipart body.
 fn parse_body(content_type: &str, body: &[u8]) -> Result<Option<Value>, String> {
     if body.is_empty() {
         return Ok(None);
     }
-    if let Some(boundary) = content_type
-        .split(';')
-        .map(str::trim)
-        .find_map(|p| p.strip_prefix("boundary="))
-    {
-        let boundary = format!("--{}", boundary.trim_matches('"'));
-        let text = String::from_utf8_lossy(body);
-        for part in text.split(boundary.as_str()) {
-            let Some((head, content)) = part.split_once("\r\n\r\n") else {
-                continue;
-            };
-            if head.contains("name=\"payload_json\"") {
-                let content = content.strip_suffix("\r\n").unwrap_or(content);
-                return serde_json::from_str(content)
-                    .map(Some)
-                    .map_err(|e| e.to_string());
-            }
-        }
-        return Ok(None);
+    if let Some(delimiter) = boundary(content_type) {
+        return parts(&delimiter, body)
+            .into_iter()
+            .find(|(head, _)| disposition(head, "name") == Some("payload_json"))
+            .map(|(_, content)| serde_json::from_slice(content).map_err(|e| e.to_string()))
+            .transpose();
     }
     serde_json::from_slice(body)
         .map(Some)
