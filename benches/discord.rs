@@ -9,6 +9,9 @@
 #[path = "../tests/common/fake_discord/mod.rs"]
 #[allow(dead_code)]
 mod fake_discord;
+#[path = "../tests/common/history.rs"]
+#[allow(dead_code)]
+mod history;
 #[path = "../tests/common/stack.rs"]
 #[allow(dead_code)]
 mod stack;
@@ -19,8 +22,6 @@ mod upstream;
 use std::time::Duration;
 
 use fake_discord::{FakeDiscord, FakeMember};
-use patchbay::model::{CheckResult, IntegrationState, State};
-use patchbay::store::{Batch, Store};
 use serde_json::json;
 
 const INTEGRATIONS: usize = 10_000;
@@ -42,61 +43,13 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 async fn main() {
     let fake = FakeDiscord::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut text = format!(
-        "[bot]\nguilds = [\"{}\"]\ncommand_rate = \"1000000/s\"\n",
-        fake_discord::GUILD_ID
+    let text = format!(
+        "[bot]\nguilds = [\"{}\"]\ncommand_rate = \"1000000/s\"\n{}",
+        fake_discord::GUILD_ID,
+        history::integrations(INTEGRATIONS)
     );
-    for i in 0..INTEGRATIONS {
-        // Long intervals: the engine runs but does not check during the measurement.
-        text.push_str(&format!(
-            "[[integration]]\nname = \"svc-{i}\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"24h\"\ntags = [\"bench\"]\n"
-        ));
-    }
     // The history is written before patchbay starts, into the file the stack will open.
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        stack::db_path(dir.path()).display()
-    ))
-    .await
-    .unwrap();
-
-    // A day of history: one result per integration per hour, and a state for each.
-    let now = patchbay::model::now();
-    eprintln!("[bench] storing 24 h of history for {INTEGRATIONS} integrations ...");
-    for hour in 0..24 {
-        let results: Vec<CheckResult> = (0..INTEGRATIONS)
-            .map(|i| CheckResult {
-                integration: format!("svc-{i}"),
-                at: now - chrono::Duration::hours(hour),
-                success: !(i + hour as usize).is_multiple_of(17),
-                latency_ms: 5.0 + (i % 200) as f64,
-                status: Some(200),
-                error_kind: None,
-                message: None,
-            })
-            .collect();
-        let states = if hour == 0 {
-            (0..INTEGRATIONS)
-                .map(|i| {
-                    let mut state = IntegrationState::new(format!("svc-{i}"), now);
-                    state.state = if i % 97 == 0 { State::Down } else { State::Up };
-                    state
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        store
-            .write(&Batch {
-                results,
-                states,
-                transitions: Vec::new(),
-            })
-            .await
-            .unwrap();
-    }
-
-    store.close().await;
+    history::store_day(dir.path(), INTEGRATIONS).await;
     // Started as `patchbay run` starts (`app::start`): the engine, the HTTP server, the alert
     // pipeline and the Discord front.
     let bench = stack::start_text(fake, dir, &text, true, Vec::new()).await;
@@ -112,7 +65,7 @@ async fn main() {
         let mut latencies = Vec::with_capacity(invocations());
         for n in 0..invocations() {
             let options = if with_argument {
-                json!([{ "name": "integration", "type": 3, "value": format!("svc-{}", (n * 7919) % INTEGRATIONS) }])
+                json!([{ "name": "integration", "type": 3, "value": history::name((n * 7919) % INTEGRATIONS) }])
             } else {
                 json!([])
             };

@@ -14,6 +14,7 @@ mod actions;
 mod alerts;
 mod apikeys;
 mod error;
+mod figures;
 mod perms;
 mod status;
 mod sync;
@@ -39,6 +40,7 @@ pub use alerts::{
 };
 pub use apikeys::{ApiKeyRevoked, CreatedApiKey};
 pub use error::{CommandError, Invalid};
+pub use figures::DAY_FIGURES_MAX_AGE;
 pub use perms::{GrantChange, GrantChanged};
 pub use status::{
     Chart, HourFigures, IntegrationHistory, OverviewPage, RECENT_CHECKS, StatusDetail, StatusRow,
@@ -69,7 +71,7 @@ pub struct Invocation {
 /// limit, asks the access policy, runs the action, and writes one audit entry whatever the
 /// outcome, so a Discord command and a REST call are checked and recorded alike. It also owns
 /// what the answers are made of: the running config (swapped on reload), the engine's live
-/// states, the store, and the 24-hour figures of the overview.
+/// states, the store, and the 24-hour figures of the full list (`figures.rs`).
 pub struct ControlPlane {
     store: Store,
     engine: Option<Engine>,
@@ -84,6 +86,8 @@ pub struct ControlPlane {
     action_changes: tokio::sync::broadcast::Sender<String>,
     action_deadlines: tokio::sync::Notify,
     audit_sink: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<AuditEntry>>,
+    /// The 24-hour figures of the full list, at most [`DAY_FIGURES_MAX_AGE`] old.
+    day: figures::DayFigures,
 }
 
 /// The per-caller command limiter, with the rate it was built from (so a reload only replaces
@@ -128,6 +132,7 @@ impl ControlPlane {
             action_changes: tokio::sync::broadcast::channel(256).0,
             action_deadlines: tokio::sync::Notify::new(),
             audit_sink: std::sync::OnceLock::new(),
+            day: figures::DayFigures::default(),
         })
     }
 

@@ -11,7 +11,7 @@ use super::{CommandError, ControlPlane, Invalid};
 use crate::chart::{self, ChartData, ChartPeriod, ChartPoint, ChartSize, IncidentSpan};
 use crate::config::Config;
 use crate::model::{ECHO_LIMIT, IntegrationState, State};
-use crate::monitor::{Engine, RecheckError};
+use crate::monitor::RecheckError;
 use crate::store::rollup::Aggregate;
 use crate::store::{StatsWindow, Store, StoreError};
 
@@ -56,13 +56,13 @@ pub async fn status_overview(
     .map(|state| (state.integration.clone(), state))
     .collect();
     let stats = store.window_stats(None, StatsWindow::Day, now).await?;
-    Ok(overview_rows(config, states, &stats, now))
+    Ok(overview_rows(config, &states, &stats, now))
 }
 
 /// The overview from states and 24-hour figures already at hand.
 pub fn overview_rows(
     config: &Config,
-    states: HashMap<String, IntegrationState>,
+    states: &HashMap<String, IntegrationState>,
     stats: &HashMap<String, crate::store::WindowStats>,
     now: DateTime<Utc>,
 ) -> Vec<StatusRow> {
@@ -78,7 +78,8 @@ pub fn overview_rows(
             )
         })
         .collect();
-    rows.sort_by(|a, b| {
+    // Names are unique, so an unstable sort gives the one order.
+    rows.sort_unstable_by(|a, b| {
         severity(a.state)
             .cmp(&severity(b.state))
             .then_with(|| a.name.cmp(&b.name))
@@ -297,13 +298,29 @@ pub const RECENT_CHECKS: u32 = 50;
 
 impl ControlPlane {
     /// Every integration's overview line (worst state first, then by name) with its open
-    /// incident: what a dashboard's table shows. Live states when the engine runs.
+    /// incident: what a dashboard's table shows. States (live when the engine runs), last
+    /// checks and incidents are read on every call; the 24-hour figures are the plane's kept
+    /// ones, at most [`super::DAY_FIGURES_MAX_AGE`] old.
     pub async fn status_list(
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(StatusRow, Option<crate::store::alerts::OpenIncident>)>, CommandError> {
-        let live = self.engine.as_ref().map(Engine::snapshot);
-        let rows = status_overview(&self.config(), &self.store, live, now).await?;
+        let config = self.config();
+        let day = self.day.get(&self.store, now).await?;
+        // With an engine, rows are built from its states in place: copying 10,000 states
+        // first cost as much as building the rows, under the same lock.
+        let rows = if let Some(engine) = &self.engine {
+            engine.with_states(|states| overview_rows(&config, states, &day, now))
+        } else {
+            let states = self
+                .store
+                .load_states()
+                .await?
+                .into_iter()
+                .map(|state| (state.integration.clone(), state))
+                .collect();
+            overview_rows(&config, &states, &day, now)
+        };
         let mut open: HashMap<String, crate::store::alerts::OpenIncident> = HashMap::new();
         for incident in self.store.open_incidents().await? {
             // Oldest first, so the newest open incident of an integration wins.

@@ -537,12 +537,39 @@ impl Store {
         // The bucket holding `now - window` is included whole: the window is at most one
         // bucket longer than asked, which keeps the query to whole rollup rows.
         let from = rollup::bucket_of(millis(now) - window.length().as_millis() as i64, resolution);
+        let sums = self
+            .rollup_sums(integration, resolution, from..i64::MAX)
+            .await?;
+        Ok(sums
+            .into_iter()
+            .map(|(name, aggregate)| (name, WindowStats { aggregate }))
+            .collect())
+    }
+
+    /// Every integration's hourly rollups whose bucket (start, Unix seconds) is in `buckets`,
+    /// merged per integration: the pieces a caller keeps to answer a window without reading
+    /// all of it again.
+    #[instrument(skip_all)]
+    pub async fn hourly_sums(
+        &self,
+        buckets: std::ops::Range<i64>,
+    ) -> Result<HashMap<String, Aggregate>, StoreError> {
+        self.rollup_sums(None, rollup::HOUR, buckets).await
+    }
+
+    /// The rollups of `resolution` in `buckets`, merged per integration (all, or one).
+    async fn rollup_sums(
+        &self,
+        integration: Option<&str>,
+        resolution: i64,
+        buckets: std::ops::Range<i64>,
+    ) -> Result<HashMap<String, Aggregate>, StoreError> {
         let sums: Vec<String> = HISTOGRAM_COLUMNS
             .iter()
             .map(|c| format!("SUM({c}) AS {c}"))
             .collect();
         let filter = if integration.is_some() {
-            "AND integration = $3"
+            "AND integration = $4"
         } else {
             ""
         };
@@ -551,24 +578,20 @@ impl Store {
             "SELECT integration, SUM(count) AS count, SUM(failures) AS failures, \
              SUM(latency_sum) AS latency_sum, MIN(latency_min) AS latency_min, \
              MAX(latency_max) AS latency_max, {} FROM rollups \
-             WHERE resolution = $1 AND bucket >= $2 {filter} GROUP BY integration",
+             WHERE resolution = $1 AND bucket >= $2 AND bucket < $3 {filter} GROUP BY integration",
             sums.join(", ")
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(resolution)
-            .bind(from);
+            .bind(buckets.start)
+            .bind(buckets.end);
         if let Some(name) = integration {
             query = query.bind(name);
         }
         let rows = query.fetch_all(&self.pool).await?;
         let mut out = HashMap::with_capacity(rows.len());
         for row in rows {
-            out.insert(
-                row.try_get("integration")?,
-                WindowStats {
-                    aggregate: aggregate_of(&row)?,
-                },
-            );
+            out.insert(row.try_get("integration")?, aggregate_of(&row)?);
         }
         Ok(out)
     }

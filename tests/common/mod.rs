@@ -2,6 +2,7 @@
 pub mod fake_discord;
 pub mod fake_notion;
 pub mod fake_retool;
+pub mod history;
 pub mod process;
 pub mod stack;
 pub mod tls_upstream;

@@ -137,6 +137,12 @@ impl FakeDiscord {
         Some(at.saturating_duration_since(rec.sent_at?))
     }
 
+    /// When INTERACTION_CREATE of interaction `id` was written to the socket (what
+    /// [`FakeDiscord::callback_latency`] counts from), for latencies that end elsewhere.
+    pub fn interaction_sent_at(&self, id: u64) -> Option<Instant> {
+        self.inner.lock().interactions.get(&id)?.sent_at
+    }
+
     fn send_command(&self, kind: Kind, name: &str, options: Value, place: Place) -> u64 {
         let mut st = self.inner.lock();
         let (channel_id, in_guild) = match place {

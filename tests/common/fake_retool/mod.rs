@@ -131,6 +131,8 @@ pub struct RetoolRequest {
     pub received: Instant,
     /// The status answered; `None` while the answer has not gone out.
     pub status: Option<u16>,
+    /// When the answer was handed to the server to send; `None` until then.
+    pub answered: Option<Instant>,
     /// The run id answered to an asynchronous run.
     pub run_id: Option<String>,
 }

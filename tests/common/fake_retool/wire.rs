@@ -106,6 +106,7 @@ async fn handle(
             raw: String::from_utf8_lossy(&body).into_owned(),
             received: now,
             status: None,
+            answered: None,
             run_id: None,
         });
         let index = requests.len() - 1;
@@ -139,6 +140,7 @@ async fn handle(
         let mut st = inner.lock();
         if let Some(request) = st.requests.get_mut(&id).and_then(|r| r.get_mut(index)) {
             request.status = Some(reply.status);
+            request.answered = Some(Instant::now());
             request.run_id.clone_from(&reply.run_id);
         }
     }
