@@ -243,15 +243,26 @@ async fn expire_confirmation(
         .to_std()
         .unwrap_or_default();
     tokio::time::sleep(wait).await;
-    match plane.expire_action(&run.request_id).await {
-        Ok(Some(expired)) => {
-            let reply = Reply::text(render::action_outcome_text(&expired)).components(Vec::new());
-            if let Err(err) = reply.into_edit().execute(&http, &token).await {
-                tracing::warn!(error = %err, "could not mark a confirmation expired");
+    // The plane's own timer may have expired it a moment earlier: either way, a request that
+    // ended expired says so in its message.
+    let expired = match plane.expire_action(&run.request_id).await {
+        Ok(Some(expired)) => expired,
+        Ok(None) => match plane.action_request(&run.request_id).await {
+            Ok(now) if now.state == ActionState::Expired => now,
+            Ok(_) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read an expiring confirmation");
+                return;
             }
+        },
+        Err(err) => {
+            tracing::warn!(error = %err, "could not expire a confirmation");
+            return;
         }
-        Ok(None) => {}
-        Err(err) => tracing::warn!(error = %err, "could not expire a confirmation"),
+    };
+    let reply = Reply::text(render::action_outcome_text(&expired)).components(Vec::new());
+    if let Err(err) = reply.into_edit().execute(&http, &token).await {
+        tracing::warn!(error = %err, "could not mark a confirmation expired");
     }
 }
 
