@@ -80,17 +80,6 @@ impl ActionState {
             .find(|state| state.as_str() == text)
             .ok_or_else(|| StoreError::Corrupt(format!("action run state {text:?}")))
     }
-
-    /// Whether nothing more happens to the run.
-    pub fn is_final(self) -> bool {
-        !matches!(
-            self,
-            ActionState::Confirming
-                | ActionState::AwaitingApproval
-                | ActionState::Ready
-                | ActionState::Running
-        )
-    }
 }
 
 /// One stored request to run an action.
@@ -668,44 +657,5 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    /// Page `offset..offset + limit` of the runs (of `action` when given), newest first, with
-    /// how many there are.
-    #[instrument(skip_all)]
-    pub async fn action_runs(
-        &self,
-        action: Option<&str>,
-        offset: usize,
-        limit: usize,
-    ) -> Result<(Vec<ActionRun>, usize), StoreError> {
-        // Two statements rather than a `$1 IS NULL OR` trick, which PostgreSQL cannot type.
-        let (filter, first) = match action {
-            Some(_) => ("WHERE action = $1", 2),
-            None => ("", 1),
-        };
-        let sql = format!(
-            "SELECT {COLUMNS} FROM action_runs {filter} ORDER BY id DESC LIMIT ${first} OFFSET ${}",
-            first + 1
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        if let Some(action) = action {
-            query = query.bind(action);
-        }
-        let rows = query
-            .bind(limit as i64)
-            .bind(offset as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        let count_sql = format!("SELECT COUNT(*) AS n FROM action_runs {filter}");
-        let mut count = sqlx::query(sqlx::AssertSqlSafe(count_sql));
-        if let Some(action) = action {
-            count = count.bind(action);
-        }
-        let total: i64 = count.fetch_one(&self.pool).await?.try_get("n")?;
-        Ok((
-            rows.iter().map(run_of).collect::<Result<_, _>>()?,
-            total as usize,
-        ))
     }
 }
