@@ -25,10 +25,24 @@
 //!
 //! # Figures
 //!
-//! On the 2-core development machine, shared (load about 3.5), 10,000 integrations: fill 82 s
-//! (2.0 GiB); 24h read p50 26 ms / p99 177 ms, render 9 / 27 ms, call 38 / 211 ms (MISS at
-//! p99); 7d read 4 / 10 ms, render 3 / 7 ms, call 6 / 17 ms (PASS). See ARCHITECTURE.md,
-//! Performance notes, for what the day chart's read costs and what would cut it.
+//! On the 2-core development machine, 10,000 integrations, p50 / p99 in ms. "Rowid" is the
+//! rollups table before migration 0009 (rows in the order written, an index by integration),
+//! "clustered" after it (`WITHOUT ROWID`, keyed by integration, resolution and bucket). Quiet:
+//! nothing else running; loaded: two busy loops beside the bench (load average about 3); both
+//! versions were measured one after the other in each setting.
+//!
+//! | | rowid, quiet | clustered, quiet | rowid, loaded | clustered, loaded |
+//! | --- | --- | --- | --- | --- |
+//! | fill | 68 s, 1.99 GiB | 60 s, 1.38 GiB | 90 s | 83 s |
+//! | 24h read | 10.3 / 15.4 | 4.7 / 7.6 | 35.4 / 78.7 | 13.2 / 21.6 |
+//! | 24h render | 7.0 / 10.0 | 6.8 / 7.8 | 11.3 / 16.7 | 10.8 / 16.0 |
+//! | 24h call | 17.6 / 23.3 | 11.3 / 15.7 | 49.1 / 63.7 (MISS) | 26.3 / 37.3 (PASS) |
+//! | 7d call | 4.2 / 5.0 | 3.4 / 4.1 | 8.6 / 16.3 | 3.6 / 8.5 |
+//!
+//! An earlier run on a machine shared with builds (load about 3.5) gave the rowid table's 24h
+//! call 38 / 211 ms. The store's write rate did not change with the clustering
+//! (`BENCH_ONLY=sqlite cargo bench --bench engine`: 332 and 334 batches of 1,000 results in
+//! 5 s, 15.1 and 15.0 ms per batch). See ARCHITECTURE.md, Performance notes.
 //!
 //! # How to run
 //!
