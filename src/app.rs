@@ -121,6 +121,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             metrics: metrics.clone(),
             plane: plane.clone(),
             body_limit: config.api.body_limit,
+            list_cache: Arc::default(),
         },
         http_shutdown.clone(),
     ));

@@ -42,6 +42,7 @@ async fn readyz_names_the_part_that_is_not_ready() {
             metrics,
             plane,
             body_limit: config.api.body_limit,
+            list_cache: std::sync::Arc::default(),
         },
         stop.clone(),
     ));

@@ -1000,3 +1000,58 @@ async fn the_chart_is_served_as_a_png_for_retools_image_component() {
     assert_eq!(unknown.status, 404);
     bot.stop().await;
 }
+
+/// The full list's body is shared by callers for up to a second, but a state change or a new
+/// incident shows in the very next answer: the shared body is rendered again when either
+/// changed since it was rendered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_list_never_hides_a_state_change() {
+    let upstream = Upstream::start().await;
+    let bot = start(&format!(
+        "[[integration]]\nname = \"billing\"\nurl = \"{}\"\ninterval = \"1h\"\ntimeout = \"1s\"\n\
+         failure_threshold = 1\nsuccess_threshold = 1\n",
+        upstream.url("/health")
+    ))
+    .await;
+    let api = Api::of(&bot);
+    let key = key(&bot, "retool", "status.view,status.recheck").await;
+    // Checked hourly: the first check is a re-check, so nothing else changes the state.
+    let first = api
+        .post("/api/v1/integrations/billing/recheck", &key, None)
+        .await;
+    assert_eq!(first.body["state"], "UP", "{}", first.body);
+
+    for (state, set) in [
+        ("DOWN", Upstream::break_it as fn(&Upstream)),
+        ("UP", Upstream::heal),
+    ] {
+        // Read the list, so a body rendered before the change is the one kept.
+        let before = api.get("/api/v1/integrations", &key).await;
+        assert_ne!(before.body[0]["state"], state, "{}", before.body);
+        set(&upstream);
+        let rechecked = api
+            .post("/api/v1/integrations/billing/recheck", &key, None)
+            .await;
+        assert_eq!(rechecked.body["state"], state, "{}", rechecked.body);
+        // No waiting: the next answer already shows it.
+        let after = api.get("/api/v1/integrations", &key).await;
+        assert_eq!(after.status, 200);
+        assert_eq!(after.body[0]["state"], state, "{}", after.body);
+        assert_ne!(
+            after.body[0]["since"], before.body[0]["since"],
+            "{}",
+            after.body
+        );
+        if state == "DOWN" {
+            // The incident opens after the transition; once it is open, the list shows it.
+            let opened = until(
+                "the incident in the list",
+                || api.get("/api/v1/integrations", &key),
+                |a| a.body[0]["open_incident_since"].is_string(),
+            )
+            .await;
+            assert_eq!(opened.body[0]["state"], "DOWN");
+        }
+    }
+    bot.stop().await;
+}

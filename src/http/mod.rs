@@ -33,6 +33,8 @@ pub struct AppState {
     pub plane: Arc<ControlPlane>,
     /// The largest request body the API takes (`[api].body_limit`, read at start).
     pub body_limit: usize,
+    /// The REST list as last rendered, shared by every caller while it is fresh.
+    pub list_cache: Arc<api::ListCache>,
 }
 
 /// The router, separate from serving so tests can drive it on their own listener.

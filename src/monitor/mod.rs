@@ -137,6 +137,8 @@ struct Inner {
     permits: Arc<Semaphore>,
     states: Mutex<HashMap<String, IntegrationState>>,
     events: broadcast::Sender<Transition>,
+    /// Transitions announced since the start (see [`Engine::transitions_announced`]).
+    announced: std::sync::atomic::AtomicU64,
     tasks: tokio::sync::Mutex<HashMap<String, Running>>,
     stopping: CancellationToken,
     /// Callers waiting for a re-check, by integration; served by the integration's task.
@@ -198,6 +200,7 @@ impl Engine {
                 permits: Arc::new(Semaphore::new(concurrency.max(1))),
                 states: Mutex::new(states),
                 events: broadcast::channel(EVENT_BUFFER).0,
+                announced: std::sync::atomic::AtomicU64::new(0),
                 tasks: tokio::sync::Mutex::new(HashMap::new()),
                 stopping: CancellationToken::new(),
                 rechecks: Mutex::new(HashMap::new()),
@@ -226,6 +229,15 @@ impl Engine {
     /// while `f` runs, so `f` must be quick.
     pub fn with_states<R>(&self, f: impl FnOnce(&HashMap<String, IntegrationState>) -> R) -> R {
         f(&self.inner.states.lock().expect("state lock"))
+    }
+
+    /// How many transitions were announced since the engine started: a caller that keeps
+    /// something derived from the states (the REST list's rendered body) knows by it whether a
+    /// state changed since. Counted before the transition is published.
+    pub fn transitions_announced(&self) -> u64 {
+        self.inner
+            .announced
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The current state of one integration.
@@ -425,6 +437,8 @@ impl Inner {
     }
 
     fn announce(&self, t: &Transition) {
+        self.announced
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         self.metrics
             .transitions_total
             .with_label_values(&[t.to.as_str()])

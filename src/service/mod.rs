@@ -43,8 +43,9 @@ pub use error::{CommandError, Invalid};
 pub use figures::DAY_FIGURES_MAX_AGE;
 pub use perms::{GrantChange, GrantChanged};
 pub use status::{
-    Chart, HourFigures, IntegrationHistory, OverviewPage, RECENT_CHECKS, StatusDetail, StatusRow,
-    WindowFigures, chart_data, overview_rows, status_detail, status_overview, suggest_integrations,
+    Chart, HourFigures, IntegrationHistory, ListStamp, OverviewPage, RECENT_CHECKS, StatusDetail,
+    StatusRow, WindowFigures, chart_data, overview_rows, status_detail, status_overview,
+    suggest_integrations,
 };
 pub use sync::{HISTORY_PAGE, JobSummary, SyncHistory};
 
@@ -76,6 +77,8 @@ pub struct ControlPlane {
     store: Store,
     engine: Option<Engine>,
     config: std::sync::RwLock<Arc<Config>>,
+    /// Configs taken by [`ControlPlane::reload`] since the start.
+    reloads: std::sync::atomic::AtomicU64,
     command_grants: std::sync::RwLock<Vec<Grant>>,
     limiter: std::sync::RwLock<Arc<MemberLimiter>>,
     /// The per-key limiter of REST API calls (`[api].rate`), apart from members' commands.
@@ -123,6 +126,7 @@ impl ControlPlane {
             store,
             engine,
             config: std::sync::RwLock::new(Arc::new(config.clone())),
+            reloads: std::sync::atomic::AtomicU64::new(0),
             command_grants: std::sync::RwLock::new(command_grants),
             limiter: std::sync::RwLock::new(Arc::new(MemberLimiter::new(config.bot.command_rate))),
             api_limiter: std::sync::RwLock::new(Arc::new(MemberLimiter::new(config.api.rate))),
@@ -165,6 +169,8 @@ impl ControlPlane {
             }
         }
         *self.config.write().expect("config lock") = Arc::new(config.clone());
+        self.reloads
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     /// Also sends every audit entry to `sink` (the Discord front mirrors them into

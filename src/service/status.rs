@@ -296,7 +296,38 @@ pub struct IntegrationHistory {
 /// How many of the latest checks [`ControlPlane::history`] returns.
 pub const RECENT_CHECKS: u32 = 50;
 
+/// What [`ControlPlane::status_list`] shows besides its figures and last-check times: two
+/// stamps differ when a state changed, the config was reloaded, or an incident opened, was
+/// notified or resolved in between. A front that keeps a rendered list (the REST API's
+/// `GET /integrations`) renders it again when the stamp it was rendered under differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListStamp {
+    /// Transitions the engine announced (0 without an engine: the stored states are read).
+    transitions: u64,
+    /// Configs reloaded.
+    reloads: u64,
+    /// The open incidents: id and notice, oldest first.
+    open: Vec<(i64, Option<i64>)>,
+}
+
 impl ControlPlane {
+    /// The list's stamp now (see [`ListStamp`]): two counters and one indexed read of the open
+    /// incidents. Taken before the list it stamps is read, so a change that lands in between
+    /// makes the next stamp differ.
+    pub async fn status_list_stamp(&self) -> Result<ListStamp, CommandError> {
+        let transitions = self
+            .engine
+            .as_ref()
+            .map_or(0, crate::monitor::Engine::transitions_announced);
+        let reloads = self.reloads.load(std::sync::atomic::Ordering::Acquire);
+        let open = self.store.open_incident_ids().await?;
+        Ok(ListStamp {
+            transitions,
+            reloads,
+            open,
+        })
+    }
+
     /// Every integration's overview line (worst state first, then by name) with its open
     /// incident: what a dashboard's table shows. States (live when the engine runs), last
     /// checks and incidents are read on every call; the 24-hour figures are the plane's kept

@@ -30,6 +30,8 @@ use super::AppState;
 use crate::audit::{InvocationOption, OptionValue};
 use crate::service::Invalid;
 
+pub use integrations::{LIST_MAX_AGE, ListCache};
+
 /// Where every route of the API lives.
 pub const PREFIX: &str = "/api/v1";
 

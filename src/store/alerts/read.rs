@@ -138,6 +138,17 @@ impl Store {
         rows.iter().map(open_incident_of).collect()
     }
 
+    /// The open incidents' ids and notices, oldest first: [`Self::open_incidents`] reduced to
+    /// what tells whether they changed.
+    #[instrument(skip_all)]
+    pub async fn open_incident_ids(&self) -> Result<Vec<(i64, Option<i64>)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, notice_id FROM incidents WHERE resolved_at_ms IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// A page of incidents, newest first: at most `limit`, only open ones when `open_only`,
     /// only those older than the incident `before` (the previous page's last). Paging by id,
     /// not by offset, so incidents opened between two pages neither shift nor repeat them.
