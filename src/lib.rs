@@ -28,6 +28,8 @@ pub mod cli;
 pub mod config;
 /// The Discord front (the only module that imports serenity and poise).
 pub mod discord;
+/// `patchbay check --online`'s checks of Notion and Retool.
+pub mod doctor;
 /// Durations: the one grammar (`30s`, `5m`, `7d`) and the named formats.
 pub mod duration;
 /// The HTTP front: health, readiness and metrics (the only module that imports axum).

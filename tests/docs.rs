@@ -18,6 +18,18 @@ fn commands_md_documents_every_subcommand() {
             "commands.md has no section for `patchbay {name}`"
         );
     }
+    // The invite's permissions are explained from the one list the URL is built from.
+    for (bit, name, why) in patchbay::discord::doctor::PERMISSIONS {
+        assert!(
+            commands.contains(&format!("| {name} | {why} |")),
+            "commands.md does not explain {name} ({}) as the invite asks for it",
+            bit.bits()
+        );
+    }
+    assert!(commands.contains(&format!(
+        "permissions={}",
+        patchbay::discord::doctor::invite_permissions().bits()
+    )));
     for endpoint in ["/healthz", "/readyz", "/metrics"] {
         assert!(
             commands.contains(endpoint),

@@ -379,7 +379,7 @@ async fn a_real_serenity_client_connects_answers_and_resumes() {
     assert_eq!(rest[0], "patchbay");
     assert_eq!(rest[1], format!("owner Some(UserId({OWNER_ID}))"));
     assert_eq!(rest[2], fake.gateway_url());
-    assert_eq!(rest[4], "3 roles");
+    assert_eq!(rest[4], "4 roles");
     assert_eq!(rest[5], format!("[RoleId({OPS_ROLE})]"));
 
     // A slash command answered with an ephemeral message.
@@ -729,7 +729,8 @@ async fn payloads_deserialize_with_serenity_types() {
     assert_eq!(ready.ready.session_id, "s");
     let guild: GuildCreateEvent = serde_json::from_value(payload::guild()).unwrap();
     assert_eq!(guild.guild.owner_id.get(), OWNER_ID);
-    assert_eq!(guild.guild.roles.len(), 3);
+    // @everyone, admin, ops and the bot's own managed role.
+    assert_eq!(guild.guild.roles.len(), 4);
     assert_eq!(guild.guild.members.len(), 5);
 
     // REST responses, fetched over HTTP from a running fake.
@@ -1720,4 +1721,60 @@ async fn command_option_bounds_are_checked_against_the_spec() {
             "option \"h\": type 4 takes no max_length",
         ],
     );
+}
+
+/// The bot holds its own managed role in the guild; a channel overwrite that denies it Send
+/// Messages shows in `GET /channels/{id}`, serenity computes the permission from it as Discord
+/// would, and a post there is refused as Discord refuses it. A reset token makes every call 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_overwrites_and_a_reset_token_answer_like_discord() {
+    let fake = FakeDiscord::start().await;
+    let http = HttpBuilder::new("fake-token")
+        .proxy(fake.api_base())
+        .ratelimiter_disabled(true)
+        .build();
+    let guild = http.get_guild(GuildId::new(GUILD_ID)).await.unwrap();
+    let bot = http
+        .get_member(GuildId::new(GUILD_ID), UserId::new(BOT_USER_ID))
+        .await
+        .unwrap();
+    assert_eq!(bot.roles, vec![RoleId::new(fake_discord::BOT_ROLE)]);
+    assert!(guild.roles[&RoleId::new(fake_discord::BOT_ROLE)].managed);
+    let channel = |id| {
+        let http = &http;
+        async move {
+            http.get_channel(serenity::all::ChannelId::new(id))
+                .await
+                .unwrap()
+                .guild()
+                .unwrap()
+        }
+    };
+    let open = guild.user_permissions_in(&channel(ALERT_CHANNEL_ID).await, &bot);
+    assert!(open.contains(Permissions::SEND_MESSAGES | Permissions::EMBED_LINKS));
+
+    fake.deny_bot(ALERT_CHANNEL_ID, Permissions::SEND_MESSAGES.bits());
+    let muted = channel(ALERT_CHANNEL_ID).await;
+    assert_eq!(muted.permission_overwrites.len(), 1);
+    let held = guild.user_permissions_in(&muted, &bot);
+    assert!(!held.contains(Permissions::SEND_MESSAGES), "{held:?}");
+    assert!(held.contains(Permissions::EMBED_LINKS), "{held:?}");
+    let refused = serenity::all::ChannelId::new(ALERT_CHANNEL_ID)
+        .say(&http, "hello")
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("Missing Permissions"),
+        "{refused}"
+    );
+    // Other channels are untouched.
+    serenity::all::ChannelId::new(CHANNEL_ID)
+        .say(&http, "hello")
+        .await
+        .unwrap();
+
+    fake.reset_token();
+    let unauthorized = http.get_current_user().await.unwrap_err();
+    assert!(unauthorized.to_string().contains("401"), "{unauthorized}");
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
 }

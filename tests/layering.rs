@@ -6,8 +6,8 @@
 //! Floors, from the ground up: `model`, `duration`, `suggest`, `check`, `secret` (the ground
 //! floor: vocabulary and leaf tools, naming only each other); `access`, `apikey`, `resilience`,
 //! `chart` (which names only the ground floor: the service feeds it); `config`; `audit`,
-//! `metrics`, `logging`; `store`, `notion`, `retool`; `monitor`, `alerts`, `sync`, `actions`;
-//! `service`;
+//! `metrics`, `logging`; `store`, `notion`, `retool`; `monitor`, `alerts`, `sync`, `actions`,
+//! `doctor`; `service`;
 //! the fronts `discord`, `http`, `cli`, `app`. Arrows point down.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 const FRONTS: &[&str] = &["discord", "http", "cli", "app", "main"];
 /// Modules the store sits below.
 const ABOVE_STORE: &[&str] = &[
-    "alerts", "monitor", "service", "sync", "actions", "notion", "retool",
+    "alerts", "monitor", "service", "sync", "actions", "doctor", "notion", "retool",
 ];
 /// Modules the config sits below.
 const ABOVE_CONFIG: &[&str] = &["monitor", "store", "alerts", "service", "audit", "metrics"];
@@ -27,7 +27,9 @@ const GROUND: &[&str] = &["model", "duration", "suggest", "check", "secret"];
 /// figures by the service, and reads neither the store nor the config.
 const ON_GROUND_ONLY: &[&str] = &["chart"];
 /// Where Discord markup must not be written.
-const NO_MARKUP: &[&str] = &["service", "alerts", "store", "actions", "retool", "chart"];
+const NO_MARKUP: &[&str] = &[
+    "service", "alerts", "store", "actions", "retool", "chart", "doctor",
+];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -34,7 +34,20 @@ pub enum Command {
     /// Run the bot: monitor integrations, serve health and metrics (the default).
     Run,
     /// Validate the config and the environment; list every problem and exit 1 if any.
-    Check,
+    Check {
+        /// Also ask Discord, Notion and Retool: the token is valid, the bot is in each guild
+        /// and may post embeds in each configured channel, each configured role exists, each
+        /// sync job's database is shared with its integration, each workflow URL answers.
+        #[arg(long)]
+        online: bool,
+    },
+    /// Print the URL that adds the bot to a server, with exactly the permissions it uses.
+    Invite {
+        /// The application id (Developer Portal, General Information); asked of Discord with
+        /// DISCORD_TOKEN when not given.
+        #[arg(long, value_name = "ID")]
+        client_id: Option<u64>,
+    },
     /// Print every integration's state, since, latency p95 and 24h uptime from the database.
     Status {
         /// Print a JSON array instead of a table.
@@ -134,8 +147,8 @@ pub fn main() -> ExitCode {
     let loaded = config::load(&path, required, &env);
     let command = cli.command.unwrap_or(Command::Run);
 
-    if let Command::Check = command {
-        return check(&path, loaded);
+    if let Command::Check { online } = command {
+        return check(&path, loaded, online);
     }
     let config = match loaded {
         Ok(config) => config,
@@ -180,7 +193,8 @@ pub fn main() -> ExitCode {
                     ApikeyAction::Revoke { name } => apikey::revoke(&config, &name).await,
                 };
             }
-            Command::Check => unreachable!("handled above"),
+            Command::Invite { client_id } => invite(&config, client_id).await,
+            Command::Check { .. } => unreachable!("handled above"),
         }
         .map(|()| ExitCode::SUCCESS)
     });
@@ -193,7 +207,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn check(path: &std::path::Path, loaded: Result<Config, ConfigErrors>) -> ExitCode {
+fn check(path: &std::path::Path, loaded: Result<Config, ConfigErrors>, online: bool) -> ExitCode {
     match loaded {
         Ok(config) => {
             let source = config.source.as_ref().map_or_else(
@@ -209,6 +223,9 @@ fn check(path: &std::path::Path, loaded: Result<Config, ConfigErrors>) -> ExitCo
             if config.bot.token.is_none() {
                 println!("note: DISCORD_TOKEN is not set, so the bot will run headless");
             }
+            if online {
+                return check_online(&config);
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -217,6 +234,69 @@ fn check(path: &std::path::Path, loaded: Result<Config, ConfigErrors>) -> ExitCo
             ExitCode::FAILURE
         }
     }
+}
+
+/// `patchbay check --online`: Discord, then Notion, then Retool; one line per problem, exit 1
+/// if any.
+fn check_online(config: &Config) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime can be built");
+    let problems = runtime.block_on(async {
+        let mut problems = crate::discord::doctor::check(config).await;
+        let notion = crate::notion::Notion::new(config.notion_api_base.clone(), None);
+        problems.extend(crate::doctor::check_notion(config, &notion).await);
+        let retool = crate::retool::Retool::new(None);
+        problems.extend(crate::doctor::check_retool(config, &retool).await);
+        problems
+    });
+    let source = config
+        .source
+        .as_ref()
+        .map_or_else(|| "defaults".to_string(), |p| p.display().to_string());
+    let checked = format!(
+        "{} (Discord{}, {} sync jobs, {} actions)",
+        source,
+        if config.bot.token.is_some() {
+            ""
+        } else {
+            ": skipped, no DISCORD_TOKEN"
+        },
+        config.sync.len(),
+        config.actions.len()
+    );
+    if problems.is_empty() {
+        println!("online: ok, checked {checked}");
+        return ExitCode::SUCCESS;
+    }
+    let count = problems.len();
+    eprintln!(
+        "online: {count} problem{} found, checked {checked}:",
+        if count == 1 { "" } else { "s" }
+    );
+    for problem in &problems {
+        eprintln!("  {source}: {problem}");
+    }
+    ExitCode::FAILURE
+}
+
+/// `patchbay invite`: what the bot asks for, on standard error, and the URL alone on standard
+/// output.
+async fn invite(config: &Config, client_id: Option<u64>) -> anyhow::Result<()> {
+    let application = match client_id {
+        Some(id) => id,
+        None => crate::discord::doctor::application_id(config).await?,
+    };
+    eprintln!(
+        "Open this URL as a member allowed to manage the server, pick the server and authorize."
+    );
+    eprintln!("patchbay asks for the scopes bot and applications.commands, and these permissions:");
+    for (_, name, why) in crate::discord::doctor::PERMISSIONS {
+        eprintln!("  {name}: {why}");
+    }
+    println!("{}", crate::discord::doctor::invite_url(application));
+    Ok(())
 }
 
 async fn status(config: &Config, json: bool) -> anyhow::Result<()> {

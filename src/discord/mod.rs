@@ -7,6 +7,7 @@ pub mod commands;
 mod components;
 pub mod courier;
 mod custom_id;
+pub mod doctor;
 mod render;
 
 use std::sync::Arc;
@@ -319,6 +320,20 @@ pub async fn run(plane: Arc<ControlPlane>, stop: CancellationToken) -> anyhow::R
             entries,
         ));
     }
+    // What `patchbay check --online` asks of Discord, asked at every start too: a channel the
+    // bot cannot post in is then a warning in the log now, not a failed alert later.
+    let (doctor_http, doctor_config) = (client.http.clone(), config.clone());
+    tokio::spawn(async move {
+        let problems = doctor::check_with(&doctor_http, &doctor_config).await;
+        for problem in &problems {
+            tracing::warn!(key = %problem.key, fix = %problem.fix, "Discord setup: {}", problem.message);
+        }
+        if problems.is_empty() {
+            tracing::info!(
+                "Discord setup checked: the token, guilds, channels and roles are as configured"
+            );
+        }
+    });
     tokio::spawn(commands::action::run_approvals(
         client.http.clone(),
         data_plane.clone(),

@@ -12,8 +12,10 @@ use serde::Serialize;
 
 pub mod notice;
 mod notion_id;
+mod problem;
 
 pub use notion_id::NotionId;
+pub use problem::Problem;
 
 /// The current time at the precision the store keeps (milliseconds), so a value read back from
 /// the database equals the one that was written.

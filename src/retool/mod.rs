@@ -126,6 +126,43 @@ impl Retool {
         upstream
     }
 
+    /// Whether `action`'s workflow URL answers, without starting the workflow: one `HEAD`
+    /// request (a safe method: Retool starts a workflow only on `POST`), without the API key,
+    /// within 10 s. Any HTTP answer counts (Retool answers 404 or 405 to a `HEAD`); what it
+    /// proves is that the name resolves, the port is open and TLS is accepted. `patchbay check
+    /// --online` uses it.
+    pub async fn reachable(&self, action: &Action) -> Result<u16, String> {
+        let answer = self
+            .http
+            .head(action.url.clone())
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|err| {
+                let what = if err.is_timeout() {
+                    "no answer within 10 s".to_string()
+                } else if err.is_connect() {
+                    "could not connect (DNS, port or TLS)".to_string()
+                } else {
+                    "the request failed".to_string()
+                };
+                // reqwest's error names the URL; the URL carries no key (a key in the query is
+                // refused by the config), so its source is safe to show.
+                let mut cause = String::new();
+                let mut source = std::error::Error::source(&err);
+                while let Some(inner) = source {
+                    cause = inner.to_string();
+                    source = inner.source();
+                }
+                if cause.is_empty() {
+                    what
+                } else {
+                    format!("{what}: {cause}")
+                }
+            })?;
+        Ok(answer.status().as_u16())
+    }
+
     /// Starts `action`'s workflow with `body`. `request_id` is patchbay's id of the request,
     /// named in a timeout's message so the run can be found in Retool's logs.
     pub async fn start(

@@ -21,6 +21,29 @@ impl FakeDiscord {
         self.inner.lock().messages.get(&id).cloned()
     }
 
+    /// Denies the bot's role the permission `bits` in `channel` (a channel permission
+    /// overwrite, as Edit Channel, Permissions makes): `GET /channels/{id}` shows it, and a
+    /// message the bot then posts there without SEND_MESSAGES is refused with 403 50013.
+    pub fn deny_bot(&self, channel: u64, bits: u64) {
+        self.inner
+            .lock()
+            .overwrites
+            .entry(channel)
+            .or_default()
+            .push(json!({
+                "id": BOT_ROLE.to_string(),
+                "type": 0,
+                "allow": "0",
+                "deny": bits.to_string(),
+            }));
+    }
+
+    /// The bot's token is reset on the Developer Portal: every call that needs it is answered
+    /// 401 from now on.
+    pub fn reset_token(&self) {
+        self.inner.lock().token_reset = true;
+    }
+
     /// Adds a text channel to [`GUILD_ID`], for tests that need more than the three the fake
     /// starts with. Like Discord, the fake dispatches CHANNEL_CREATE when a gateway session is
     /// open (so serenity's cache learns the channel) and lists it in later GUILD_CREATEs.

@@ -87,6 +87,9 @@ pub const OPS_ROLE: u64 = 300_000_000_000_000_002;
 pub const CHANNEL_ID: u64 = 400_000_000_000_000_001;
 /// A second text channel in [`GUILD_ID`], where alert notifications go by default.
 pub const ALERT_CHANNEL_ID: u64 = 400_000_000_000_000_002;
+/// The bot's own role, which Discord makes when the bot is invited with permissions (managed:
+/// no one else can hold it); it grants [`BOT_PERMISSIONS`].
+pub const BOT_ROLE: u64 = 300_000_000_000_000_003;
 /// A third text channel in [`GUILD_ID`], for tests that route some alerts elsewhere.
 pub const ROUTE_CHANNEL_ID: u64 = 400_000_000_000_000_003;
 /// The guild's text channels when the fake starts ([`FakeDiscord::add_channel`] adds more).
@@ -282,6 +285,11 @@ struct St {
     dm_channels: HashMap<u64, u64>,
     /// The guild's text channels, in the order GUILD_CREATE lists them.
     guild_channels: Vec<u64>,
+    /// Permission overwrites by channel ([`FakeDiscord::deny_bot`]).
+    overwrites: HashMap<u64, Vec<Value>>,
+    /// Whether the bot's token was reset ([`FakeDiscord::reset_token`]): every call that needs
+    /// it is then answered 401.
+    token_reset: bool,
     /// Every version of every message (as created, then after each edit), kept after deletion.
     history: HashMap<u64, Vec<Value>>,
     webhooks: HashMap<u64, Webhook>,
@@ -424,6 +432,8 @@ impl FakeDiscord {
                 next_message: 600_000_000_000_000_001,
                 next_snowflake: 800_000_000_000_000_001,
                 guild_channels: GUILD_CHANNELS.to_vec(),
+                overwrites: HashMap::new(),
+                token_reset: false,
                 ..St::default()
             }),
             changed: watch::channel(0).0,

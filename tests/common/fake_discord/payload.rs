@@ -10,7 +10,7 @@ pub const MEMBERS: [(u64, &[u64]); 5] = [
     (ADMIN_USER_ID, &[ADMIN_ROLE]),
     (OPS_USER_ID, &[OPS_ROLE]),
     (NOBODY_USER_ID, &[]),
-    (BOT_USER_ID, &[]),
+    (BOT_USER_ID, &[BOT_ROLE]),
 ];
 
 pub fn member_roles(user: u64) -> Option<(u64, &'static [u64])> {
@@ -101,7 +101,16 @@ pub fn roles() -> Vec<Value> {
         role(GUILD_ID, "@everyone", 0, 0),
         role(ADMIN_ROLE, "admin", 8, 2),
         role(OPS_ROLE, "ops", 0, 1),
+        managed_role(BOT_ROLE, "patchbay", BOT_PERMISSIONS, 3),
     ]
+}
+
+/// A role Discord manages (a bot's own role).
+fn managed_role(id: u64, name: &str, permissions: u64, position: u64) -> Value {
+    let mut r = role(id, name, permissions, position);
+    r["managed"] = json!(true);
+    r["tags"] = json!({"bot_id": BOT_USER_ID.to_string()});
+    r
 }
 
 /// [`CHANNEL_ID`], where interactions happen.

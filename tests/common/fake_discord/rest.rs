@@ -231,6 +231,12 @@ fn route(
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
+        if st.token_reset {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Some(error_json(0, "401: Unauthorized")),
+            );
+        }
         if !auth.starts_with("Bot ") || auth.len() <= 4 {
             st.violation(format!(
                 "{m} {path}: missing or malformed Authorization header"
@@ -250,6 +256,15 @@ fn route(
             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
         })),
         ("GET", ["users", "@me"]) => ok(payload::bot_user()),
+        ("GET", ["users", "@me", "guilds"]) => ok(json!([{
+            "id": GUILD_ID.to_string(),
+            "name": "Fake Guild",
+            "icon": null,
+            "banner": null,
+            "owner": false,
+            "permissions": BOT_PERMISSIONS.to_string(),
+            "features": [],
+        }])),
         ("GET", ["users", user]) => match user.parse::<u64>() {
             Ok(id) => ok(payload::user(id)),
             Err(_) => not_found(10013, "Unknown User"),
@@ -296,6 +311,12 @@ fn route(
             let Some(channel) = known_channel(st, channel) else {
                 return not_found(10003, "Unknown Channel");
             };
+            if st.bot_denied(channel, 2048) {
+                return (
+                    StatusCode::FORBIDDEN,
+                    Some(error_json(50013, "Missing Permissions")),
+                );
+            }
             create_channel_message(st, &format!("{m} {path}"), channel, &body)
         }
         (_, ["channels", channel, "messages", message]) => {
@@ -350,7 +371,13 @@ fn route(
             }
         }
         ("GET", ["channels", channel]) => match channel.parse::<u64>() {
-            Ok(id) if st.guild_channels.contains(&id) => ok(payload::text_channel(id)),
+            Ok(id) if st.guild_channels.contains(&id) => {
+                let mut channel = payload::text_channel(id);
+                if let Some(overwrites) = st.overwrites.get(&id) {
+                    channel["permission_overwrites"] = json!(overwrites);
+                }
+                ok(channel)
+            }
             Ok(id) => match st.dm_channels.iter().find(|(_, c)| **c == id) {
                 Some((user, _)) => ok(payload::dm_channel(id, *user)),
                 None => not_found(10003, "Unknown Channel"),
@@ -385,6 +412,21 @@ fn route(
             }
         }
         _ => unserved(st, m, path),
+    }
+}
+
+impl St {
+    /// Whether an overwrite in `channel` denies the bot's role any of `bits`.
+    pub(super) fn bot_denied(&self, channel: u64, bits: u64) -> bool {
+        self.overwrites.get(&channel).is_some_and(|all| {
+            all.iter().any(|o| {
+                snowflake(&o["id"]) == Some(BOT_ROLE)
+                    && o["deny"]
+                        .as_str()
+                        .and_then(|d| d.parse::<u64>().ok())
+                        .is_some_and(|d| d & bits != 0)
+            })
+        })
     }
 }
 
