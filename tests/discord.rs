@@ -226,7 +226,8 @@ async fn registers_answers_checks_permissions_and_survives_a_gateway_drop() {
 async fn answer_with_files(fake: &FakeDiscord, id: u64) -> (Value, Vec<FilePart>) {
     let first = fake.callback_for(id).await;
     let token = fake.interaction_token(id).unwrap();
-    if first["type"] == 5 {
+    // Deferred (a message, or a button's update): the answer is the edit that follows.
+    if first["type"] == 5 || first["type"] == 6 {
         let message = fake
             .wait_for_request("the answer after the deferral", |r| {
                 r.path.contains(&token) && !r.path.ends_with("/callback") && r.method != "DELETE"
@@ -240,6 +241,30 @@ async fn answer_with_files(fake: &FakeDiscord, id: u64) -> (Value, Vec<FilePart>
         })
         .await;
     (callback.body.unwrap()["data"].clone(), callback.files)
+}
+
+/// `message` (a callback's data or an edit) shows the chart `filename` it carries.
+fn assert_chart(message: &Value, files: &[FilePart], filename: &str) {
+    let embed = &message["embeds"][0];
+    assert!(
+        embed["title"].as_str().unwrap().contains("payments-api"),
+        "{message}"
+    );
+    // The embed shows the attachment, which the payload lists and the request carries.
+    assert_eq!(
+        embed["image"]["url"],
+        format!("attachment://{filename}"),
+        "{message}"
+    );
+    assert_eq!(message["attachments"][0]["filename"], filename, "{message}");
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].filename, filename);
+    let png = &files[0].bytes;
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let size = ChartSize::STANDARD;
+    assert_eq!(&png[12..16], b"IHDR");
+    assert_eq!(png[16..20], size.width.to_be_bytes());
+    assert_eq!(png[20..24], size.height.to_be_bytes());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,10 +293,12 @@ async fn status_of_an_integration_attaches_its_chart_for_the_period_asked() {
     };
 
     let mut charts = Vec::new();
-    for (options, filename) in [
+    let mut week = Value::Null;
+    for (options, filename, recheck) in [
         (
             option("integration", "payments-api"),
             "payments-api-24h.png",
+            "pb:status:recheck:payments-api",
         ),
         (
             json!([
@@ -279,6 +306,7 @@ async fn status_of_an_integration_attaches_its_chart_for_the_period_asked() {
                 { "name": "period", "type": 4, "value": choice("7d") },
             ]),
             "payments-api-7d.png",
+            "pb:status:recheck:payments-api:7d",
         ),
         (
             json!([
@@ -286,35 +314,33 @@ async fn status_of_an_integration_attaches_its_chart_for_the_period_asked() {
                 { "name": "period", "type": 4, "value": choice("24h") },
             ]),
             "payments-api-24h.png",
+            "pb:status:recheck:payments-api",
         ),
     ] {
         let id = fake.command("status", options, FakeMember::NOBODY).await;
         let (message, files) = answer_with_files(fake, id).await;
-        let embed = &message["embeds"][0];
-        assert!(
-            embed["title"].as_str().unwrap().contains("payments-api"),
-            "{message}"
-        );
-        // The embed shows the attachment, which the payload lists and the request carries.
-        assert_eq!(
-            embed["image"]["url"],
-            format!("attachment://{filename}"),
-            "{message}"
-        );
-        assert_eq!(message["attachments"][0]["filename"], filename, "{message}");
-        assert_eq!(files.len(), 1, "{files:?}");
-        assert_eq!(files[0].filename, filename);
-        let png = &files[0].bytes;
-        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-        let size = ChartSize::STANDARD;
-        assert_eq!(&png[12..16], b"IHDR");
-        assert_eq!(png[16..20], size.width.to_be_bytes());
-        assert_eq!(png[20..24], size.height.to_be_bytes());
-        // The re-check button stays.
-        assert_eq!(custom_ids(&message), ["pb:status:recheck:payments-api"]);
-        charts.push(png.clone());
+        assert_chart(&message, &files, filename);
+        // The re-check button stays, with the period the message shows.
+        assert_eq!(custom_ids(&message), [recheck]);
+        if filename.ends_with("7d.png") {
+            week = fake.original_message(id).await;
+        }
+        charts.push(files[0].bytes.clone());
     }
     assert_ne!(charts[0], charts[1], "24h and 7d sent the same chart");
+
+    // Re-checking the week's detail draws the week's chart again into the message.
+    let press = fake
+        .button("pb:status:recheck:payments-api:7d", week, FakeMember::OWNER)
+        .await;
+    let (update, files) = answer_with_files(fake, press).await;
+    assert_chart(&update, &files, "payments-api-7d.png");
+    assert_eq!(custom_ids(&update), ["pb:status:recheck:payments-api:7d"]);
+    let callback = fake.callback_for(press).await;
+    assert!(
+        [6, 7].contains(&callback["type"].as_i64().unwrap()),
+        "the press updates the message: {callback}"
+    );
 
     // An overview has no chart, with or without a period.
     let id = fake

@@ -42,7 +42,7 @@ impl Press {
                 gate("status"),
                 vec![number("page", *page as i64 + 1)],
             ),
-            Press::Recheck(name) => (
+            Press::Recheck(name, _) => (
                 "status recheck",
                 Some(Permission::StatusRecheck),
                 vec![text("integration", name.clone())],
@@ -177,11 +177,13 @@ async fn handle(ctx: &serenity::Context, press: &serenity::ComponentInteraction,
             });
             update_in_time(ctx, press, answer).await;
         }
-        Press::Recheck(name) => {
+        Press::Recheck(name, period) => {
             let answer = plane.invoke(&invocation, || async {
                 let detail = plane.recheck(&name).await?;
-                Ok(Reply::embed(render::detail(&detail))
-                    .components(vec![render::recheck_button(&name)]))
+                // The chart is drawn again, with the fresh check in it, over the period the
+                // message showed.
+                let chart = plane.status_chart(&name, period).await;
+                Ok(render::detail_with_chart(&detail, period, chart))
             });
             update_in_time(ctx, press, answer).await;
         }

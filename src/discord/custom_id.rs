@@ -3,6 +3,7 @@
 //! restart and no state is held per message. Discord allows 100 characters.
 
 use crate::audit::{AuditQuery, Outcome};
+use crate::chart::ChartPeriod;
 
 /// Discord's limit on a `custom_id`.
 pub const CUSTOM_ID_LIMIT: usize = 100;
@@ -34,8 +35,10 @@ impl PageButton {
 pub enum Press {
     /// A page of the `/status` overview (0-based).
     StatusPage(usize, PageButton),
-    /// A check of this integration now.
-    Recheck(String),
+    /// A check of this integration now, and its chart over the period the message shows
+    /// again (written only when it is not the default 24 hours, so ids made before periods
+    /// existed still read).
+    Recheck(String, ChartPeriod),
     /// An older page of `/audit`.
     AuditPage(AuditQuery),
     /// Acknowledge an alert (its notice id).
@@ -63,7 +66,8 @@ impl Press {
     pub fn encode(&self) -> String {
         match self {
             Press::StatusPage(page, button) => format!("pb:status:page:{page}:{}", button.as_str()),
-            Press::Recheck(name) => format!("pb:status:recheck:{name}"),
+            Press::Recheck(name, ChartPeriod::Day) => format!("pb:status:recheck:{name}"),
+            Press::Recheck(name, period) => format!("pb:status:recheck:{name}:{period}"),
             Press::AlertAck(notice) => format!("pb:alert:ack:{notice}"),
             Press::AlertSilence(notice) => format!("pb:alert:silence:{notice}"),
             Press::AlertRecheck(notice) => format!("pb:alert:recheck:{notice}"),
@@ -96,8 +100,12 @@ impl Press {
             };
             return Some(Press::StatusPage(page.parse().ok()?, button));
         }
-        if let Some(name) = rest.strip_prefix("status:recheck:") {
-            return Some(Press::Recheck(name.to_string()));
+        if let Some(target) = rest.strip_prefix("status:recheck:") {
+            // An integration's name has no `:`, so a second part is the period.
+            return Some(match target.split_once(':') {
+                Some((name, period)) => Press::Recheck(name.to_string(), period.parse().ok()?),
+                None => Press::Recheck(target.to_string(), ChartPeriod::Day),
+            });
         }
         if let Some(alert) = rest.strip_prefix("alert:") {
             let (action, notice) = alert.split_once(':')?;
@@ -156,7 +164,8 @@ mod tests {
             Press::StatusPage(3, PageButton::Next),
             Press::StatusPage(0, PageButton::Previous),
             Press::StatusPage(7, PageButton::Refresh),
-            Press::Recheck("payments-api".into()),
+            Press::Recheck("payments-api".into(), ChartPeriod::Day),
+            Press::Recheck("payments-api".into(), ChartPeriod::Week),
             Press::AlertAck(12),
             Press::AlertSilence(3),
             Press::AlertRecheck(4),
@@ -177,6 +186,19 @@ mod tests {
         };
         let id = Press::AuditPage(widest.clone()).encode();
         assert!(id.len() <= CUSTOM_ID_LIMIT, "{} characters: {id}", id.len());
+        let longest = Press::Recheck("x".repeat(64), ChartPeriod::Week).encode();
+        assert!(longest.len() <= CUSTOM_ID_LIMIT, "{longest}");
+        // A 7d re-check says so; an id without a period (and every id made before periods)
+        // reads as 24 hours; an unknown period is not patchbay's.
+        assert_eq!(
+            Press::Recheck("api".into(), ChartPeriod::Week).encode(),
+            "pb:status:recheck:api:7d"
+        );
+        assert_eq!(
+            Press::parse("pb:status:recheck:api"),
+            Some(Press::Recheck("api".into(), ChartPeriod::Day))
+        );
+        assert_eq!(Press::parse("pb:status:recheck:api:3w"), None);
         assert_eq!(Press::parse(&id), Some(Press::AuditPage(widest)));
         let plain = AuditQuery {
             limit: 10,

@@ -67,7 +67,7 @@ pub async fn status(
                     plane.detail(name, now),
                     plane.status_chart_at(name, period, now)
                 );
-                render::detail_with_chart(&detail?, chart)
+                render::detail_with_chart(&detail?, period, chart)
             }
         })
     });

@@ -12,6 +12,7 @@ use poise::serenity_prelude as serenity;
 use super::custom_id::{CUSTOM_ID_LIMIT, PageButton, Press};
 use crate::access::{Allowed, Denied, GrantSource};
 use crate::audit::{AuditPage, AuditQuery};
+use crate::chart::ChartPeriod;
 use crate::duration;
 use crate::model::{Actor, State, echo};
 use crate::service::{
@@ -836,9 +837,9 @@ pub fn overview(view: &OverviewPage) -> Reply {
 }
 
 /// The button under a detail that runs a check now.
-pub fn recheck_button(name: &str) -> serenity::CreateActionRow {
+pub fn recheck_button(name: &str, period: ChartPeriod) -> serenity::CreateActionRow {
     serenity::CreateActionRow::Buttons(vec![
-        serenity::CreateButton::new(Press::Recheck(name.to_string()).encode())
+        serenity::CreateButton::new(Press::Recheck(name.to_string(), period).encode())
             .label("Re-check now")
             .style(serenity::ButtonStyle::Primary),
     ])
@@ -955,7 +956,11 @@ pub fn alerts_overview(overview: &crate::service::AlertsOverview) -> Embed {
 /// The `/status <integration>` answer: the detail with its chart as the embed's image, and the
 /// re-check button. A chart that could not be drawn leaves the detail whole and says why in the
 /// footer.
-pub fn detail_with_chart(detail: &StatusDetail, chart: Result<Chart, CommandError>) -> Reply {
+pub fn detail_with_chart(
+    detail: &StatusDetail,
+    period: ChartPeriod,
+    chart: Result<Chart, CommandError>,
+) -> Reply {
     let embed = self::detail(detail);
     let reply = match chart {
         Ok(chart) => {
@@ -964,7 +969,7 @@ pub fn detail_with_chart(detail: &StatusDetail, chart: Result<Chart, CommandErro
         }
         Err(err) => Reply::embed(embed.footer(format!("No chart: {err}"))),
     };
-    reply.components(vec![recheck_button(&detail.row.name)])
+    reply.components(vec![recheck_button(&detail.row.name, period)])
 }
 
 /// The `/status <integration>` detail.
