@@ -268,6 +268,52 @@ async fn an_api_run_needing_approval_waits_for_a_member_in_the_approval_channel(
     bot.stop().await;
 }
 
+/// Without `[bot].approval_channel`, an API request for an action that needs an approval
+/// would wait unseen until it expired: it is refused with what to set, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_run_needing_approval_without_an_approval_channel_is_refused_with_the_fix() {
+    let retool = FakeRetool::start().await;
+    retool.add_workflow("refund", KEY, Answer::Async);
+    let bot = stack::start_text(
+        FakeDiscord::start().await,
+        tempfile::tempdir().unwrap(),
+        &format!(
+            "[api]\nrate = \"1000/s\"\n{}",
+            action("refund", "approval = true").replace("RETOOL_BASE", &retool.base_url())
+        ),
+        false,
+        vec![("RETOOL_KEY", KEY.to_string())],
+    )
+    .await;
+    let dash = key(&bot, "dash", "status.view,action.run").await;
+    let (status, body, location) = call(
+        &bot,
+        reqwest::Method::POST,
+        "/api/v1/actions/refund/runs",
+        &dash,
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "conflict");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("set [bot].approval_channel"),
+        "{body}"
+    );
+    assert!(location.is_none());
+    let (_, listed, _) = call(&bot, reqwest::Method::GET, "/api/v1/actions", &dash, None).await;
+    let refund = listed
+        .as_array()
+        .and_then(|all| all.iter().find(|a| a["name"] == "refund"))
+        .unwrap_or_else(|| panic!("refund listed: {listed}"));
+    assert!(refund["last_run"].is_null(), "nothing was stored: {refund}");
+    assert!(retool.requests("refund").is_empty());
+    bot.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_admit_a_key_only_by_name_and_a_run_going_on_is_a_409() {
     let retool = FakeRetool::start().await;

@@ -330,6 +330,13 @@ impl ControlPlane {
             });
         }
         let bot = &self.config().bot;
+        // Refused before anything is stored: nobody would ever see the request.
+        if action.approval && invocation.channel.is_none() && bot.approval_channel.is_none() {
+            return Err(Invalid::NoApprovalChannel {
+                action: action.name.clone(),
+            }
+            .into());
+        }
         let (state, window) = if request.confirmable && action.confirm {
             (ActionState::Confirming, Some(bot.action_confirm_timeout))
         } else if action.approval {

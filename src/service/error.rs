@@ -194,6 +194,16 @@ pub enum Invalid {
         /// Where it stands, in words.
         state: String,
     },
+    /// An action that needs an approval was asked from outside Discord (the REST API), which
+    /// has no channel to ask in, and `[bot].approval_channel` is not set.
+    #[error(
+        "action {action} needs an approval, and a request from the API has no channel to ask \
+         for it in: set [bot].approval_channel in patchbay's config"
+    )]
+    NoApprovalChannel {
+        /// The action asked for.
+        action: String,
+    },
     /// Actions need the Retool client, which this front was built without.
     #[error("actions run in the patchbay process; this front has none")]
     NoActions,

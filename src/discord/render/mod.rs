@@ -648,6 +648,7 @@ fn invalid_text(invalid: &Invalid) -> String {
         | Invalid::UnknownRequest { .. }
         | Invalid::RequestSettled { .. }
         | Invalid::NoActions
+        | Invalid::NoApprovalChannel { .. }
         | Invalid::SilenceLength
         | Invalid::Paused { .. }
         | Invalid::Stopped { .. }

@@ -204,7 +204,8 @@ impl ApiError {
             | Invalid::ConfigGrant { .. }
             | Invalid::NotGranted { .. }
             | Invalid::DuplicateKey { .. }
-            | Invalid::RequestSettled { .. } => conflict(),
+            | Invalid::RequestSettled { .. }
+            | Invalid::NoApprovalChannel { .. } => conflict(),
             Invalid::Duration { .. } | Invalid::SilenceLength => {
                 ApiError::field("duration", message.clone())
             }
