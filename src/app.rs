@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,7 @@ use crate::http;
 use crate::metrics::Metrics;
 use crate::monitor::{Engine, EngineParts};
 use crate::service::ControlPlane;
-use crate::store::Store;
+use crate::store::{Pruned, Retention, Store};
 use crate::sync::Syncs;
 use crate::sync::incident_log::IncidentLog;
 
@@ -357,36 +357,61 @@ fn courier(config: &Config, metrics: &Metrics) -> Arc<dyn Courier> {
     }
 }
 
-/// Prunes, every hour: raw results (`retention`), rollups, transitions and resolved incidents
-/// (`rollup_retention`), delivered alert rows (`retention`), and the audit log
-/// (`audit_retention`).
+/// Prunes every [`RETENTION_EVERY`] (see [`retention_pass`]).
 async fn prune_periodically(store: Store, storage: config::StorageConfig, stop: CancellationToken) {
     loop {
-        let now = Utc::now();
-        match store
-            .prune(now, storage.retention, storage.rollup_retention)
-            .await
-        {
-            Ok(pruned) => tracing::debug!(
-                results = pruned.results,
-                rollups = pruned.rollups,
-                "retention pass"
-            ),
-            Err(err) => tracing::warn!(error = %err, "retention pass failed"),
-        }
-        let ago = |length: Duration| now - chrono::Duration::from_std(length).unwrap_or_default();
-        if let Err(err) = store
-            .prune_alerts(ago(storage.retention), ago(storage.rollup_retention))
-            .await
-        {
-            tracing::warn!(error = %err, "alert retention pass failed");
-        }
-        if let Err(err) = store.prune_audit(now, storage.audit_retention).await {
-            tracing::warn!(error = %err, "audit retention pass failed");
-        }
+        retention_pass(&store, &storage, Utc::now()).await;
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(RETENTION_EVERY) => {}
         }
     }
+}
+
+/// `[storage]`'s retentions of check history, as the store takes them.
+pub fn retention(storage: &config::StorageConfig) -> Retention {
+    Retention {
+        results: storage.retention,
+        minute_rollups: storage.minute_rollup_retention,
+        hourly_rollups: storage.rollup_retention,
+    }
+}
+
+/// One retention pass at `now`, as `patchbay run` makes one every hour (and
+/// `benches/retention.rs` on simulated time): raw results (`retention`), one-minute rollups
+/// (`minute_rollup_retention`), one-hour rollups, transitions and resolved incidents
+/// (`rollup_retention`), delivered alert rows (`retention`), and the audit log
+/// (`audit_retention`). A failed step is logged and the others still run; returns what the
+/// check-history step deleted, when it succeeded.
+pub async fn retention_pass(
+    store: &Store,
+    storage: &config::StorageConfig,
+    now: DateTime<Utc>,
+) -> Option<Pruned> {
+    let pruned = match store.prune(now, &retention(storage)).await {
+        Ok(pruned) => {
+            tracing::debug!(
+                results = pruned.results,
+                minute_rollups = pruned.minute_rollups,
+                hourly_rollups = pruned.hourly_rollups,
+                "retention pass"
+            );
+            Some(pruned)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "retention pass failed");
+            None
+        }
+    };
+    let ago = |length: Duration| now - chrono::Duration::from_std(length).unwrap_or_default();
+    if let Err(err) = store
+        .prune_alerts(ago(storage.retention), ago(storage.rollup_retention))
+        .await
+    {
+        tracing::warn!(error = %err, "alert retention pass failed");
+    }
+    if let Err(err) = store.prune_audit(now, storage.audit_retention).await {
+        tracing::warn!(error = %err, "audit retention pass failed");
+    }
+    pruned
 }
