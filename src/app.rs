@@ -22,7 +22,8 @@ use crate::http;
 use crate::metrics::Metrics;
 use crate::monitor::{Engine, EngineParts};
 use crate::service::ControlPlane;
-use crate::store::{Pruned, Retention, Store};
+use crate::store::process_leases::{DatabaseHold, HoldOutcome, ProcessRole};
+use crate::store::{Pruned, Retention, Store, lease};
 use crate::sync::Syncs;
 use crate::sync::incident_log::IncidentLog;
 
@@ -49,6 +50,8 @@ pub struct Running {
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
     retention: tokio::task::JoinHandle<()>,
     writer_task: tokio::task::JoinHandle<()>,
+    /// This process's record in the database, released last.
+    hold: DatabaseHold,
 }
 
 /// Starts everything `patchbay run` runs: the store, the writer, the engine, the HTTP server,
@@ -57,6 +60,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = Store::open(&config.storage.url)
         .await
         .with_context(|| format!("opening the database {}", config.storage.url))?;
+    let hold = hold_database(&store, &config.storage.url).await?;
     let (parts, writer_task) = EngineParts::from_config(store.clone(), &config);
     let metrics = parts.metrics.clone();
     let notion = parts.notion.clone();
@@ -185,7 +189,41 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         http_task,
         retention,
         writer_task,
+        hold,
     })
+}
+
+/// Records this bot in the database it runs on (`store::process_leases`), so `patchbay restore`
+/// refuses while it runs and names it. A restore under way refuses the start; another bot on
+/// the same database is logged (both would check, alert and write).
+async fn hold_database(store: &Store, url: &str) -> anyhow::Result<DatabaseHold> {
+    let outcome = store
+        .hold_database(
+            ProcessRole::Run,
+            &lease::holder_id(),
+            crate::model::now(),
+            lease::holder_is_dead,
+        )
+        .await
+        .with_context(|| format!("recording this process in the database {url}"))?;
+    match outcome {
+        HoldOutcome::Held { hold, others } => {
+            for other in others {
+                tracing::warn!(
+                    other = %other,
+                    "another patchbay runs on this database: both check, alert and write; stop one"
+                );
+            }
+            Ok(hold)
+        }
+        HoldOutcome::Refused(holders) => {
+            let holders: Vec<String> = holders.iter().map(ToString::to_string).collect();
+            anyhow::bail!(
+                "{} is replacing the database {url}: start patchbay once it has finished",
+                holders.join(" and ")
+            )
+        }
+    }
 }
 
 impl Running {
@@ -288,6 +326,9 @@ impl Running {
                 "the storage writer is still referenced; stopping it after its final flush"
             );
             writer.abort();
+        }
+        if let Err(err) = self.hold.release().await {
+            tracing::warn!(error = %err, "could not remove this process's record from the database");
         }
         bounded("the database pool", self.store.close()).await;
         tracing::info!("patchbay stopped");

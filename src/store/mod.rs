@@ -13,6 +13,7 @@ pub mod actions;
 pub mod alerts;
 mod api_keys;
 pub mod lease;
+pub mod process_leases;
 pub mod rollup;
 pub mod sync;
 pub mod writer;
