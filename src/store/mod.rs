@@ -14,6 +14,7 @@ pub mod alerts;
 mod api_keys;
 pub mod lease;
 pub mod process_leases;
+pub mod restore;
 pub mod rollup;
 pub mod sync;
 pub mod writer;
@@ -48,6 +49,10 @@ where
         Err(err) => std::panic::resume_unwind(err.into_panic()),
     }
 }
+
+/// This build's migrations, embedded: what [`Store::migrate`] applies and what a restore
+/// compares a backup's history with.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
@@ -285,9 +290,8 @@ impl Store {
     /// Applies pending migrations; returns how many were applied.
     #[instrument(skip_all)]
     pub async fn migrate(&self) -> Result<usize, StoreError> {
-        let migrator = sqlx::migrate!("./migrations/sqlite");
         let before = self.applied_migrations().await.unwrap_or(0);
-        migrator.run(&self.pool).await?;
+        MIGRATOR.run(&self.pool).await?;
         Ok(self.applied_migrations().await?.saturating_sub(before))
     }
 
