@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,8 @@ use crate::http;
 use crate::metrics::Metrics;
 use crate::monitor::{Engine, EngineParts};
 use crate::service::ControlPlane;
-use crate::store::Store;
+use crate::store::process_leases::{DatabaseHold, HoldOutcome, ProcessRole};
+use crate::store::{Pruned, Retention, Store, lease};
 use crate::sync::Syncs;
 use crate::sync::incident_log::IncidentLog;
 
@@ -49,6 +50,8 @@ pub struct Running {
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
     retention: tokio::task::JoinHandle<()>,
     writer_task: tokio::task::JoinHandle<()>,
+    /// This process's record in the database, released last.
+    hold: DatabaseHold,
 }
 
 /// Starts everything `patchbay run` runs: the store, the writer, the engine, the HTTP server,
@@ -57,6 +60,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = Store::open(&config.storage.url)
         .await
         .with_context(|| format!("opening the database {}", config.storage.url))?;
+    let hold = hold_database(&store, &config.storage.url).await?;
     let (parts, writer_task) = EngineParts::from_config(store.clone(), &config);
     let metrics = parts.metrics.clone();
     let notion = parts.notion.clone();
@@ -186,7 +190,41 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         http_task,
         retention,
         writer_task,
+        hold,
     })
+}
+
+/// Records this bot in the database it runs on (`store::process_leases`), so `patchbay restore`
+/// refuses while it runs and names it. A restore under way refuses the start; another bot on
+/// the same database is logged (both would check, alert and write).
+async fn hold_database(store: &Store, url: &str) -> anyhow::Result<DatabaseHold> {
+    let outcome = store
+        .hold_database(
+            ProcessRole::Run,
+            &lease::holder_id(),
+            crate::model::now(),
+            lease::holder_is_dead,
+        )
+        .await
+        .with_context(|| format!("recording this process in the database {url}"))?;
+    match outcome {
+        HoldOutcome::Held { hold, others } => {
+            for other in others {
+                tracing::warn!(
+                    other = %other,
+                    "another patchbay runs on this database: both check, alert and write; stop one"
+                );
+            }
+            Ok(hold)
+        }
+        HoldOutcome::Refused(holders) => {
+            let holders: Vec<String> = holders.iter().map(ToString::to_string).collect();
+            anyhow::bail!(
+                "{} is replacing the database {url}: start patchbay once it has finished",
+                holders.join(" and ")
+            )
+        }
+    }
 }
 
 impl Running {
@@ -290,6 +328,9 @@ impl Running {
             );
             writer.abort();
         }
+        if let Err(err) = self.hold.release().await {
+            tracing::warn!(error = %err, "could not remove this process's record from the database");
+        }
         bounded("the database pool", self.store.close()).await;
         tracing::info!("patchbay stopped");
     }
@@ -358,36 +399,61 @@ fn courier(config: &Config, metrics: &Metrics) -> Arc<dyn Courier> {
     }
 }
 
-/// Prunes, every hour: raw results (`retention`), rollups, transitions and resolved incidents
-/// (`rollup_retention`), delivered alert rows (`retention`), and the audit log
-/// (`audit_retention`).
+/// Prunes every [`RETENTION_EVERY`] (see [`retention_pass`]).
 async fn prune_periodically(store: Store, storage: config::StorageConfig, stop: CancellationToken) {
     loop {
-        let now = Utc::now();
-        match store
-            .prune(now, storage.retention, storage.rollup_retention)
-            .await
-        {
-            Ok(pruned) => tracing::debug!(
-                results = pruned.results,
-                rollups = pruned.rollups,
-                "retention pass"
-            ),
-            Err(err) => tracing::warn!(error = %err, "retention pass failed"),
-        }
-        let ago = |length: Duration| now - chrono::Duration::from_std(length).unwrap_or_default();
-        if let Err(err) = store
-            .prune_alerts(ago(storage.retention), ago(storage.rollup_retention))
-            .await
-        {
-            tracing::warn!(error = %err, "alert retention pass failed");
-        }
-        if let Err(err) = store.prune_audit(now, storage.audit_retention).await {
-            tracing::warn!(error = %err, "audit retention pass failed");
-        }
+        retention_pass(&store, &storage, Utc::now()).await;
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(RETENTION_EVERY) => {}
         }
     }
+}
+
+/// `[storage]`'s retentions of check history, as the store takes them.
+pub fn retention(storage: &config::StorageConfig) -> Retention {
+    Retention {
+        results: storage.retention,
+        minute_rollups: storage.minute_rollup_retention,
+        hourly_rollups: storage.rollup_retention,
+    }
+}
+
+/// One retention pass at `now`, as `patchbay run` makes one every hour (and
+/// `benches/retention.rs` on simulated time): raw results (`retention`), one-minute rollups
+/// (`minute_rollup_retention`), one-hour rollups, transitions and resolved incidents
+/// (`rollup_retention`), delivered alert rows (`retention`), and the audit log
+/// (`audit_retention`). A failed step is logged and the others still run; returns what the
+/// check-history step deleted, when it succeeded.
+pub async fn retention_pass(
+    store: &Store,
+    storage: &config::StorageConfig,
+    now: DateTime<Utc>,
+) -> Option<Pruned> {
+    let pruned = match store.prune(now, &retention(storage)).await {
+        Ok(pruned) => {
+            tracing::debug!(
+                results = pruned.results,
+                minute_rollups = pruned.minute_rollups,
+                hourly_rollups = pruned.hourly_rollups,
+                "retention pass"
+            );
+            Some(pruned)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "retention pass failed");
+            None
+        }
+    };
+    let ago = |length: Duration| now - chrono::Duration::from_std(length).unwrap_or_default();
+    if let Err(err) = store
+        .prune_alerts(ago(storage.retention), ago(storage.rollup_retention))
+        .await
+    {
+        tracing::warn!(error = %err, "alert retention pass failed");
+    }
+    if let Err(err) = store.prune_audit(now, storage.audit_retention).await {
+        tracing::warn!(error = %err, "audit retention pass failed");
+    }
+    pruned
 }

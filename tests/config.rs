@@ -211,6 +211,18 @@ fn bad_configs_give_exact_errors() {
                 "test.toml:2: storage.url: PostgreSQL is not supported by this release yet (fix: use a sqlite:// URL such as \"sqlite://patchbay.db\")",
             ],
         ),
+        (
+            "[storage]\nminute_rollup_retention = \"12h\"\n",
+            &[
+                "test.toml:2: storage.minute_rollup_retention: 12h is too short: the 24-hour chart and /status read a day of one-minute rollups (fix: use at least 1d; the default is 7d)",
+            ],
+        ),
+        (
+            "[storage]\nminute_rollup_retention = \"30d\"\nrollup_retention = \"14d\"\n",
+            &[
+                "test.toml:2: storage.minute_rollup_retention: 30d is longer than rollup_retention (14d), which keeps the one-hour rollups (fix: use at most 14d, or raise rollup_retention)",
+            ],
+        ),
         // [alerts], its routes and [[maintenance]] windows.
         (
             "[alerts]\nrepeats = \"4h\"\n",
@@ -568,6 +580,40 @@ fn defaults_then_file_then_environment() {
         "very-secret-token"
     );
     assert!(!format!("{config:?}").contains("very-secret-token"));
+}
+
+#[test]
+fn minute_rollups_have_a_retention_of_their_own() {
+    let retentions = |storage: &str| {
+        let config = config::parse(
+            &format!("[storage]\n{storage}{BASE}"),
+            "test.toml",
+            None,
+            &Environment::default(),
+        )
+        .unwrap();
+        (
+            config.storage.minute_rollup_retention,
+            config.storage.rollup_retention,
+        )
+    };
+    let days = |n: u64| Duration::from_secs(n * 86_400);
+    assert_eq!(retentions(""), (days(7), days(365)), "the defaults");
+    assert_eq!(
+        retentions("minute_rollup_retention = \"1d\"\n"),
+        (days(1), days(365))
+    );
+    assert_eq!(
+        retentions("minute_rollup_retention = \"90d\"\nrollup_retention = \"90d\"\n"),
+        (days(90), days(90)),
+        "as long as the hourly ones at most"
+    );
+    // A config that kept every rollup less than a week keeps loading: unset, the minute
+    // rollups' retention follows the shorter one.
+    assert_eq!(
+        retentions("rollup_retention = \"3d\"\n"),
+        (days(3), days(3))
+    );
 }
 
 #[test]

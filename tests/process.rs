@@ -442,7 +442,15 @@ fn check_lists_every_problem_and_exits_nonzero() {
     );
 
     // Every subcommand has --help.
-    for sub in ["run", "check", "status", "migrate", "backup", "healthcheck"] {
+    for sub in [
+        "run",
+        "check",
+        "status",
+        "migrate",
+        "backup",
+        "restore",
+        "healthcheck",
+    ] {
         let help = Command::new(BIN).args([sub, "--help"]).output().unwrap();
         assert!(help.status.success(), "{sub} --help");
         assert!(

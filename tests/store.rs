@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use patchbay::metrics::Metrics;
 use patchbay::model::{CheckResult, IntegrationState, LastCheck, State, Transition};
-use patchbay::store::{Batch, StatsWindow, Store, writer};
+use patchbay::store::{Batch, Pruned, Retention, StatsWindow, Store, rollup, writer};
 
 fn url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}", dir.path().join("patchbay.db").display())
@@ -145,23 +145,97 @@ async fn retention_prunes_raw_results_before_rollups() {
         })
         .await
         .unwrap();
-    let pruned = store
-        .prune(
-            now,
-            Duration::from_secs(30 * 86_400),
-            Duration::from_secs(365 * 86_400),
-        )
-        .await
-        .unwrap();
+    let pruned = store.prune(now, &defaults()).await.unwrap();
     assert_eq!(pruned.results, 2, "the 40- and 400-day-old results");
-    // Each result made one minute and one hour rollup; only the 400-day-old pair goes.
-    assert_eq!(pruned.rollups, 2);
+    // Each result made one minute and one hour rollup: the minute rollups of the 40- and
+    // 400-day-old results go (kept 7 days), and only the 400-day-old hour rollup.
+    assert_eq!((pruned.minute_rollups, pruned.hourly_rollups), (2, 1));
     assert_eq!(store.count_results(Some("api")).await.unwrap(), 1);
     let month = store
         .window_stats(Some("api"), StatsWindow::Month, now)
         .await
         .unwrap();
     assert_eq!(month["api"].aggregate.count, 1);
+}
+
+/// `[storage]`'s default retentions: raw results 30 days, minute rollups 7, hourly ones 365.
+fn defaults() -> Retention {
+    Retention {
+        results: Duration::from_secs(30 * 86_400),
+        minute_rollups: Duration::from_secs(7 * 86_400),
+        hourly_rollups: Duration::from_secs(365 * 86_400),
+    }
+}
+
+#[tokio::test]
+async fn minute_rollups_go_after_their_own_retention_and_hourly_ones_of_the_same_age_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(&dir)).await.unwrap();
+    let now = t0();
+    // Results 3 days, 25 hours and 1 hour old, each folded into a minute and an hour rollup.
+    let ages = [72, 25, 1].map(|hours| now - chrono::Duration::hours(hours));
+    store
+        .write(&Batch {
+            results: ages
+                .iter()
+                .map(|&at| result("api", at, true, 5.0))
+                .collect(),
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    let retention = Retention {
+        minute_rollups: Duration::from_secs(86_400),
+        ..defaults()
+    };
+    let pruned = store.prune(now, &retention).await.unwrap();
+    assert_eq!(
+        pruned,
+        Pruned {
+            results: 0,
+            minute_rollups: 2,
+            hourly_rollups: 0
+        },
+        "the minute rollups older than a day, and nothing else"
+    );
+    let minutes = store
+        .rollups(
+            "api",
+            rollup::MINUTE,
+            (now - chrono::Duration::days(30)).timestamp(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        minutes
+            .iter()
+            .map(|(bucket, _)| *bucket)
+            .collect::<Vec<_>>(),
+        [ages[2].timestamp() / 60 * 60],
+        "only the last day's minute rollup is left"
+    );
+    let hours = store
+        .rollups(
+            "api",
+            rollup::HOUR,
+            (now - chrono::Duration::days(30)).timestamp(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hours.len(), 3, "hourly rollups of the same ages stay");
+    let week = store
+        .window_stats(Some("api"), StatsWindow::Week, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        week["api"].aggregate.count, 3,
+        "the week still sees every check"
+    );
+    // A second pass finds nothing more to delete.
+    assert_eq!(
+        store.prune(now, &retention).await.unwrap(),
+        Pruned::default()
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The command line. `patchbay` with no subcommand runs the bot. `--config` is global, so it
 //! goes before or after the subcommand. `status`, `migrate` and `backup` work on the database
-//! directly, with or without a running bot; `healthcheck` asks the running bot.
+//! directly, with or without a running bot; `restore` replaces it, only without one;
+//! `healthcheck` asks the running bot.
 
 mod apikey;
 mod sync;
@@ -59,6 +60,12 @@ pub enum Command {
     /// Write a consistent copy of the SQLite database to FILE, even while the bot runs.
     Backup {
         /// Where to write the copy (must not exist).
+        file: PathBuf,
+    },
+    /// Replace the database with a backup: checked (integrity, schema version), migrated, the
+    /// replaced database kept beside it. Refused while a patchbay runs on the database.
+    Restore {
+        /// The backup to restore (a file `patchbay backup` wrote).
         file: PathBuf,
     },
     /// GET /healthz on the running bot ([http].listen); exit 0 if healthy, 1 if not.
@@ -176,6 +183,7 @@ pub fn main() -> ExitCode {
             Command::Status { json } => status(&config, json).await,
             Command::Migrate => migrate(&config).await,
             Command::Backup { file } => backup(&config, &file).await,
+            Command::Restore { file } => restore(&config, &file).await,
             Command::Healthcheck => return healthcheck(&config).await,
             Command::Commands { action } => slash_commands(&config, action).await,
             Command::Sync { action } => {
@@ -348,6 +356,42 @@ async fn backup(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
     store.backup(file).await?;
     store.close().await;
     println!("backed up {} to {}", config.storage.url, file.display());
+    Ok(())
+}
+
+async fn restore(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let url = &config.storage.url;
+    let restored = crate::store::restore::restore(file, url, Utc::now()).await?;
+    println!(
+        "restored {} from {}",
+        restored.database.display(),
+        restored.from.display()
+    );
+    println!(
+        "  the backup passed SQLite's integrity check; its schema version is {}",
+        restored.backup_version
+    );
+    if restored.applied == 0 {
+        println!("  schema version {}: no migration needed", restored.version);
+    } else {
+        println!(
+            "  migrated to schema version {} ({} migration{} applied)",
+            restored.version,
+            restored.applied,
+            if restored.applied == 1 { "" } else { "s" }
+        );
+    }
+    if let Some(kept) = &restored.kept {
+        println!("  the replaced database is kept as {}", kept.display());
+    } else {
+        println!(
+            "  there was no database at {} before",
+            restored.database.display()
+        );
+    }
+    if let Some(why) = &restored.unchecked {
+        println!("  note: about the replaced database: {why}");
+    }
     Ok(())
 }
 

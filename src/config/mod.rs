@@ -198,8 +198,11 @@ pub struct StorageConfig {
     pub url: String,
     /// How long raw check results are kept.
     pub retention: Duration,
-    /// How long one-minute and one-hour rollups are kept, and resolved incidents with them.
+    /// How long one-hour rollups are kept, and transitions and resolved incidents with them.
     pub rollup_retention: Duration,
+    /// How long one-minute rollups are kept: a day at least (the 24-hour chart and `/status`'s
+    /// last hour read them), at most `rollup_retention`.
+    pub minute_rollup_retention: Duration,
     /// How long audit log entries are kept.
     pub audit_retention: Duration,
     /// Most check results written in one transaction.
@@ -339,6 +342,7 @@ const STORAGE_KEYS: &[&str] = &[
     "url",
     "retention",
     "rollup_retention",
+    "minute_rollup_retention",
     "audit_retention",
     "batch_size",
     "flush_interval",
@@ -624,6 +628,7 @@ fn read_storage(root: &Table<'_, '_>, d: &mut Diagnostics) -> StorageConfig {
         url: "sqlite://patchbay.db".into(),
         retention: Duration::from_secs(30 * 86_400),
         rollup_retention: Duration::from_secs(365 * 86_400),
+        minute_rollup_retention: DEFAULT_MINUTE_ROLLUP_RETENTION,
         audit_retention: Duration::from_secs(365 * 86_400),
         batch_size: 1000,
         flush_interval: Duration::from_millis(500),
@@ -643,6 +648,7 @@ fn read_storage(root: &Table<'_, '_>, d: &mut Diagnostics) -> StorageConfig {
         if let Some((retention, _)) = table.duration(d, "rollup_retention") {
             storage.rollup_retention = retention;
         }
+        read_minute_rollup_retention(&table, d, &mut storage);
         if let Some((retention, _)) = table.duration(d, "audit_retention") {
             storage.audit_retention = retention;
         }
@@ -654,6 +660,59 @@ fn read_storage(root: &Table<'_, '_>, d: &mut Diagnostics) -> StorageConfig {
         }
     }
     storage
+}
+
+/// How long one-minute rollups are kept unless `[storage].minute_rollup_retention` says.
+pub const DEFAULT_MINUTE_ROLLUP_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+
+/// The shortest `minute_rollup_retention`: the 24-hour chart draws a day of one-minute rollups
+/// (and `/status` reads the last hour of them). Retention deletes buckets that started before
+/// `now - retention`, and the chart reads those that start at or after `now - 24h`, so a day is
+/// enough.
+const MIN_MINUTE_ROLLUP_RETENTION: Duration = Duration::from_secs(86_400);
+
+/// Reads `minute_rollup_retention` (a day to `rollup_retention`). Unset, it is 7 days, or
+/// `rollup_retention` when that is shorter, so a config that kept every rollup less than a week
+/// keeps loading as it did.
+fn read_minute_rollup_retention(
+    table: &Table<'_, '_>,
+    d: &mut Diagnostics,
+    storage: &mut StorageConfig,
+) {
+    const KEY: &str = "minute_rollup_retention";
+    let Some((retention, at)) = table.duration(d, KEY) else {
+        storage.minute_rollup_retention =
+            DEFAULT_MINUTE_ROLLUP_RETENTION.min(storage.rollup_retention);
+        return;
+    };
+    let show = crate::duration::compact;
+    if retention < MIN_MINUTE_ROLLUP_RETENTION {
+        d.error(
+            Some(at),
+            table.key(KEY),
+            format!(
+                "{} is too short: the 24-hour chart and /status read a day of one-minute rollups",
+                show(retention)
+            ),
+            Some("use at least 1d; the default is 7d".into()),
+        );
+    } else if retention > storage.rollup_retention {
+        d.error(
+            Some(at),
+            table.key(KEY),
+            format!(
+                "{} is longer than rollup_retention ({}), which keeps the one-hour rollups",
+                show(retention),
+                show(storage.rollup_retention)
+            ),
+            Some(format!(
+                "use at most {}, or raise rollup_retention",
+                show(storage.rollup_retention)
+            )),
+        );
+    } else {
+        storage.minute_rollup_retention = retention;
+    }
 }
 
 /// Checks a database URL's scheme; the error is (message, fix).

@@ -17,6 +17,16 @@ fn boot_id() -> String {
         .map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
 }
 
+/// The host and pid a holder names (`host/boot id/pid`), for messages; `None` for a name of
+/// another shape.
+pub fn host_and_pid(holder: &str) -> Option<(&str, u32)> {
+    let mut parts = holder.rsplitn(3, '/');
+    let (Some(pid), Some(_boot), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    Some((host, pid.parse().ok()?))
+}
+
 /// Whether the process named by a lease's holder is known to be gone: it ran on this host since
 /// its last boot, and its pid no longer exists. Anything else (another host, no `/proc`) is
 /// presumed alive until its lease lapses.
@@ -50,5 +60,7 @@ mod tests {
         }
         assert!(!holder_is_dead("elsewhere/boot/4000000000"));
         assert!(!holder_is_dead("garbage"));
+        assert_eq!(host_and_pid("web-1/0f3c/4242"), Some(("web-1", 4242)));
+        assert_eq!(host_and_pid("garbage"), None);
     }
 }

@@ -13,6 +13,8 @@ pub mod actions;
 pub mod alerts;
 mod api_keys;
 pub mod lease;
+pub mod process_leases;
+pub mod restore;
 pub mod rollup;
 pub mod sync;
 pub mod writer;
@@ -47,6 +49,10 @@ where
         Err(err) => std::panic::resume_unwind(err.into_panic()),
     }
 }
+
+/// This build's migrations, embedded: what [`Store::migrate`] applies and what a restore
+/// compares a backup's history with.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
@@ -154,13 +160,26 @@ impl WindowStats {
     }
 }
 
+/// How long each kind of history is kept (`[storage]`'s retentions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Raw check results.
+    pub results: Duration,
+    /// One-minute rollups (the 24-hour chart and the last hour need a day of them).
+    pub minute_rollups: Duration,
+    /// One-hour rollups, and transitions with them.
+    pub hourly_rollups: Duration,
+}
+
 /// Rows removed by a retention pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pruned {
     /// Raw results deleted.
     pub results: u64,
-    /// Rollup rows deleted.
-    pub rollups: u64,
+    /// One-minute rollup rows deleted.
+    pub minute_rollups: u64,
+    /// One-hour rollup rows deleted.
+    pub hourly_rollups: u64,
 }
 
 /// The database.
@@ -271,9 +290,8 @@ impl Store {
     /// Applies pending migrations; returns how many were applied.
     #[instrument(skip_all)]
     pub async fn migrate(&self) -> Result<usize, StoreError> {
-        let migrator = sqlx::migrate!("./migrations/sqlite");
         let before = self.applied_migrations().await.unwrap_or(0);
-        migrator.run(&self.pool).await?;
+        MIGRATOR.run(&self.pool).await?;
         Ok(self.applied_migrations().await?.saturating_sub(before))
     }
 
@@ -596,32 +614,48 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes raw results older than `retention` and rollups and transitions older than
-    /// `rollup_retention`.
+    /// Deletes raw results, one-minute rollups, one-hour rollups and transitions older than
+    /// their `retention`. Each rollup resolution is deleted by its own range of the primary key
+    /// `(resolution, bucket, integration)`.
     #[instrument(skip_all)]
     pub async fn prune(
         &self,
         now: DateTime<Utc>,
-        retention: Duration,
-        rollup_retention: Duration,
+        retention: &Retention,
     ) -> Result<Pruned, StoreError> {
-        let raw_before = millis(now) - retention.as_millis() as i64;
-        let rollup_before = millis(now) - rollup_retention.as_millis() as i64;
+        let before = |kept: Duration| millis(now) - kept.as_millis() as i64;
         let results = sqlx::query("DELETE FROM check_results WHERE at_ms < $1")
-            .bind(raw_before)
+            .bind(before(retention.results))
             .execute(&self.pool)
             .await?
             .rows_affected();
-        let rollups = sqlx::query("DELETE FROM rollups WHERE bucket < $1")
-            .bind(rollup_before.div_euclid(1000))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let minute_rollups = self
+            .prune_rollups(rollup::MINUTE, before(retention.minute_rollups))
+            .await?;
+        let hourly_rollups = self
+            .prune_rollups(rollup::HOUR, before(retention.hourly_rollups))
+            .await?;
         sqlx::query("DELETE FROM transitions WHERE at_ms < $1")
-            .bind(rollup_before)
+            .bind(before(retention.hourly_rollups))
             .execute(&self.pool)
             .await?;
-        Ok(Pruned { results, rollups })
+        Ok(Pruned {
+            results,
+            minute_rollups,
+            hourly_rollups,
+        })
+    }
+
+    /// Deletes the rollups of `resolution` whose bucket started before `before_ms`.
+    async fn prune_rollups(&self, resolution: i64, before_ms: i64) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM rollups WHERE resolution = $1 AND bucket < $2")
+                .bind(resolution)
+                .bind(before_ms.div_euclid(1000))
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
     }
 
     /// Writes a consistent copy of the database to `dest` while it is in use (`VACUUM INTO`

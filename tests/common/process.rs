@@ -110,6 +110,11 @@ impl Process {
         self.lines.0.lock().unwrap().join("\n")
     }
 
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Sends `signal` (a `libc::SIG*`).
     pub fn signal(&self, signal: i32) {
         let child = self.child.as_ref().expect("running");
