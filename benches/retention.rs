@@ -24,22 +24,24 @@
 //!
 //! # Figures
 //!
-//! On the 2-core development machine (shared), 100 integrations, today's schema (rollups in a
-//! rowid table with its primary-key index and `rollups_by_integration`). The file is measured;
-//! the year is projected as above.
+//! On the 2-core development machine (shared), 100 integrations. The file is measured; the
+//! year is projected as above.
 //!
-//! | minute rollups kept | file at 30 days | minute rollup rows | a year (projected) |
-//! |---|---|---|---|
-//! | 7 days (the default now) | 963 MiB | 1,008,000 | 1,077 MiB |
-//! | 365 days (the old behaviour) | 1,413 MiB | 4,320,000 | 8,147 MiB |
+//! | rollups table | minute rollups kept | file at 30 days | minute rollup rows | a year (projected) |
+//! |---|---|---|---|---|
+//! | clustered (migration 0009) | 7 days (the default now) | 919.5 MiB | 1,008,000 | 1,001 MiB |
+//! | clustered (migration 0009) | 365 days (the old behaviour) | 1,255 MiB (projected) | 4,320,000 | 6,222 MiB |
+//! | rowid, before 0009 | 7 days | 963 MiB | 1,008,000 | 1,077 MiB |
+//! | rowid, before 0009 | 365 days | 1,413 MiB | 4,320,000 | 8,147 MiB |
 //!
-//! Both hold 8,640,000 results (809 MiB with their two indexes: 84% of the file with the new
-//! default) and 72,000 hourly rollups; a rollup row costs about 145 to 150 bytes with its two
-//! indexes. Simulating 30 days takes 130 to 145 s; a retention pass at most 47 ms. Run 45 days
-//! (`BENCH_DAYS=45`), the file grows from 963 to 981 MiB between day 30 and day 45, 1.2 MiB a
-//! day: 7 MiB in the rollups' b-trees (36,000 hourly rows), 9.5 MiB in the results' table and
-//! indexes, whose pages the deletions leave part-filled. Were that rate to hold all year, the
-//! file would reach about 1.33 GiB, a sixth of the old behaviour's year.
+//! Every run holds 8,640,000 results (809 MiB with their two indexes: 88% of the file with the
+//! new default) and 72,000 hourly rollups. A rollup row costs 106 bytes with its index in the
+//! clustered table (145 to 150 bytes in the rowid table with its two indexes). Simulating 30
+//! days takes 130 to 250 s (the machine was shared); a retention pass at most 87 ms. With the
+//! rowid table, a 45-day run (`BENCH_DAYS=45`) grew the file from 963 to 981 MiB between day 30
+//! and day 45, 1.2 MiB a day: 7 MiB in the rollups' b-trees (36,000 hourly rows), 9.5 MiB in the
+//! results' table and indexes, whose pages the deletions leave part-filled. Were that rate to
+//! hold all year, the file would reach about 1.3 GiB, a sixth of the old behaviour's year.
 //!
 //! # How to run
 //!
