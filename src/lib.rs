@@ -22,7 +22,7 @@ pub mod audit;
 pub mod chart;
 /// What a check may ask of a response: conditions, the SSRF guard, TLS certificates.
 pub mod check;
-/// The command line (clap): `run`, `check`, `status`, `migrate`, `backup`, `healthcheck`.
+/// The command line (clap): `run` and the other subcommands commands.md lists.
 pub mod cli;
 /// Loading and validating `patchbay.toml` and the environment.
 pub mod config;
