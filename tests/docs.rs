@@ -1,7 +1,8 @@
 //! The docs stay in step with the code: every CLI subcommand is documented in commands.md, so is
 //! every slash command option and the limit it is registered with, every REST API route the
-//! router serves (with the permission the OpenAPI document names for it), and the README's two
-//! set-up commands are the ones `.ci/run` and a user run.
+//! router serves (with the permission the OpenAPI document names for it), the README's two
+//! set-up commands are the ones `.ci/run` and a user run, and the packaging (Dockerfile, systemd
+//! unit) carries the crate's version and sets only variables patchbay reads.
 
 use clap::CommandFactory;
 use patchbay::cli::Cli;
@@ -181,6 +182,74 @@ fn commands_md_documents_every_rest_route_and_its_permission() {
                 "commands.md gives {method} {path} another permission than {permission}: {row}"
             ),
             None => assert!(row.contains("| none |"), "{row}"),
+        }
+    }
+}
+
+#[test]
+fn dockerfile_labels_the_image_with_the_crate_version() {
+    let dockerfile = std::fs::read_to_string("Dockerfile").unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        dockerfile
+            .lines()
+            .any(|line| line == format!("ARG VERSION={version}")),
+        "the Dockerfile's `ARG VERSION=` is not Cargo.toml's version {version}"
+    );
+}
+
+/// The names a line sets as `NAME=value` pairs (a Dockerfile's ENV, a unit's Environment=).
+fn assigned_names(line: &str) -> Vec<&str> {
+    line.split_whitespace()
+        .filter_map(|word| word.split_once('=').map(|(name, _)| name))
+        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .collect()
+}
+
+#[test]
+fn packaging_sets_only_variables_patchbay_reads() {
+    // A renamed variable would leave the container listening on loopback, or the database in
+    // the wrong place, without a word.
+    let dockerfile = std::fs::read_to_string("Dockerfile").unwrap();
+    // The image's environment is the last stage's; the build stage's is cargo's.
+    let runtime = dockerfile
+        .rsplit("\nFROM ")
+        .next()
+        .expect("the Dockerfile has stages");
+    let mut image = Vec::new();
+    let mut in_env = false;
+    for line in runtime.lines() {
+        if line.starts_with("ENV ") || in_env {
+            image.extend(assigned_names(line.trim_start_matches("ENV ")));
+            in_env = line.ends_with('\\');
+        }
+    }
+    let unit_file = std::fs::read_to_string("contrib/patchbay.service").unwrap();
+    let unit: Vec<&str> = unit_file
+        .lines()
+        .filter_map(|line| line.strip_prefix("Environment="))
+        .flat_map(assigned_names)
+        .collect();
+    for (what, set, needed) in [
+        (
+            "Dockerfile",
+            &image,
+            &["PATCHBAY_CONFIG", "DATABASE_URL", "PATCHBAY_HTTP_LISTEN"][..],
+        ),
+        (
+            "contrib/patchbay.service",
+            &unit,
+            &["PATCHBAY_CONFIG", "DATABASE_URL"][..],
+        ),
+    ] {
+        for name in needed {
+            assert!(set.contains(name), "{what} no longer sets {name}: {set:?}");
+        }
+        for name in set {
+            assert!(
+                patchbay::config::ENV_VARS.contains(name),
+                "{what} sets {name}, which patchbay does not read"
+            );
         }
     }
 }
