@@ -6,8 +6,8 @@
 # compose tools Debian packages, and prints a short report.
 #
 # Usage, as root on Debian bookworm with a Rust toolchain (rustc on PATH). From cold it makes the
-# build image (a minute or two) and a full release build (about 9 minutes on 2 cores); with the
-# dependency layer cached, about 2 minutes in all:
+# build image (about a minute) and a full release build (about 6 minutes on 2 cores); with the
+# dependency layer cached, under 2 minutes in all:
 #
 #     scripts/container-smoke.sh              # everything
 #     scripts/container-smoke.sh --base-only  # only make (or reuse) the local build image
