@@ -6,7 +6,7 @@
 //!
 //! Everything here is read with REST calls (no gateway), so it works from the CLI.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use poise::serenity_prelude as serenity;
 use serenity::{Permissions, StatusCode};
@@ -304,15 +304,17 @@ fn channels(config: &Config) -> Vec<(String, Snowflake)> {
 fn roles(config: &Config) -> Vec<(String, Snowflake)> {
     let mut out: Vec<(String, Snowflake)> = Vec::new();
     // Config grants are kept one per permission: a role is named once.
-    let mut granted = BTreeMap::new();
-    for grant in config
+    let granted: BTreeSet<u64> = config
         .grants
         .iter()
         .filter(|g| g.source == crate::access::GrantSource::Config)
-    {
-        granted.entry(grant.role.0).or_insert(grant.role);
-    }
-    out.extend(granted.into_values().map(|r| ("grant.role".to_string(), r)));
+        .map(|g| g.role.0)
+        .collect();
+    out.extend(
+        granted
+            .into_iter()
+            .map(|r| ("grant.role".to_string(), Snowflake(r))),
+    );
     for (index, route) in config.alerts.routes.iter().enumerate() {
         for role in &route.mention {
             out.push((format!("alerts.route[{index}].mention"), *role));

@@ -17,25 +17,27 @@ fn boot_id() -> String {
         .map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
 }
 
+/// The host, boot id and pid a holder names (`host/boot id/pid`); `None` for a name of
+/// another shape.
+fn parts(holder: &str) -> Option<(&str, &str, u32)> {
+    let mut parts = holder.rsplitn(3, '/');
+    let (Some(pid), Some(boot), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    Some((host, boot, pid.parse().ok()?))
+}
+
 /// The host and pid a holder names (`host/boot id/pid`), for messages; `None` for a name of
 /// another shape.
 pub fn host_and_pid(holder: &str) -> Option<(&str, u32)> {
-    let mut parts = holder.rsplitn(3, '/');
-    let (Some(pid), Some(_boot), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
-        return None;
-    };
-    Some((host, pid.parse().ok()?))
+    parts(holder).map(|(host, _, pid)| (host, pid))
 }
 
 /// Whether the process named by a lease's holder is known to be gone: it ran on this host since
 /// its last boot, and its pid no longer exists. Anything else (another host, no `/proc`) is
 /// presumed alive until its lease lapses.
 pub fn holder_is_dead(holder: &str) -> bool {
-    let mut parts = holder.rsplitn(3, '/');
-    let (Some(pid), Some(boot), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    let Ok(pid) = pid.parse::<u32>() else {
+    let Some((host, boot, pid)) = parts(holder) else {
         return false;
     };
     if host != host_name() || boot != boot_id() || boot == "unknown" {
